@@ -1,0 +1,238 @@
+/**
+ * Configuration: parsed once, validated, frozen. The only module that reads `process.env`
+ * (callers pass `process.env` in; tests pass their own object).
+ */
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_FORMATS = ['pretty', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+export const SECRET_ENV_NAMES = ['REPLICATE_WEBHOOK_SECRET', 'REPLICATE_WEBHOOK_SIGNING_SECRET'] as const;
+
+export interface ServeConfig {
+  readonly port: number;
+  readonly host: string;
+  readonly webhookPath: string;
+  readonly databaseUrl: string;
+  readonly secrets: readonly string[];
+  readonly toleranceSec: number;
+  readonly maxBodyBytes: number;
+  readonly acceptHexSignature: boolean;
+  readonly commitTimeoutMs: number;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+  readonly insecureSkipVerify: boolean;
+  readonly maxRejections: number;
+  readonly rejectionBodyBudgetBytes: number;
+  readonly adminToken: string | undefined;
+}
+
+/** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Every `serve` setting: drives the CLI flags and is checked against docs/configuration.md. */
+export interface SettingSpec {
+  readonly key: keyof ServeConfig;
+  /** Long flag without dashes, when the setting has one. */
+  readonly flag?: string;
+  /** The flag's value placeholder; absent for boolean switches. */
+  readonly valueName?: string;
+  readonly env?: readonly string[];
+  readonly defaultText: string;
+  readonly description: string;
+}
+
+export const SERVE_SETTINGS: readonly SettingSpec[] = [
+  { key: 'port', flag: 'port', valueName: 'port', env: ['PORT'], defaultText: '5000', description: 'listen port (0 picks a free port and prints it)' },
+  { key: 'host', flag: 'host', valueName: 'host', env: ['HOST'], defaultText: '0.0.0.0', description: 'listen address' },
+  { key: 'webhookPath', flag: 'path', valueName: 'path', env: ['INLET_WEBHOOK_PATH'], defaultText: '/replicate-webhook', description: 'where Replicate POSTs' },
+  { key: 'databaseUrl', flag: 'database', valueName: 'url', env: ['DATABASE_URL'], defaultText: 'sqlite:./data/inlet.db', description: '`sqlite:PATH`, a bare file path, or `postgres://…` / `postgresql://…`' },
+  { key: 'secrets', env: SECRET_ENV_NAMES, defaultText: 'none', description: 'one or more `whsec_…` secrets separated by spaces or commas (rotation); the first variable set wins' },
+  { key: 'toleranceSec', flag: 'tolerance', valueName: 'seconds', env: ['INLET_TOLERANCE_SECONDS'], defaultText: '300', description: 'allowed clock skew of `webhook-timestamp`, both directions; 0 turns the check off' },
+  { key: 'maxBodyBytes', flag: 'max-body', valueName: 'bytes', env: ['INLET_MAX_BODY_BYTES'], defaultText: '16777216', description: 'larger bodies get 413 `payload_too_large`' },
+  { key: 'acceptHexSignature', flag: 'accept-hex-signature', env: ['INLET_ACCEPT_HEX_SIGNATURE'], defaultText: 'off', description: "also accept the tutorial's `X-Replicate-Signature` hex scheme (env: `1`)" },
+  { key: 'commitTimeoutMs', flag: 'commit-timeout-ms', valueName: 'ms', env: ['INLET_COMMIT_TIMEOUT_MS'], defaultText: '5000', description: 'longest wait for a commit before answering 503 `storage_unavailable`' },
+  { key: 'logLevel', flag: 'log-level', valueName: 'level', env: ['INLET_LOG_LEVEL'], defaultText: 'info', description: `one of ${LOG_LEVELS.join(', ')}` },
+  { key: 'logFormat', flag: 'log-format', valueName: 'format', env: ['INLET_LOG_FORMAT'], defaultText: '`pretty` on a terminal, else `json`', description: 'one of pretty, json' },
+  { key: 'insecureSkipVerify', flag: 'insecure-skip-verify', defaultText: 'off', description: 'development only: accept unsigned requests (warns loudly at start)' },
+  { key: 'maxRejections', env: ['INLET_MAX_REJECTIONS'], defaultText: '10000', description: 'rejected requests kept, newest first (their bodies at most 256 MiB in all)' },
+  { key: 'adminToken', env: ['INLET_ADMIN_TOKEN'], defaultText: 'none', description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only' },
+];
+
+/** Values from command-line flags, as commander hands them over (strings and booleans). */
+export type ServeFlags = Partial<Record<string, string | boolean | undefined>>;
+
+const DEFAULTS = {
+  port: 5000,
+  host: '0.0.0.0',
+  webhookPath: '/replicate-webhook',
+  databaseUrl: 'sqlite:./data/inlet.db',
+  toleranceSec: 300,
+  maxBodyBytes: 16 * 1024 * 1024,
+  commitTimeoutMs: 5000,
+  logLevel: 'info',
+  maxRejections: 10_000,
+  rejectionBodyBudgetBytes: 256 * 1024 * 1024,
+} as const;
+
+/** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
+export function parseSecretList(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value.split(/[\s,]+/).filter((s) => s.length > 0);
+}
+
+/** `REPLICATE_WEBHOOK_SECRET`, else `REPLICATE_WEBHOOK_SIGNING_SECRET`; empty counts as unset. */
+export function readSecretsFromEnv(env: Env): { secrets: string[]; source: string | undefined } {
+  for (const name of SECRET_ENV_NAMES) {
+    const secrets = parseSecretList(env[name]);
+    if (secrets.length > 0) return { secrets, source: name };
+  }
+  return { secrets: [], source: undefined };
+}
+
+export const SECRET_HELP =
+  'Set REPLICATE_WEBHOOK_SECRET to your Replicate webhook signing secret (whsec_…). Get it with: ' +
+  'curl -s -H "Authorization: Bearer $REPLICATE_API_TOKEN" https://api.replicate.com/v1/webhooks/default/secret';
+
+/** A secret must be `whsec_` + base64 (or bare base64) that decodes to at least one byte. */
+export function checkSecret(secret: string, setting: string): void {
+  const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(body) || Buffer.from(body, 'base64').length === 0) {
+    throw new ConfigError(setting, `${setting}: a secret must look like whsec_<base64>; got one that does not.`);
+  }
+}
+
+function pick(flags: ServeFlags, flag: string | undefined, env: Env, envNames: readonly string[] | undefined) {
+  if (flag !== undefined) {
+    const value = flags[camel(flag)];
+    if (value !== undefined) return { value, setting: `--${flag}` };
+  }
+  for (const name of envNames ?? []) {
+    const value = env[name];
+    if (value !== undefined && value !== '') return { value, setting: name };
+  }
+  return undefined;
+}
+
+function camel(flag: string): string {
+  return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function spec(key: keyof ServeConfig): SettingSpec {
+  const found = SERVE_SETTINGS.find((s) => s.key === key);
+  if (found === undefined) throw new Error(`no setting ${key}`);
+  return found;
+}
+
+function intSetting(
+  flags: ServeFlags,
+  env: Env,
+  key: keyof ServeConfig,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const s = spec(key);
+  const got = pick(flags, s.flag, env, s.env);
+  if (got === undefined) return fallback;
+  const text = String(got.value).trim();
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new ConfigError(got.setting, `${got.setting} must be a whole number from ${min} to ${max}; got "${text}".`);
+  }
+  return value;
+}
+
+function boolSetting(flags: ServeFlags, env: Env, key: keyof ServeConfig): boolean {
+  const s = spec(key);
+  const got = pick(flags, s.flag, env, s.env);
+  if (got === undefined) return false;
+  if (typeof got.value === 'boolean') return got.value;
+  const text = got.value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(text)) return true;
+  if (['0', 'false', 'no', 'off'].includes(text)) return false;
+  throw new ConfigError(got.setting, `${got.setting} must be 1 or 0; got "${got.value}".`);
+}
+
+function choiceSetting<T extends string>(
+  flags: ServeFlags,
+  env: Env,
+  key: keyof ServeConfig,
+  choices: readonly T[],
+  fallback: T,
+): T {
+  const s = spec(key);
+  const got = pick(flags, s.flag, env, s.env);
+  if (got === undefined) return fallback;
+  const text = String(got.value).trim().toLowerCase();
+  if (!(choices as readonly string[]).includes(text)) {
+    throw new ConfigError(got.setting, `${got.setting} must be one of ${choices.join(', ')}; got "${String(got.value)}".`);
+  }
+  return text as T;
+}
+
+function stringSetting(flags: ServeFlags, env: Env, key: keyof ServeConfig, fallback: string): string {
+  const s = spec(key);
+  const got = pick(flags, s.flag, env, s.env);
+  return got === undefined ? fallback : String(got.value);
+}
+
+export interface ParseServeOptions {
+  /** Whether stdout is a terminal (picks the default log format). */
+  isTty: boolean;
+}
+
+export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServeOptions): ServeConfig {
+  const port = intSetting(flags, env, 'port', DEFAULTS.port, 0, 65535);
+  const host = stringSetting(flags, env, 'host', DEFAULTS.host).trim();
+  if (host === '') throw new ConfigError('--host', '--host must not be empty.');
+  const webhookPath = stringSetting(flags, env, 'webhookPath', DEFAULTS.webhookPath);
+  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(webhookPath) || webhookPath.startsWith('/api/') || webhookPath === '/api') {
+    throw new ConfigError(
+      '--path',
+      `--path must be a URL path starting with "/" (and not under /api); got "${webhookPath}".`,
+    );
+  }
+  const databaseUrl = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();
+  if (databaseUrl === '') throw new ConfigError('--database', '--database must not be empty.');
+
+  const { secrets, source } = readSecretsFromEnv(env);
+  for (const secret of secrets) checkSecret(secret, source ?? 'REPLICATE_WEBHOOK_SECRET');
+  const insecureSkipVerify = boolSetting(flags, env, 'insecureSkipVerify');
+  if (secrets.length === 0 && !insecureSkipVerify) {
+    throw new ConfigError('REPLICATE_WEBHOOK_SECRET', `No webhook secret: REPLICATE_WEBHOOK_SECRET is not set. ${SECRET_HELP}`);
+  }
+
+  const logLevel = choiceSetting(flags, env, 'logLevel', LOG_LEVELS, DEFAULTS.logLevel);
+  const logFormat = choiceSetting(flags, env, 'logFormat', LOG_FORMATS, options.isTty ? 'pretty' : 'json');
+  const adminToken = stringSetting(flags, env, 'adminToken', '');
+
+  return Object.freeze({
+    port,
+    host,
+    webhookPath,
+    databaseUrl,
+    secrets: Object.freeze(secrets),
+    toleranceSec: intSetting(flags, env, 'toleranceSec', DEFAULTS.toleranceSec, 0, 10 * 365 * 24 * 3600),
+    maxBodyBytes: intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1024, 1024 * 1024 * 1024),
+    acceptHexSignature: boolSetting(flags, env, 'acceptHexSignature'),
+    commitTimeoutMs: intSetting(flags, env, 'commitTimeoutMs', DEFAULTS.commitTimeoutMs, 1, 600_000),
+    logLevel,
+    logFormat,
+    insecureSkipVerify,
+    maxRejections: intSetting(flags, env, 'maxRejections', DEFAULTS.maxRejections, 0, 10_000_000),
+    rejectionBodyBudgetBytes: DEFAULTS.rejectionBodyBudgetBytes,
+    adminToken: adminToken === '' ? undefined : adminToken,
+  });
+}

@@ -1,0 +1,160 @@
+import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
+
+/** How a delivery was authenticated (CONTRACT §5). `poll` is reserved for the reconciler. */
+export const SCHEMES = ['standard', 'hex', 'unsigned', 'poll'] as const;
+export type Scheme = (typeof SCHEMES)[number];
+
+/** One accepted delivery, verified and parsed, ready to commit. */
+export interface IncomingEvent {
+  /** The delivery key (CONTRACT §3): `webhook-id`, or `sha256:<hex>` of the body. */
+  key: string;
+  scheme: Scheme;
+  receivedAtMs: number;
+  /** `webhook-timestamp` in whole seconds, when the delivery had one. */
+  webhookTimestampSec: number | null;
+  /** Request headers with lower-case names, signatures already redacted. */
+  headers: Record<string, string>;
+  /** The raw body, byte-exact. */
+  body: Buffer;
+  /** The parsed body (a JSON object with non-empty string `id` and `status`). */
+  object: ReplicateObject;
+}
+
+export interface CommitOutcome {
+  /** The delivery key was already stored; only its duplicate counter moved. */
+  duplicate: boolean;
+  /** The event replaced the folded state. */
+  applied: boolean;
+  /** A terminal event disagreeing with an earlier terminal status (kept, never applied). */
+  conflict: boolean;
+}
+
+export interface NewRejection {
+  receivedAtMs: number;
+  code: string;
+  message: string;
+  remoteAddress: string;
+  /** Lower-case names, redacted. */
+  headers: Record<string, string>;
+  /** Already cut to what is kept (64 KiB, or whole for authenticated invalid_json/invalid_payload). */
+  body: Buffer;
+}
+
+export interface RejectionLimits {
+  /** Newest rows kept (INLET_MAX_REJECTIONS). */
+  maxRows: number;
+  /** Sum of kept bodies, newest first. */
+  maxBodyBytes: number;
+}
+
+/** Keyset pages: the store fetches `limit` rows after `after` and says whether more exist. */
+export interface Page<T> {
+  items: T[];
+  hasMore: boolean;
+}
+
+export interface PredictionKeyset {
+  lastReceivedAtMs: number;
+  id: string;
+}
+
+export interface PredictionQuery {
+  statuses?: readonly string[];
+  model?: string;
+  /** Case-insensitive substring of id or model. */
+  q?: string;
+  sinceMs?: number;
+  untilMs?: number;
+  limit: number;
+  after?: PredictionKeyset;
+}
+
+export interface SeqQuery {
+  limit: number;
+  /** The `seq` of the last row of the previous page. */
+  after?: number;
+}
+
+/** One folded object as listed: no input, output or logs. */
+export interface ObjectSummaryRecord {
+  id: string;
+  kind: ObjectKind;
+  status: string;
+  model: string | null;
+  eventCount: number;
+  conflictCount: number;
+  firstReceivedAtMs: number;
+  lastReceivedAtMs: number;
+  /** The folded object minus `input`, `output` and `logs`. */
+  summary: Record<string, unknown>;
+}
+
+export interface ObjectRecord extends ObjectSummaryRecord {
+  /** The folded object: exactly the winning event's body. */
+  object: ReplicateObject;
+  winningEventKey: string;
+}
+
+export interface EventRecord {
+  key: string;
+  seq: number;
+  objectId: string;
+  receivedAtMs: number;
+  webhookTimestampSec: number | null;
+  status: string;
+  scheme: Scheme;
+  duplicates: number;
+  conflict: boolean;
+}
+
+export interface EventDetailRecord extends EventRecord {
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+export interface RejectionRecord {
+  id: string;
+  seq: number;
+  receivedAtMs: number;
+  code: string;
+  message: string;
+  remoteAddress: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** What differs between dialects, as flags (never `if (postgres)` outside store/). */
+export interface StoreCapabilities {
+  /** How many group commits may run at once (SQLite has one writer). */
+  readonly maxConcurrentCommits: number;
+  /** Several processes may share this store (PostgreSQL). */
+  readonly multiInstance: boolean;
+}
+
+export interface Store {
+  readonly dialect: string;
+  readonly capabilities: StoreCapabilities;
+  /** Where the data lives, for messages (a file path, or a URL without its password). */
+  readonly location: string;
+
+  /**
+   * Commits every event in one transaction: insert (dedupe on key), fold, all or nothing.
+   * Returns one outcome per event, in order. Repeated keys inside one batch: the first is stored,
+   * later ones count as duplicates. Throws `StoreUnavailableError` when it cannot commit now.
+   */
+  commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]>;
+  /** Appends rejections and trims the log to its limits. */
+  recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void>;
+
+  listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>>;
+  getPrediction(id: string): Promise<ObjectRecord | undefined>;
+  /** Events of one object in the order received. */
+  listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>>;
+  getEvent(key: string): Promise<EventDetailRecord | undefined>;
+  /** Newest first; `after` is the seq of the last row seen. */
+  listRejections(query: SeqQuery): Promise<Page<RejectionRecord>>;
+
+  /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

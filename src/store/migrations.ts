@@ -1,0 +1,106 @@
+/**
+ * One portable migration set: every dialect runs the same statements, with the few type spellings
+ * that differ supplied by `DialectTypes`. Migrations are append-only: never edit one that shipped.
+ */
+
+/** Type spellings that differ between dialects. */
+export interface DialectTypes {
+  /** Raw bytes: `BLOB` / `BYTEA`. */
+  readonly blob: string;
+  /** 64-bit integer (epoch milliseconds): `INTEGER` / `BIGINT`. */
+  readonly bigint: string;
+  /** Auto-numbered 64-bit primary key column type and constraint. */
+  readonly serialPrimaryKey: string;
+}
+
+export interface Migration {
+  /** Strictly increasing; recorded in `schema_migrations`. */
+  readonly id: number;
+  readonly name: string;
+  up(t: DialectTypes): readonly string[];
+}
+
+export const SCHEMA_MIGRATIONS_TABLE = 'schema_migrations';
+
+export function createSchemaMigrationsSql(t: DialectTypes): string {
+  return `CREATE TABLE IF NOT EXISTS ${SCHEMA_MIGRATIONS_TABLE} (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  applied_at ${t.bigint} NOT NULL
+)`;
+}
+
+export const SELECT_APPLIED_MIGRATIONS_SQL = `SELECT id FROM ${SCHEMA_MIGRATIONS_TABLE} ORDER BY id`;
+export const INSERT_APPLIED_MIGRATION_SQL = `INSERT INTO ${SCHEMA_MIGRATIONS_TABLE} (id, name, applied_at) VALUES (?, ?, ?)`;
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    id: 1,
+    name: 'events_objects_rejections',
+    up: (t) => [
+      // Booleans are INTEGER 0/1 in every dialect so the statements stay identical.
+      `CREATE TABLE events (
+  seq ${t.serialPrimaryKey},
+  delivery_key TEXT NOT NULL UNIQUE,
+  object_id TEXT NOT NULL,
+  status TEXT NOT NULL,
+  scheme TEXT NOT NULL,
+  received_at ${t.bigint} NOT NULL,
+  webhook_ts ${t.bigint},
+  headers TEXT NOT NULL,
+  body ${t.blob} NOT NULL,
+  duplicates INTEGER NOT NULL DEFAULT 0,
+  conflict INTEGER NOT NULL DEFAULT 0
+)`,
+      'CREATE INDEX events_object_seq ON events (object_id, seq)',
+      `CREATE TABLE objects (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  status_rank INTEGER NOT NULL,
+  model TEXT,
+  observed_at ${t.bigint} NOT NULL,
+  logs_len ${t.bigint} NOT NULL,
+  output_kind TEXT NOT NULL,
+  output_len ${t.bigint} NOT NULL,
+  winning_event_key TEXT NOT NULL,
+  summary TEXT NOT NULL,
+  event_count ${t.bigint} NOT NULL,
+  conflict_count ${t.bigint} NOT NULL,
+  first_received_at ${t.bigint} NOT NULL,
+  last_received_at ${t.bigint} NOT NULL
+)`,
+      'CREATE INDEX objects_recent ON objects (last_received_at DESC, id DESC)',
+      'CREATE INDEX objects_status_recent ON objects (status, last_received_at, id)',
+      'CREATE INDEX objects_model_recent ON objects (model, last_received_at, id)',
+      `CREATE TABLE rejections (
+  seq ${t.serialPrimaryKey},
+  id TEXT NOT NULL UNIQUE,
+  received_at ${t.bigint} NOT NULL,
+  code TEXT NOT NULL,
+  message TEXT NOT NULL,
+  remote_address TEXT NOT NULL,
+  headers TEXT NOT NULL,
+  body ${t.blob} NOT NULL,
+  body_len ${t.bigint} NOT NULL
+)`,
+      // Covers the trim's count and running byte total without touching the bodies.
+      'CREATE INDEX rejections_seq_body_len ON rejections (seq, body_len)',
+    ],
+  },
+];
+
+export interface MigrationPlan {
+  pending: Migration[];
+  /** Applied ids this code does not know: the database was migrated by a newer Inlet. */
+  unknown: number[];
+}
+
+export function planMigrations(appliedIds: Iterable<number>, migrations = MIGRATIONS): MigrationPlan {
+  const applied = new Set(appliedIds);
+  const known = new Set(migrations.map((m) => m.id));
+  return {
+    pending: migrations.filter((m) => !applied.has(m.id)),
+    unknown: [...applied].filter((id) => !known.has(id)).sort((a, b) => a - b),
+  };
+}

@@ -1,0 +1,82 @@
+import { decideFold, foldFactsOf, type FoldDecision, type FoldFacts } from '../replicate/fold.js';
+import { isTrainingOutput, type ObjectKind, type ReplicateObject } from '../replicate/types.js';
+import type { IncomingEvent } from './types.js';
+
+/** The folded state of one object as the store keeps it (one `objects` row), minus the summary. */
+export interface ObjectState {
+  id: string;
+  kind: ObjectKind;
+  facts: FoldFacts;
+  model: string | null;
+  winningEventKey: string;
+  eventCount: number;
+  conflictCount: number;
+  firstReceivedAtMs: number;
+  lastReceivedAtMs: number;
+}
+
+export interface FoldStep {
+  decision: FoldDecision;
+  next: ObjectState;
+  /** The new summary JSON, only when the event replaced the folded object. */
+  summaryJson: string | undefined;
+}
+
+/** Fields left out of summaries: the big ones (CONTRACT §5). */
+const SUMMARY_OMITTED = new Set(['input', 'output', 'logs']);
+
+export function summaryOf(object: ReplicateObject): Record<string, unknown> {
+  const summary: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(object)) {
+    if (!SUMMARY_OMITTED.has(name)) summary[name] = value;
+  }
+  return summary;
+}
+
+/**
+ * What one new (non-duplicate) event does to its object, CONTRACT §4. Dialect-independent: each
+ * dialect reads the current state inside its transaction, calls this, and writes `next` back.
+ */
+export function foldEvent(current: ObjectState | undefined, event: IncomingEvent): FoldStep {
+  const { object } = event;
+  const observedAtSec = event.webhookTimestampSec ?? Math.floor(event.receivedAtMs / 1000);
+  const facts = foldFactsOf(object, observedAtSec);
+  const decision = decideFold(current?.facts, facts);
+  const kind: ObjectKind =
+    current?.kind === 'training' || isTrainingOutput(object.output) ? 'training' : 'prediction';
+  const eventCount = (current?.eventCount ?? 0) + 1;
+  // Concurrent requests may commit slightly out of receive order: never move backwards.
+  const lastReceivedAtMs = Math.max(current?.lastReceivedAtMs ?? event.receivedAtMs, event.receivedAtMs);
+  const firstReceivedAtMs = current?.firstReceivedAtMs ?? event.receivedAtMs;
+
+  if (decision === 'apply' || current === undefined) {
+    // The model column feeds filters: keep the last known model when the winning body has none.
+    const model = typeof object.model === 'string' ? object.model : (current?.model ?? null);
+    return {
+      decision,
+      next: {
+        id: object.id,
+        kind,
+        facts,
+        model,
+        winningEventKey: event.key,
+        eventCount,
+        conflictCount: current?.conflictCount ?? 0,
+        firstReceivedAtMs,
+        lastReceivedAtMs,
+      },
+      summaryJson: JSON.stringify(summaryOf(object)),
+    };
+  }
+  return {
+    decision,
+    next: {
+      ...current,
+      kind,
+      eventCount,
+      conflictCount: current.conflictCount + (decision === 'conflict' ? 1 : 0),
+      lastReceivedAtMs,
+    },
+    summaryJson: undefined,
+  };
+}

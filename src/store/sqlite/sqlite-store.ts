@@ -1,0 +1,418 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, statSync, type Stats } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { DatabaseNotFoundError, StoreUnavailableError } from '../errors.js';
+import {
+  createSchemaMigrationsSql,
+  INSERT_APPLIED_MIGRATION_SQL,
+  planMigrations,
+  SELECT_APPLIED_MIGRATIONS_SQL,
+  type DialectTypes,
+} from '../migrations.js';
+import { foldEvent } from '../object-state.js';
+import type { OpenStoreOptions, StoreLogger } from '../options.js';
+import {
+  COUNT_DUPLICATE_SQL,
+  eventDetailFromRow,
+  eventFromRow,
+  FLAG_CONFLICT_SQL,
+  GET_EVENT_SQL,
+  GET_PREDICTION_SQL,
+  INSERT_EVENT_SQL,
+  INSERT_OBJECT_SQL,
+  INSERT_REJECTION_SQL,
+  insertEventParams,
+  insertObjectParams,
+  insertRejectionParams,
+  listEventsQuery,
+  listPredictionsQuery,
+  listRejectionsQuery,
+  objectStateFromRow,
+  predictionFromRow,
+  rejectionFromRow,
+  REJECTION_TOTALS_SQL,
+  REPLACE_OBJECT_SQL,
+  replaceObjectParams,
+  SELECT_OBJECT_STATE_SQL,
+  summaryFromRow,
+  toNumber,
+  toPage,
+  TOUCH_OBJECT_SQL,
+  touchObjectParams,
+  TRIM_REJECTIONS_BY_BYTES_SQL,
+  TRIM_REJECTIONS_BY_ROWS_SQL,
+  type EventDetailRow,
+  type EventRow,
+  type ObjectStateRow,
+  type PredictionRow,
+  type RejectionRow,
+  type RejectionTotalsRow,
+  type SqlQuery,
+  type SqlValue,
+  type SummaryRow,
+} from '../statements.js';
+import type {
+  CommitOutcome,
+  EventDetailRecord,
+  EventRecord,
+  IncomingEvent,
+  NewRejection,
+  ObjectRecord,
+  ObjectSummaryRecord,
+  Page,
+  PredictionQuery,
+  RejectionLimits,
+  RejectionRecord,
+  SeqQuery,
+  Store,
+  StoreCapabilities,
+} from '../types.js';
+import { toStoreError } from './sqlite-errors.js';
+
+export const SQLITE_TYPES: DialectTypes = {
+  blob: 'BLOB',
+  bigint: 'INTEGER',
+  // AUTOINCREMENT: a trimmed rejection's seq is never handed out again, so cursors stay valid.
+  serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
+};
+
+export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
+  maxConcurrentCommits: 1,
+  multiInstance: false,
+});
+
+export interface SqliteStoreOptions extends OpenStoreOptions {
+  /**
+   * How long a statement waits for another process's lock before failing with
+   * `StoreUnavailableError`. better-sqlite3 waits synchronously, blocking the event loop, so this stays
+   * short in `serve` mode; the ingest batcher retries asynchronously.
+   */
+  busyTimeoutMs?: number;
+}
+
+export const DEFAULT_SERVE_BUSY_TIMEOUT_MS = 25;
+/** CLI reads may wait: nothing else runs on their event loop. */
+export const DEFAULT_READ_BUSY_TIMEOUT_MS = 5000;
+/** Migrations run once at start; waiting for a starting sibling process is fine there. */
+const MIGRATION_BUSY_TIMEOUT_MS = 5000;
+const CACHE_SIZE_KIB = 32 * 1024;
+const MEMORY_PATH = ':memory:';
+const MAX_CACHED_STATEMENTS = 64;
+const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
+
+export interface SqlitePragmas {
+  journalMode: string;
+  /** 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
+  synchronous: number;
+  busyTimeoutMs: number;
+}
+
+/** Opens (and in `serve` mode creates and migrates) the SQLite database at `path`. */
+export async function openSqliteStore(path: string, options: SqliteStoreOptions): Promise<SqliteStore> {
+  const location = path === MEMORY_PATH ? path : resolve(path);
+  return options.mode === 'serve' ? openForServe(location, options) : openForRead(location, options);
+}
+
+function openForServe(location: string, options: SqliteStoreOptions): SqliteStore {
+  let db: Database.Database | undefined;
+  try {
+    if (location !== MEMORY_PATH) mkdirSync(dirname(location), { recursive: true });
+    db = new Database(location);
+    db.pragma(`busy_timeout = ${MIGRATION_BUSY_TIMEOUT_MS}`);
+    // WAL: readers (the CLI) never block the writer and see only committed data.
+    const journalMode = db.pragma('journal_mode = WAL', { simple: true });
+    if (journalMode !== 'wal' && location !== MEMORY_PATH) {
+      throw new Error(`SQLite database ${location} refused WAL journal mode (got ${String(journalMode)})`);
+    }
+    // FULL fsyncs the WAL on every commit: a 200 is only sent after a commit, and must survive power
+    // loss. NORMAL in WAL mode may lose the last commits on power loss. Group commit pays the cost once
+    // per batch.
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma(`cache_size = -${CACHE_SIZE_KIB}`);
+    migrate(db, location, options.logger);
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_SERVE_BUSY_TIMEOUT_MS}`);
+    return new SqliteStore(db, location, 'serve');
+  } catch (error) {
+    db?.close();
+    if (isFsError(error)) {
+      throw new StoreUnavailableError(
+        `Cannot create the directory of SQLite database ${location} (${error.code})`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw toStoreError(error, 'opening', location);
+  }
+}
+
+function openForRead(location: string, options: SqliteStoreOptions): SqliteStore {
+  if (location === MEMORY_PATH) {
+    throw new DatabaseNotFoundError('An in-memory SQLite database holds no Inlet data to read.');
+  }
+  let stat: Stats | undefined;
+  try {
+    stat = statSync(location, { throwIfNoEntry: false });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new DatabaseNotFoundError(`No Inlet database at ${location} (${code}; nothing was created).`, {
+      cause: error,
+    });
+  }
+  if (stat === undefined) {
+    throw new DatabaseNotFoundError(`No Inlet database at ${location} (nothing was created).`);
+  }
+  if (!stat.isFile()) {
+    throw new DatabaseNotFoundError(`${location} is not a file, so it is not an Inlet database.`);
+  }
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(location, { readonly: true, fileMustExist: true });
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_READ_BUSY_TIMEOUT_MS}`);
+    const found = new Set(
+      (db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map(
+        (row) => row.name,
+      ),
+    );
+    if (!INLET_TABLES.every((table) => found.has(table))) {
+      throw new DatabaseNotFoundError(
+        `${location} is not an Inlet database (it has no Inlet tables; \`inlet serve\` creates them).`,
+      );
+    }
+    const applied = (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) =>
+      toNumber(r.id),
+    );
+    const plan = planMigrations(applied);
+    if (plan.pending.length > 0) {
+      options.logger?.warn(
+        { location, pending: plan.pending.map((m) => m.id) },
+        'Database schema is older than this Inlet; run `inlet serve` once to migrate it',
+      );
+    }
+    return new SqliteStore(db, location, 'read');
+  } catch (error) {
+    db?.close();
+    if (error instanceof DatabaseNotFoundError) throw error;
+    if (error instanceof Database.SqliteError && error.code === 'SQLITE_NOTADB') {
+      throw new DatabaseNotFoundError(`${location} is not an Inlet database (not a SQLite file).`, {
+        cause: error,
+      });
+    }
+    throw toStoreError(error, 'opening', location);
+  }
+}
+
+function migrate(db: Database.Database, location: string, logger: StoreLogger | undefined): void {
+  const applyAll = db.transaction(() => {
+    db.exec(createSchemaMigrationsSql(SQLITE_TYPES));
+    const applied = (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) =>
+      toNumber(r.id),
+    );
+    const plan = planMigrations(applied);
+    if (plan.unknown.length > 0) {
+      throw new Error(
+        `SQLite database ${location} was migrated by a newer Inlet (unknown migrations ${plan.unknown.join(', ')}); upgrade Inlet`,
+      );
+    }
+    const record = db.prepare(INSERT_APPLIED_MIGRATION_SQL);
+    for (const migration of plan.pending) {
+      for (const statement of migration.up(SQLITE_TYPES)) db.exec(statement);
+      record.run(migration.id, migration.name, Date.now());
+    }
+    return plan.pending.map((m) => m.id);
+  });
+  const done = applyAll.immediate();
+  if (done.length > 0) logger?.info({ location, migrations: done }, 'Applied database migrations');
+}
+
+function isFsError(error: unknown): error is NodeJS.ErrnoException & { code: string } {
+  return (
+    error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && 'syscall' in error
+  );
+}
+
+type Statement = Database.Statement<SqlValue[]>;
+
+/** The single-node store: one better-sqlite3 connection, synchronous, WAL. */
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite';
+  readonly capabilities = SQLITE_CAPABILITIES;
+  readonly location: string;
+  readonly mode: OpenStoreOptions['mode'];
+
+  #db: Database.Database;
+  #closed = false;
+  #dynamic = new Map<string, Statement>();
+  #insertEvent: Statement;
+  #countDuplicate: Statement;
+  #flagConflict: Statement;
+  #selectObjectState: Statement;
+  #insertObject: Statement;
+  #replaceObject: Statement;
+  #touchObject: Statement;
+  #insertRejection: Statement;
+  #rejectionTotals: Statement;
+  #trimByRows: Statement;
+  #trimByBytes: Statement;
+  #getPrediction: Statement;
+  #getEvent: Statement;
+  #ping: Statement;
+  #commitBatch: Database.Transaction<(events: readonly IncomingEvent[]) => CommitOutcome[]>;
+  #recordBatch: Database.Transaction<(rows: readonly NewRejection[], limits: RejectionLimits) => void>;
+
+  /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
+  constructor(db: Database.Database, location: string, mode: OpenStoreOptions['mode']) {
+    this.#db = db;
+    this.location = location;
+    this.mode = mode;
+    const prepare = (sql: string) => db.prepare<SqlValue[]>(sql);
+    this.#insertEvent = prepare(INSERT_EVENT_SQL);
+    this.#countDuplicate = prepare(COUNT_DUPLICATE_SQL);
+    this.#flagConflict = prepare(FLAG_CONFLICT_SQL);
+    this.#selectObjectState = prepare(SELECT_OBJECT_STATE_SQL);
+    this.#insertObject = prepare(INSERT_OBJECT_SQL);
+    this.#replaceObject = prepare(REPLACE_OBJECT_SQL);
+    this.#touchObject = prepare(TOUCH_OBJECT_SQL);
+    this.#insertRejection = prepare(INSERT_REJECTION_SQL);
+    this.#rejectionTotals = prepare(REJECTION_TOTALS_SQL);
+    this.#trimByRows = prepare(TRIM_REJECTIONS_BY_ROWS_SQL);
+    this.#trimByBytes = prepare(TRIM_REJECTIONS_BY_BYTES_SQL);
+    this.#getPrediction = prepare(GET_PREDICTION_SQL);
+    this.#getEvent = prepare(GET_EVENT_SQL);
+    this.#ping = prepare('SELECT 1');
+    this.#commitBatch = db.transaction((events: readonly IncomingEvent[]) =>
+      events.map((event) => this.#commitOne(event)),
+    );
+    this.#recordBatch = db.transaction((rows: readonly NewRejection[], limits: RejectionLimits) =>
+      this.#recordAndTrim(rows, limits),
+    );
+  }
+
+  async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
+    this.#assertWritable();
+    if (events.length === 0) return [];
+    // IMMEDIATE takes the write lock up front: a busy database fails here, before any work.
+    return this.#run('committing events', () => this.#commitBatch.immediate(events));
+  }
+
+  async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {
+    this.#assertWritable();
+    if (rows.length === 0) return;
+    this.#run('recording rejections', () => this.#recordBatch.immediate(rows, limits));
+  }
+
+  async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
+    const rows = this.#all<SummaryRow>('listing predictions', listPredictionsQuery(query));
+    return toPage(rows, query.limit, summaryFromRow);
+  }
+
+  async getPrediction(id: string): Promise<ObjectRecord | undefined> {
+    const row = this.#run(
+      'reading a prediction',
+      () => this.#getPrediction.get(id) as PredictionRow | undefined,
+    );
+    return row === undefined ? undefined : predictionFromRow(row);
+  }
+
+  async listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>> {
+    const rows = this.#all<EventRow>('listing events', listEventsQuery(objectId, query));
+    return toPage(rows, query.limit, eventFromRow);
+  }
+
+  async getEvent(key: string): Promise<EventDetailRecord | undefined> {
+    const row = this.#run('reading an event', () => this.#getEvent.get(key) as EventDetailRow | undefined);
+    return row === undefined ? undefined : eventDetailFromRow(row);
+  }
+
+  async listRejections(query: SeqQuery): Promise<Page<RejectionRecord>> {
+    const rows = this.#all<RejectionRow>('listing rejections', listRejectionsQuery(query));
+    return toPage(rows, query.limit, rejectionFromRow);
+  }
+
+  async ping(): Promise<void> {
+    this.#run('answering a ping', () => this.#ping.get());
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.mode === 'serve') {
+      try {
+        // SQLite's advice for long-lived connections: refresh planner statistics on close.
+        this.#db.pragma('optimize');
+      } catch {
+        // Best effort: closing matters more.
+      }
+    }
+    this.#db.close();
+  }
+
+  /** The connection's settings, for diagnostics and tests. */
+  pragmas(): SqlitePragmas {
+    return this.#run('reading pragmas', () => ({
+      journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
+      synchronous: toNumber(this.#db.pragma('synchronous', { simple: true })),
+      busyTimeoutMs: toNumber(this.#db.pragma('busy_timeout', { simple: true })),
+    }));
+  }
+
+  #commitOne(event: IncomingEvent): CommitOutcome {
+    if (this.#insertEvent.run(...insertEventParams(event)).changes === 0) {
+      this.#countDuplicate.run(event.key);
+      return { duplicate: true, applied: false, conflict: false };
+    }
+    const row = this.#selectObjectState.get(event.object.id) as ObjectStateRow | undefined;
+    const current = row === undefined ? undefined : objectStateFromRow(row);
+    const step = foldEvent(current, event);
+    if (step.summaryJson === undefined) {
+      this.#touchObject.run(...touchObjectParams(step.next));
+    } else if (current === undefined) {
+      this.#insertObject.run(...insertObjectParams(step.next, step.summaryJson));
+    } else {
+      this.#replaceObject.run(...replaceObjectParams(step.next, step.summaryJson));
+    }
+    if (step.decision === 'conflict') this.#flagConflict.run(event.key);
+    return { duplicate: false, applied: step.decision === 'apply', conflict: step.decision === 'conflict' };
+  }
+
+  #recordAndTrim(rows: readonly NewRejection[], limits: RejectionLimits): void {
+    for (const row of rows) {
+      this.#insertRejection.run(
+        ...insertRejectionParams(`rej_${randomBytes(12).toString('base64url')}`, row),
+      );
+    }
+    const totals = this.#rejectionTotals.get() as RejectionTotalsRow;
+    if (toNumber(totals.row_count) > limits.maxRows) this.#trimByRows.run(limits.maxRows);
+    if (toNumber(totals.body_bytes) > limits.maxBodyBytes) this.#trimByBytes.run(limits.maxBodyBytes);
+  }
+
+  #all<Row>(doing: string, query: SqlQuery): Row[] {
+    return this.#run(doing, () => this.#prepareCached(query.sql).all(...query.params) as Row[]);
+  }
+
+  /** List queries vary only by which filters are present: a handful of shapes, each prepared once. */
+  #prepareCached(sql: string): Statement {
+    let statement = this.#dynamic.get(sql);
+    if (statement === undefined) {
+      if (this.#dynamic.size >= MAX_CACHED_STATEMENTS) this.#dynamic.clear();
+      statement = this.#db.prepare<SqlValue[]>(sql);
+      this.#dynamic.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #run<T>(doing: string, work: () => T): T {
+    if (this.#closed) throw new StoreUnavailableError(`SQLite database ${this.location} is closed`);
+    try {
+      return work();
+    } catch (error) {
+      throw toStoreError(error, doing, this.location);
+    }
+  }
+
+  #assertWritable(): void {
+    if (this.mode === 'read') throw new Error(`SQLite database ${this.location} was opened read-only`);
+  }
+}

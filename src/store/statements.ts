@@ -1,0 +1,399 @@
+/**
+ * The SQL every dialect runs, with `?` placeholders (`numberPlaceholders` turns them into `$1…`),
+ * the parameter lists in the order the statements expect, and row → record mappers that accept what
+ * any driver returns (numbers as number, bigint or string; bytes as Buffer or Uint8Array).
+ */
+import type { OutputKind } from '../replicate/fold.js';
+import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
+import type { ObjectState } from './object-state.js';
+import type {
+  EventDetailRecord,
+  EventRecord,
+  IncomingEvent,
+  NewRejection,
+  ObjectRecord,
+  Page,
+  ObjectSummaryRecord,
+  PredictionQuery,
+  RejectionRecord,
+  Scheme,
+  SeqQuery,
+} from './types.js';
+
+export type SqlValue = string | number | bigint | Buffer | null;
+export interface SqlQuery {
+  sql: string;
+  params: SqlValue[];
+}
+
+// ---- commit path ----
+
+export const INSERT_EVENT_SQL = `INSERT INTO events
+  (delivery_key, object_id, status, scheme, received_at, webhook_ts, headers, body, duplicates, conflict)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
+  ON CONFLICT (delivery_key) DO NOTHING`;
+
+export function insertEventParams(event: IncomingEvent): SqlValue[] {
+  return [
+    event.key,
+    event.object.id,
+    event.object.status,
+    event.scheme,
+    event.receivedAtMs,
+    event.webhookTimestampSec,
+    JSON.stringify(event.headers),
+    event.body,
+  ];
+}
+
+/** Params: delivery key. */
+export const COUNT_DUPLICATE_SQL = 'UPDATE events SET duplicates = duplicates + 1 WHERE delivery_key = ?';
+/** Params: delivery key. */
+export const FLAG_CONFLICT_SQL = 'UPDATE events SET conflict = 1 WHERE delivery_key = ?';
+
+const STATE_COLUMNS = `id, kind, status, status_rank, model, observed_at, logs_len, output_kind, output_len,
+  winning_event_key, event_count, conflict_count, first_received_at, last_received_at`;
+
+/** Params: object id. A dialect with row locks appends its locking clause. */
+export const SELECT_OBJECT_STATE_SQL = `SELECT ${STATE_COLUMNS} FROM objects WHERE id = ?`;
+
+export const INSERT_OBJECT_SQL = `INSERT INTO objects (${STATE_COLUMNS}, summary)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+export function insertObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
+  const { facts } = state;
+  return [
+    state.id,
+    state.kind,
+    facts.status,
+    facts.rank,
+    state.model,
+    facts.observedAtSec,
+    facts.logsLength,
+    facts.outputKind,
+    facts.outputLength,
+    state.winningEventKey,
+    state.eventCount,
+    state.conflictCount,
+    state.firstReceivedAtMs,
+    state.lastReceivedAtMs,
+    summaryJson,
+  ];
+}
+
+/** The event replaced the folded object. */
+export const REPLACE_OBJECT_SQL = `UPDATE objects SET
+  kind = ?, status = ?, status_rank = ?, model = ?, observed_at = ?, logs_len = ?, output_kind = ?,
+  output_len = ?, winning_event_key = ?, summary = ?, event_count = ?, conflict_count = ?, last_received_at = ?
+  WHERE id = ?`;
+
+export function replaceObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
+  const { facts } = state;
+  return [
+    state.kind,
+    facts.status,
+    facts.rank,
+    state.model,
+    facts.observedAtSec,
+    facts.logsLength,
+    facts.outputKind,
+    facts.outputLength,
+    state.winningEventKey,
+    summaryJson,
+    state.eventCount,
+    state.conflictCount,
+    state.lastReceivedAtMs,
+    state.id,
+  ];
+}
+
+/** The event was kept but not applied (ignored or conflict): only counters and times move. */
+export const TOUCH_OBJECT_SQL = `UPDATE objects SET kind = ?, event_count = ?, conflict_count = ?, last_received_at = ?
+  WHERE id = ?`;
+
+export function touchObjectParams(state: ObjectState): SqlValue[] {
+  return [state.kind, state.eventCount, state.conflictCount, state.lastReceivedAtMs, state.id];
+}
+
+export interface ObjectStateRow {
+  id: string;
+  kind: string;
+  status: string;
+  status_rank: unknown;
+  model: string | null;
+  observed_at: unknown;
+  logs_len: unknown;
+  output_kind: string;
+  output_len: unknown;
+  winning_event_key: string;
+  event_count: unknown;
+  conflict_count: unknown;
+  first_received_at: unknown;
+  last_received_at: unknown;
+}
+
+export function objectStateFromRow(row: ObjectStateRow): ObjectState {
+  return {
+    id: row.id,
+    kind: row.kind as ObjectKind,
+    facts: {
+      status: row.status,
+      rank: toNumber(row.status_rank),
+      observedAtSec: toNumber(row.observed_at),
+      logsLength: toNumber(row.logs_len),
+      outputKind: row.output_kind as OutputKind,
+      outputLength: toNumber(row.output_len),
+    },
+    model: row.model,
+    winningEventKey: row.winning_event_key,
+    eventCount: toNumber(row.event_count),
+    conflictCount: toNumber(row.conflict_count),
+    firstReceivedAtMs: toNumber(row.first_received_at),
+    lastReceivedAtMs: toNumber(row.last_received_at),
+  };
+}
+
+// ---- rejections ----
+
+export const INSERT_REJECTION_SQL = `INSERT INTO rejections
+  (id, received_at, code, message, remote_address, headers, body, body_len)
+  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+
+export function insertRejectionParams(id: string, row: NewRejection): SqlValue[] {
+  return [
+    id,
+    row.receivedAtMs,
+    row.code,
+    row.message,
+    row.remoteAddress,
+    JSON.stringify(row.headers),
+    row.body,
+    row.body.length,
+  ];
+}
+
+export const REJECTION_TOTALS_SQL =
+  'SELECT COUNT(*) AS row_count, COALESCE(SUM(body_len), 0) AS body_bytes FROM rejections';
+
+export interface RejectionTotalsRow {
+  row_count: unknown;
+  body_bytes: unknown;
+}
+
+/** Params: rows to keep. Deletes everything older than the newest `maxRows`. */
+export const TRIM_REJECTIONS_BY_ROWS_SQL = `DELETE FROM rejections
+  WHERE seq <= (SELECT seq FROM rejections ORDER BY seq DESC LIMIT 1 OFFSET ?)`;
+
+/** Params: body bytes to keep. Deletes from the newest row whose running total (newest first) exceeds it. */
+export const TRIM_REJECTIONS_BY_BYTES_SQL = `DELETE FROM rejections
+  WHERE seq <= (
+    SELECT MAX(seq) FROM (
+      SELECT seq, SUM(body_len) OVER (ORDER BY seq DESC) AS running FROM rejections
+    ) ranked
+    WHERE running > ?
+  )`;
+
+// ---- read side ----
+
+const SUMMARY_COLUMNS =
+  'id, kind, status, model, event_count, conflict_count, first_received_at, last_received_at, summary';
+
+/** LIKE pattern matching `text` literally anywhere, escaped with `\`. */
+export function containsPattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+export function listPredictionsQuery(query: PredictionQuery): SqlQuery {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  if (query.statuses !== undefined && query.statuses.length > 0) {
+    where.push(`status IN (${query.statuses.map(() => '?').join(', ')})`);
+    params.push(...query.statuses);
+  }
+  if (query.model !== undefined) {
+    where.push('model = ?');
+    params.push(query.model);
+  }
+  if (query.q !== undefined) {
+    const pattern = containsPattern(query.q.toLowerCase());
+    where.push("(lower(id) LIKE ? ESCAPE '\\' OR lower(model) LIKE ? ESCAPE '\\')");
+    params.push(pattern, pattern);
+  }
+  if (query.sinceMs !== undefined) {
+    where.push('last_received_at >= ?');
+    params.push(query.sinceMs);
+  }
+  if (query.untilMs !== undefined) {
+    where.push('last_received_at <= ?');
+    params.push(query.untilMs);
+  }
+  if (query.after !== undefined) {
+    where.push('(last_received_at < ? OR (last_received_at = ? AND id < ?))');
+    params.push(query.after.lastReceivedAtMs, query.after.lastReceivedAtMs, query.after.id);
+  }
+  // One extra row tells whether another page exists.
+  params.push(query.limit + 1);
+  const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')} ` : '';
+  return {
+    sql: `SELECT ${SUMMARY_COLUMNS} FROM objects ${whereSql}ORDER BY last_received_at DESC, id DESC LIMIT ?`,
+    params,
+  };
+}
+
+/** Params: object id. */
+export const GET_PREDICTION_SQL = `SELECT o.id, o.kind, o.status, o.model, o.event_count, o.conflict_count,
+  o.first_received_at, o.last_received_at, o.summary, o.winning_event_key, e.body AS winning_body
+  FROM objects o JOIN events e ON e.delivery_key = o.winning_event_key
+  WHERE o.id = ?`;
+
+const EVENT_COLUMNS =
+  'delivery_key, seq, object_id, received_at, webhook_ts, status, scheme, duplicates, conflict';
+
+export function listEventsQuery(objectId: string, query: SeqQuery): SqlQuery {
+  return {
+    sql: `SELECT ${EVENT_COLUMNS} FROM events WHERE object_id = ? AND seq > ? ORDER BY seq LIMIT ?`,
+    params: [objectId, query.after ?? 0, query.limit + 1],
+  };
+}
+
+/** Params: delivery key. */
+export const GET_EVENT_SQL = `SELECT ${EVENT_COLUMNS}, headers, body FROM events WHERE delivery_key = ?`;
+
+const REJECTION_COLUMNS = 'id, seq, received_at, code, message, remote_address, headers, body';
+
+export function listRejectionsQuery(query: SeqQuery): SqlQuery {
+  return query.after === undefined
+    ? {
+        sql: `SELECT ${REJECTION_COLUMNS} FROM rejections ORDER BY seq DESC LIMIT ?`,
+        params: [query.limit + 1],
+      }
+    : {
+        sql: `SELECT ${REJECTION_COLUMNS} FROM rejections WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
+        params: [query.after, query.limit + 1],
+      };
+}
+
+export interface SummaryRow {
+  id: string;
+  kind: string;
+  status: string;
+  model: string | null;
+  event_count: unknown;
+  conflict_count: unknown;
+  first_received_at: unknown;
+  last_received_at: unknown;
+  summary: string;
+}
+
+export interface PredictionRow extends SummaryRow {
+  winning_event_key: string;
+  winning_body: Uint8Array;
+}
+
+export interface EventRow {
+  delivery_key: string;
+  seq: unknown;
+  object_id: string;
+  received_at: unknown;
+  webhook_ts: unknown;
+  status: string;
+  scheme: string;
+  duplicates: unknown;
+  conflict: unknown;
+}
+
+export interface EventDetailRow extends EventRow {
+  headers: string;
+  body: Uint8Array;
+}
+
+export interface RejectionRow {
+  id: string;
+  seq: unknown;
+  received_at: unknown;
+  code: string;
+  message: string;
+  remote_address: string;
+  headers: string;
+  body: Uint8Array;
+}
+
+export function summaryFromRow(row: SummaryRow): ObjectSummaryRecord {
+  return {
+    id: row.id,
+    kind: row.kind as ObjectKind,
+    status: row.status,
+    model: row.model,
+    eventCount: toNumber(row.event_count),
+    conflictCount: toNumber(row.conflict_count),
+    firstReceivedAtMs: toNumber(row.first_received_at),
+    lastReceivedAtMs: toNumber(row.last_received_at),
+    summary: JSON.parse(row.summary) as Record<string, unknown>,
+  };
+}
+
+export function predictionFromRow(row: PredictionRow): ObjectRecord {
+  return {
+    ...summaryFromRow(row),
+    object: JSON.parse(toBuffer(row.winning_body).toString('utf8')) as ReplicateObject,
+    winningEventKey: row.winning_event_key,
+  };
+}
+
+export function eventFromRow(row: EventRow): EventRecord {
+  return {
+    key: row.delivery_key,
+    seq: toNumber(row.seq),
+    objectId: row.object_id,
+    receivedAtMs: toNumber(row.received_at),
+    webhookTimestampSec: row.webhook_ts === null ? null : toNumber(row.webhook_ts),
+    status: row.status,
+    scheme: row.scheme as Scheme,
+    duplicates: toNumber(row.duplicates),
+    conflict: toNumber(row.conflict) !== 0,
+  };
+}
+
+export function eventDetailFromRow(row: EventDetailRow): EventDetailRecord {
+  return {
+    ...eventFromRow(row),
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    body: toBuffer(row.body),
+  };
+}
+
+export function rejectionFromRow(row: RejectionRow): RejectionRecord {
+  return {
+    id: row.id,
+    seq: toNumber(row.seq),
+    receivedAtMs: toNumber(row.received_at),
+    code: row.code,
+    message: row.message,
+    remoteAddress: row.remote_address,
+    headers: JSON.parse(row.headers) as Record<string, string>,
+    body: toBuffer(row.body),
+  };
+}
+
+/** Splits the extra row fetched by the list queries off into `hasMore`. */
+export function toPage<Row, T>(rows: Row[], limit: number, map: (row: Row) => T): Page<T> {
+  return { items: rows.slice(0, limit).map(map), hasMore: rows.length > limit };
+}
+
+export function toNumber(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'bigint' || typeof value === 'string') return Number(value);
+  if (typeof value === 'boolean') return value ? 1 : 0;
+  throw new TypeError(`Expected a number from the database, got ${typeof value}`);
+}
+
+function toBuffer(value: Uint8Array | null): Buffer {
+  if (value === null) return Buffer.alloc(0);
+  return Buffer.isBuffer(value) ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+}
+
+/** `?` → `$1, $2, …` for drivers with numbered placeholders (our SQL has no `?` inside literals). */
+export function numberPlaceholders(sql: string): string {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+}

@@ -236,3 +236,10 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     adminToken: adminToken === '' ? undefined : adminToken,
   });
 }
+
+/** The database for commands that only read it (`inlet predictions`, `inlet events`). */
+export function parseDatabaseSetting(flags: ServeFlags, env: Env): string {
+  const url = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();
+  if (url === '') throw new ConfigError('--database', '--database must not be empty.');
+  return url;
+}

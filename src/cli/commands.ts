@@ -1,8 +1,18 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
+import { registerEmulateCommand } from './emulate-command.js';
+import { registerReadCommands } from './read-commands.js';
+import { registerServeCommand } from './serve-command.js';
+import { registerSignCommand } from './sign-command.js';
+import { registerTriggerCommand } from './trigger-command.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 /** One place that lists every verb; each lives in its own file. */
 export function registerCommands(program: Command, ctx: CliContext): void {
-  void program;
-  void ctx;
+  registerServeCommand(program, ctx);
+  registerReadCommands(program, ctx);
+  registerVerifyCommand(program, ctx);
+  registerSignCommand(program, ctx);
+  registerEmulateCommand(program, ctx);
+  registerTriggerCommand(program, ctx);
 }

@@ -1,0 +1,155 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Logger } from 'pino';
+import { type ErrorCode, ERROR_STATUS, errorBody } from '../errors.js';
+import type { ReplicateObject } from '../replicate/types.js';
+import type { IncomingEvent, Scheme } from '../store/types.js';
+import { bodyDeliveryKey, createVerifier, hasSignatureHeaders, type Verifier } from '../verify/index.js';
+import type { CommitBatcher } from './commit-batcher.js';
+import { headerValue, isJsonContentType, redactHeaders } from './headers.js';
+import type { RejectionLog } from './rejection-log.js';
+
+export interface IngestOptions {
+  secrets: readonly string[];
+  toleranceSec: number;
+  acceptHexSignature: boolean;
+  insecureSkipVerify: boolean;
+  /** Seconds a 503 asks the sender to wait. */
+  retryAfterSec?: number;
+  /** Injectable clock for the timestamp check. */
+  nowSec?: () => number;
+}
+
+export interface WebhookRequest {
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  remoteAddress: string;
+  receivedAtMs: number;
+}
+
+export interface WebhookAnswer {
+  status: number;
+  body: object;
+  headers?: Record<string, string>;
+}
+
+/** Rejected bodies are kept up to this size, except authenticated bodies that failed parsing (kept whole). */
+export const REJECTION_BODY_BYTES = 64 * 1024;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The webhook pipeline of CONTRACT §3, from the content type on (method and size are checked before the body is read). */
+export class Ingest {
+  readonly #options: IngestOptions;
+  readonly #batcher: CommitBatcher;
+  readonly #rejections: RejectionLog;
+  readonly #logger: Logger;
+  readonly #verify: Verifier;
+
+  constructor(options: IngestOptions, batcher: CommitBatcher, rejections: RejectionLog, logger: Logger) {
+    this.#options = options;
+    this.#verify = createVerifier({
+      secrets: options.secrets,
+      toleranceSec: options.toleranceSec,
+      acceptHex: options.acceptHexSignature,
+      ...(options.nowSec ? { nowSec: options.nowSec } : {}),
+    });
+    this.#batcher = batcher;
+    this.#rejections = rejections;
+    this.#logger = logger;
+  }
+
+  /** Answers a request that failed before its body could be read (405, 413). */
+  reject(request: Omit<WebhookRequest, 'body'> & { body?: Buffer }, code: ErrorCode, message: string): WebhookAnswer {
+    return this.#reject({ ...request, body: request.body ?? Buffer.alloc(0) }, code, message, false);
+  }
+
+  async accept(request: WebhookRequest): Promise<WebhookAnswer> {
+    const { headers, body } = request;
+    const contentType = headerValue(headers, 'content-type');
+    if (!isJsonContentType(contentType)) {
+      return this.#reject(request, 'unsupported_media_type', `Content-Type must be JSON (application/json); got "${contentType ?? ''}".`, false);
+    }
+
+    let scheme: Scheme;
+    let key: string;
+    let webhookTimestampSec: number | null = null;
+    const signed = hasSignatureHeaders(headers);
+    if (this.#options.insecureSkipVerify && (!signed || this.#options.secrets.length === 0)) {
+      scheme = 'unsigned';
+      key = headerValue(headers, 'webhook-id') ?? bodyDeliveryKey(body);
+    } else {
+      const verified = this.#verify(body, headers);
+      if (!verified.ok) return this.#reject(request, verified.code, verified.message, false);
+      scheme = verified.scheme;
+      key = verified.key;
+      webhookTimestampSec = verified.timestampSec;
+    }
+
+    const authenticated = scheme !== 'unsigned';
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(utf8.decode(body));
+    } catch {
+      return this.#reject(request, 'invalid_json', 'The body is not valid JSON (UTF-8).', authenticated);
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      return this.#reject(request, 'invalid_json', 'The body is JSON but not a JSON object.', authenticated);
+    }
+    const object = parsed as Record<string, unknown>;
+    if (typeof object.id !== 'string' || object.id === '' || typeof object.status !== 'string' || object.status === '') {
+      return this.#reject(
+        request,
+        'invalid_payload',
+        'The body must be a Replicate prediction: a JSON object with a non-empty string "id" and "status".',
+        authenticated,
+      );
+    }
+
+    const event: IncomingEvent = {
+      key,
+      scheme,
+      receivedAtMs: request.receivedAtMs,
+      webhookTimestampSec,
+      headers: redactHeaders(headers),
+      body,
+      object: object as ReplicateObject,
+    };
+    const result = await this.#batcher.submit(event);
+    const log = this.#logger.child({ predictionId: object.id, deliveryId: key });
+    if (!result.ok) {
+      log.warn({ reason: result.reason }, `Could not store webhook for prediction ${object.id}: answering 503`);
+      return {
+        status: ERROR_STATUS.storage_unavailable,
+        headers: { 'retry-after': String(this.#options.retryAfterSec ?? 2) },
+        body: errorBody(
+          'storage_unavailable',
+          result.reason === 'timeout'
+            ? 'The store could not commit this delivery in time; retry later.'
+            : 'The store failed to commit this delivery; retry later.',
+        ),
+      };
+    }
+    const { duplicate, conflict } = result.outcome;
+    if (duplicate) {
+      log.info(`Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`);
+    } else {
+      log.info({ scheme, conflict }, `Received webhook for prediction ${object.id} with status ${object.status}`);
+    }
+    return { status: 200, body: { received: true, duplicate } };
+  }
+
+  #reject(request: WebhookRequest, code: ErrorCode, message: string, authenticated: boolean): WebhookAnswer {
+    const status = ERROR_STATUS[code];
+    this.#logger.info({ code, status, remoteAddress: request.remoteAddress }, `Rejected webhook: ${code}`);
+    this.#rejections.record({
+      receivedAtMs: request.receivedAtMs,
+      code,
+      message,
+      remoteAddress: request.remoteAddress,
+      headers: redactHeaders(request.headers),
+      body: authenticated ? request.body : request.body.subarray(0, REJECTION_BODY_BYTES),
+    });
+    const headers: Record<string, string> = code === 'method_not_allowed' ? { allow: 'POST' } : {};
+    return { status, headers, body: errorBody(code, message) };
+  }
+}

@@ -1,0 +1,170 @@
+import type { Logger } from 'pino';
+import { StoreUnavailableError } from '../store/errors.js';
+import type { CommitOutcome, IncomingEvent, Store } from '../store/types.js';
+
+export type CommitResult = { ok: true; outcome: CommitOutcome } | { ok: false; reason: 'timeout' | 'error' };
+
+export interface CommitBatcherOptions {
+  commitTimeoutMs: number;
+  /** Largest group committed in one transaction. */
+  maxBatch?: number;
+  /** First pause after a failed commit; doubles up to maxRetryDelayMs. */
+  retryDelayMs?: number;
+  maxRetryDelayMs?: number;
+  logger: Logger;
+}
+
+interface Pending {
+  event: IncomingEvent;
+  settled: boolean;
+  timer: NodeJS.Timeout;
+  resolve(result: CommitResult): void;
+}
+
+/**
+ * Group commit: deliveries that arrive while a commit runs share the next transaction (one fsync),
+ * and each caller waits for its own commit. A caller whose commit does not land within the commit
+ * timeout gets `timeout` (answered 503, so Replicate retries); a store that cannot commit is retried
+ * in the background, never by blocking the event loop.
+ */
+export class CommitBatcher {
+  readonly #store: Store;
+  readonly #timeoutMs: number;
+  readonly #maxBatch: number;
+  readonly #retryDelayMs: number;
+  readonly #maxRetryDelayMs: number;
+  readonly #logger: Logger;
+  #queue: Pending[] = [];
+  #inFlight = 0;
+  #scheduled = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #failures = 0;
+  #idleWaiters: (() => void)[] = [];
+
+  constructor(store: Store, options: CommitBatcherOptions) {
+    this.#store = store;
+    this.#timeoutMs = options.commitTimeoutMs;
+    this.#maxBatch = options.maxBatch ?? 512;
+    this.#retryDelayMs = options.retryDelayMs ?? 20;
+    this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
+    this.#logger = options.logger;
+  }
+
+  /** False while the store is failing to commit (drives /readyz). */
+  get healthy(): boolean {
+    return this.#failures === 0;
+  }
+
+  get pending(): number {
+    return this.#queue.length + this.#inFlight;
+  }
+
+  submit(event: IncomingEvent): Promise<CommitResult> {
+    return new Promise<CommitResult>((resolve) => {
+      const item: Pending = {
+        event,
+        settled: false,
+        resolve,
+        timer: setTimeout(() => this.#settle(item, { ok: false, reason: 'timeout' }), this.#timeoutMs),
+      };
+      this.#queue.push(item);
+      this.#schedule();
+    });
+  }
+
+  /** Resolves once nothing is queued or committing (for shutdown). */
+  drain(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #settle(item: Pending, result: CommitResult): void {
+    if (item.settled) return;
+    item.settled = true;
+    clearTimeout(item.timer);
+    item.resolve(result);
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#retryTimer !== undefined) return;
+    if (this.#inFlight >= this.#store.capabilities.maxConcurrentCommits) return;
+    this.#scheduled = true;
+    // setImmediate lets every request already parsed in this turn join the batch.
+    setImmediate(() => {
+      this.#scheduled = false;
+      void this.#flush();
+    });
+  }
+
+  async #flush(): Promise<void> {
+    // Callers that already got their 503 are not committed: Replicate will retry them.
+    this.#queue = this.#queue.filter((p) => !p.settled);
+    if (this.#queue.length === 0) {
+      this.#notifyIdle();
+      return;
+    }
+    const batch = this.#queue.splice(0, this.#maxBatch);
+    this.#inFlight++;
+    try {
+      const outcomes = await this.#store.commitEvents(batch.map((p) => p.event));
+      this.#recovered();
+      batch.forEach((p, i) => {
+        const outcome = outcomes[i];
+        this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
+      });
+    } catch (error) {
+      if (error instanceof StoreUnavailableError) {
+        this.#failed(error);
+        this.#queue.unshift(...batch);
+      } else if (batch.length > 1) {
+        // An unexpected error: commit one by one so a single bad event cannot hold back the rest.
+        this.#logger.error({ err: error, batch: batch.length }, 'commit failed; retrying events one by one');
+        await this.#commitEach(batch);
+      } else {
+        this.#logger.error({ err: error, deliveryId: batch[0]?.event.key }, 'commit failed');
+        batch.forEach((p) => this.#settle(p, { ok: false, reason: 'error' }));
+      }
+    } finally {
+      this.#inFlight--;
+    }
+    if (this.#queue.length > 0) this.#schedule();
+    else this.#notifyIdle();
+  }
+
+  async #commitEach(batch: Pending[]): Promise<void> {
+    for (const p of batch) {
+      if (p.settled) continue;
+      try {
+        const [outcome] = await this.#store.commitEvents([p.event]);
+        this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
+      } catch (error) {
+        this.#logger.error({ err: error, deliveryId: p.event.key }, 'commit failed');
+        this.#settle(p, { ok: false, reason: 'error' });
+      }
+    }
+  }
+
+  #failed(error: StoreUnavailableError): void {
+    this.#failures++;
+    const delay = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 10));
+    if (this.#failures === 1 || this.#failures % 50 === 0) {
+      this.#logger.warn({ err: error.message, attempt: this.#failures, retryInMs: delay }, 'store cannot commit; retrying');
+    }
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.#schedule();
+    }, delay);
+  }
+
+  #recovered(): void {
+    if (this.#failures > 0) this.#logger.info({ failedAttempts: this.#failures }, 'store commits again');
+    this.#failures = 0;
+  }
+
+  #notifyIdle(): void {
+    if (this.pending > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    waiters.forEach((w) => w());
+  }
+}

@@ -1,0 +1,34 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** Header values that never leave Inlet: not in the API, not in logs. */
+export const REDACTED_HEADERS = ['webhook-signature', 'x-replicate-signature', 'authorization', 'cookie'] as const;
+export const REDACTED = '[redacted]';
+
+/** Lower-case names, one string per header, secrets replaced by "[redacted]". */
+export function redactHeaders(headers: IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const lower = name.toLowerCase();
+    out[lower] = (REDACTED_HEADERS as readonly string[]).includes(lower)
+      ? REDACTED
+      : Array.isArray(value)
+        ? value.join(', ')
+        : value;
+  }
+  return out;
+}
+
+/** The first non-empty value of a header (a present but empty header counts as absent). */
+export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  const first = Array.isArray(value) ? value.find((v) => v.trim() !== '') : value;
+  return first === undefined || first.trim() === '' ? undefined : first;
+}
+
+/** JSON = `application/json` with any parameters, or any `type/subtype+json`; a missing header is accepted. */
+export function isJsonContentType(contentType: string | undefined): boolean {
+  if (contentType === undefined || contentType.trim() === '') return true;
+  const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
+  return mediaType === 'application/json' || /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(mediaType);
+}

@@ -1,0 +1,17 @@
+import type { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import pretty from 'pino-pretty';
+import type { LogFormat, LogLevel } from './config.js';
+
+/** One logger for the process; secrets and signatures are never passed to it. */
+export function createLogger(options: { level: LogLevel; format: LogFormat; stream: Writable }): Logger {
+  const base = {
+    level: options.level,
+    base: undefined,
+    redact: { paths: ['headers.authorization', 'headers["webhook-signature"]', 'headers["x-replicate-signature"]'], censor: '[redacted]' },
+  };
+  if (options.format === 'pretty') {
+    return pino(base, pretty({ destination: options.stream, colorize: false, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }));
+  }
+  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, options.stream);
+}

@@ -1,0 +1,101 @@
+import type { PredictionKeyset, PredictionQuery, SeqQuery } from '../store/types.js';
+
+/** A query parameter that cannot be used: answered 400 `invalid_query`. */
+export class InvalidQueryError extends Error {
+  override readonly name = 'InvalidQueryError';
+}
+
+export type QueryParams = Record<string, string | string[] | undefined>;
+
+export const DEFAULT_LIMIT = 50;
+export const MAX_LIMIT = 200;
+
+/** An empty parameter counts as absent; a repeated one is refused rather than guessed at. */
+function param(query: QueryParams, name: string): string | undefined {
+  const value = query[name];
+  if (Array.isArray(value)) throw new InvalidQueryError(`"${name}" may be given once.`);
+  return value === undefined || value === '' ? undefined : value;
+}
+
+export function parseLimit(query: QueryParams): number {
+  const text = param(query, 'limit');
+  if (text === undefined) return DEFAULT_LIMIT;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_LIMIT) {
+    throw new InvalidQueryError(`"limit" must be a whole number from 1 to ${MAX_LIMIT}; got "${text}".`);
+  }
+  return value;
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function parseTime(query: QueryParams, name: string): number | undefined {
+  const text = param(query, name);
+  if (text === undefined) return undefined;
+  const ms = RFC3339.test(text) ? Date.parse(text.replace(' ', 'T')) : NaN;
+  if (Number.isNaN(ms)) throw new InvalidQueryError(`"${name}" must be an RFC 3339 time like 2026-11-27T13:38:07Z; got "${text}".`);
+  return ms;
+}
+
+function encodeCursor(value: unknown): string {
+  return Buffer.from(JSON.stringify(value)).toString('base64url');
+}
+
+function decodeCursor(query: QueryParams): unknown {
+  const text = param(query, 'cursor');
+  if (text === undefined) return undefined;
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(text)) throw new Error('not base64url');
+    return JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
+  } catch {
+    throw new InvalidQueryError('"cursor" is not a cursor this API gave out.');
+  }
+}
+
+export function predictionCursor(keyset: PredictionKeyset): string {
+  return encodeCursor({ t: keyset.lastReceivedAtMs, id: keyset.id });
+}
+
+export function seqCursor(seq: number): string {
+  return encodeCursor({ s: seq });
+}
+
+function parseSeqCursor(query: QueryParams): number | undefined {
+  const value = decodeCursor(query);
+  if (value === undefined) return undefined;
+  const seq = (value as { s?: unknown } | null)?.s;
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) throw new InvalidQueryError('"cursor" is not a cursor this API gave out.');
+  return seq;
+}
+
+export function parseSeqQuery(query: QueryParams): SeqQuery {
+  const limit = parseLimit(query);
+  const after = parseSeqCursor(query);
+  return after === undefined ? { limit } : { limit, after };
+}
+
+export function parsePredictionQuery(query: QueryParams): PredictionQuery {
+  const result: PredictionQuery = { limit: parseLimit(query) };
+  const status = param(query, 'status');
+  if (status !== undefined) {
+    const statuses = status.split(',').map((s) => s.trim());
+    if (statuses.some((s) => s === '')) throw new InvalidQueryError(`"status" must be one status or a comma list; got "${status}".`);
+    result.statuses = statuses;
+  }
+  const model = param(query, 'model');
+  if (model !== undefined) result.model = model;
+  const q = param(query, 'q');
+  if (q !== undefined) result.q = q;
+  const sinceMs = parseTime(query, 'since');
+  if (sinceMs !== undefined) result.sinceMs = sinceMs;
+  const untilMs = parseTime(query, 'until');
+  if (untilMs !== undefined) result.untilMs = untilMs;
+  const cursor = decodeCursor(query) as { t?: unknown; id?: unknown } | null | undefined;
+  if (cursor !== undefined) {
+    if (typeof cursor?.t !== 'number' || typeof cursor.id !== 'string') {
+      throw new InvalidQueryError('"cursor" is not a cursor this API gave out.');
+    }
+    result.after = { lastReceivedAtMs: cursor.t, id: cursor.id };
+  }
+  return result;
+}

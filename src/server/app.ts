@@ -1,0 +1,128 @@
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
+import type { Logger } from 'pino';
+import { errorBody } from '../errors.js';
+import type { CommitBatcher } from '../ingest/commit-batcher.js';
+import type { Ingest, WebhookAnswer } from '../ingest/accept.js';
+import type { Store } from '../store/types.js';
+import { createAdminAccessHook } from './admin-access.js';
+import { registerApiRoutes } from './api-routes.js';
+
+export interface AppOptions {
+  webhookPath: string;
+  maxBodyBytes: number;
+  adminToken: string | undefined;
+  /** A client that takes longer than this to send its headers is cut off (slow clients). */
+  headersTimeoutMs?: number;
+  /** A request (headers and body) that takes longer than this is cut off. */
+  requestTimeoutMs?: number;
+}
+
+export interface AppDeps {
+  store: Store;
+  ingest: Ingest;
+  batcher: CommitBatcher;
+  logger: Logger;
+}
+
+function sendAnswer(reply: FastifyReply, answer: WebhookAnswer): FastifyReply {
+  return reply
+    .code(answer.status)
+    .headers(answer.headers ?? {})
+    .send(answer.body);
+}
+
+/** Builds the HTTP app without listening (tests use `inject()`). */
+export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.maxBodyBytes,
+    requestTimeout: options.requestTimeoutMs ?? 120_000,
+    connectionTimeout: 0,
+    keepAliveTimeout: 72_000,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 1000 },
+  });
+  if (options.headersTimeoutMs !== undefined) app.server.headersTimeout = options.headersTimeoutMs;
+
+  const requestMeta = (request: FastifyRequest) => ({
+    headers: request.headers,
+    remoteAddress: request.socket.remoteAddress ?? '',
+    receivedAtMs: Date.now(),
+  });
+
+  app.setNotFoundHandler(async (request, reply) =>
+    reply.code(404).send(errorBody('not_found', `Nothing is served at ${request.method} ${request.url.split('?')[0] ?? ''}.`)),
+  );
+
+  app.setErrorHandler(async (error: FastifyError, request, reply) => {
+    const onWebhook = request.routeOptions.url === options.webhookPath;
+    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
+      const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
+      if (onWebhook) return sendAnswer(reply, deps.ingest.reject(requestMeta(request), 'payload_too_large', message));
+      return reply.code(413).send(errorBody('payload_too_large', message));
+    }
+    if (error.statusCode === 415) {
+      return reply.code(415).send(errorBody('unsupported_media_type', error.message));
+    }
+    deps.logger.error({ err: error, url: request.url }, 'request failed');
+    // Never a bare 500 on the webhook: a 503 makes Replicate retry, and nothing was stored.
+    return reply
+      .code(503)
+      .header('retry-after', '2')
+      .send(errorBody('storage_unavailable', 'The request could not be handled; retry later.'));
+  });
+
+  // The webhook, on the raw bytes: its own scope so no JSON parser ever touches the body.
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, (_request, body, done) => {
+      done(null, body);
+    });
+    scope.all(options.webhookPath, {
+      onRequest: async (request, reply) => {
+        if (request.method !== 'POST') {
+          const message = `Use POST to deliver webhooks here; got ${request.method}.`;
+          return sendAnswer(reply, deps.ingest.reject(requestMeta(request), 'method_not_allowed', message));
+        }
+      },
+      handler: async (request, reply) => {
+        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+        const answer = await deps.ingest.accept({ ...requestMeta(request), body });
+        return sendAnswer(reply, answer);
+      },
+    });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    try {
+      await deps.store.ping();
+      if (!deps.batcher.healthy) throw new Error('commits are failing');
+      return { status: 'ready' };
+    } catch {
+      return reply
+        .code(503)
+        .header('retry-after', '2')
+        .send(errorBody('storage_unavailable', 'The store does not answer or cannot commit.'));
+    }
+  });
+
+  void app.register(
+    async (scope) => {
+      scope.addHook('onRequest', createAdminAccessHook({ adminToken: options.adminToken }));
+      registerApiRoutes(scope, deps.store);
+    },
+    { prefix: '/api' },
+  );
+
+  return app;
+}

@@ -1,0 +1,90 @@
+import type { Logger } from 'pino';
+import { StoreUnavailableError } from './errors.js';
+import type { Store, StoreCapabilities } from './types.js';
+
+/**
+ * A store that may not be reachable yet: `serve` listens at once and answers 503 until the first
+ * connection succeeds, retrying in the background (CONTRACT §2).
+ */
+export class DeferredStore implements Store {
+  readonly location: string;
+  #inner: Store | undefined;
+  #closed = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #wake: (() => void) | undefined;
+  #connecting: Promise<void>;
+
+  constructor(
+    readonly dialect: string,
+    location: string,
+    open: () => Promise<Store>,
+    logger: Logger,
+    readonly fallbackCapabilities: StoreCapabilities,
+  ) {
+    this.location = location;
+    this.#connecting = this.#connect(open, logger, 1);
+  }
+
+  get capabilities(): StoreCapabilities {
+    return this.#inner?.capabilities ?? this.fallbackCapabilities;
+  }
+
+  get connected(): boolean {
+    return this.#inner !== undefined;
+  }
+
+  /** Resolves once connected (or closed). */
+  whenConnected(): Promise<void> {
+    return this.#connecting;
+  }
+
+  async #connect(open: () => Promise<Store>, logger: Logger, attempt: number): Promise<void> {
+    try {
+      const store = await open();
+      if (this.#closed) {
+        await store.close();
+        return;
+      }
+      this.#inner = store;
+      if (attempt > 1) logger.info({ attempt, location: this.location }, 'store connected');
+    } catch (error) {
+      if (this.#closed) return;
+      const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+      logger.warn(
+        { err: (error as Error).message, attempt, retryInMs: delayMs, location: this.location },
+        'store unreachable; answering 503 and retrying',
+      );
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+        this.#retryTimer = setTimeout(resolve, delayMs);
+      });
+      this.#retryTimer = undefined;
+      this.#wake = undefined;
+      if (!this.#closed) await this.#connect(open, logger, attempt + 1);
+    }
+  }
+
+  #store(): Store {
+    if (this.#inner === undefined)
+      throw new StoreUnavailableError(`The store at ${this.location} is not connected yet.`);
+    return this.#inner;
+  }
+
+  commitEvents: Store['commitEvents'] = async (events) => this.#store().commitEvents(events);
+  recordRejections: Store['recordRejections'] = async (rows, limits) =>
+    this.#store().recordRejections(rows, limits);
+  listPredictions: Store['listPredictions'] = async (query) => this.#store().listPredictions(query);
+  getPrediction: Store['getPrediction'] = async (id) => this.#store().getPrediction(id);
+  listEvents: Store['listEvents'] = async (objectId, query) => this.#store().listEvents(objectId, query);
+  getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);
+  listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
+  ping: Store['ping'] = async () => this.#store().ping();
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#wake?.();
+    await this.#inner?.close();
+    this.#inner = undefined;
+  }
+}

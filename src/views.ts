@@ -1,0 +1,102 @@
+import type {
+  EventDetailRecord,
+  EventRecord,
+  ObjectRecord,
+  ObjectSummaryRecord,
+  RejectionRecord,
+} from './store/types.js';
+
+/** The JSON shapes of CONTRACT §5, shared by the admin API and the CLI's `--json`. */
+
+export function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Replicate's fields always shown (null when the body lacks them); `data_removed` only where present. */
+const REPLICATE_FIELDS = [
+  'id',
+  'model',
+  'version',
+  'status',
+  'input',
+  'output',
+  'error',
+  'logs',
+  'metrics',
+  'created_at',
+  'started_at',
+  'completed_at',
+  'urls',
+] as const;
+const HEAVY_FIELDS = new Set(['input', 'output', 'logs']);
+
+function withReplicateFields(source: Record<string, unknown>, skipHeavy: boolean): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of REPLICATE_FIELDS) {
+    if (skipHeavy && HEAVY_FIELDS.has(field)) continue;
+    out[field] = source[field] ?? null;
+  }
+  for (const [field, value] of Object.entries(source)) {
+    if (skipHeavy && HEAVY_FIELDS.has(field)) continue;
+    if (!(field in out)) out[field] = value;
+  }
+  return out;
+}
+
+function inletFields(record: ObjectSummaryRecord): Record<string, unknown> {
+  return {
+    kind: record.kind,
+    event_count: record.eventCount,
+    first_received_at: isoTime(record.firstReceivedAtMs),
+    last_received_at: isoTime(record.lastReceivedAtMs),
+  };
+}
+
+export function predictionSummaryView(record: ObjectSummaryRecord): Record<string, unknown> {
+  return { ...withReplicateFields(record.summary, true), id: record.id, status: record.status, ...inletFields(record) };
+}
+
+export function predictionView(record: ObjectRecord): Record<string, unknown> {
+  return { ...withReplicateFields(record.object, false), ...inletFields(record) };
+}
+
+export function eventView(record: EventRecord): Record<string, unknown> {
+  return {
+    id: record.key,
+    received_at: isoTime(record.receivedAtMs),
+    status: record.status,
+    scheme: record.scheme,
+    duplicates: record.duplicates,
+    conflict: record.conflict,
+  };
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+const lenientUtf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+
+/** `body` when the bytes are valid UTF-8 (byte-exact), else `body_base64`. */
+export function bodyFields(body: Buffer): { body: string } | { body_base64: string } {
+  try {
+    return { body: strictUtf8.decode(body) };
+  } catch {
+    return { body_base64: body.toString('base64') };
+  }
+}
+
+export function eventDetailView(record: EventDetailRecord): Record<string, unknown> {
+  return { ...eventView(record), prediction_id: record.objectId, headers: record.headers, ...bodyFields(record.body) };
+}
+
+export function rejectionView(record: RejectionRecord): Record<string, unknown> {
+  return {
+    id: record.id,
+    received_at: isoTime(record.receivedAtMs),
+    code: record.code,
+    message: record.message,
+    remote_address: record.remoteAddress,
+    headers: record.headers,
+    // Always a readable `body` (a 64 KiB cut may split a character); exact bytes too when not UTF-8.
+    body: lenientUtf8.decode(record.body),
+    ...('body_base64' in bodyFields(record.body) ? { body_base64: record.body.toString('base64') } : {}),
+  };
+}

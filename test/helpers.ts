@@ -1,0 +1,75 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import { parseServeConfig, type ServeConfig } from '../src/config.js';
+import { createInlet, type Inlet } from '../src/inlet.js';
+import { openStore } from '../src/store/index.js';
+import type { Store } from '../src/store/types.js';
+import { signWebhook } from '../src/verify/index.js';
+
+export const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+export const OTHER_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
+
+export const quietLogger = pino({ level: 'silent' });
+
+export function tempDir(prefix = 'inlet-test-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function testConfig(env: Record<string, string> = {}, flags: Record<string, string | boolean> = {}): ServeConfig {
+  return parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: SECRET, ...env }, { isTty: false });
+}
+
+export interface TestInlet extends Inlet {
+  cleanupDir(): void;
+}
+
+/** An Inlet on a fresh SQLite file (or the given store), built without listening. */
+export async function createTestInlet(
+  env: Record<string, string> = {},
+  flags: Record<string, string | boolean> = {},
+  store?: Store,
+): Promise<TestInlet> {
+  const tmp = tempDir();
+  const config = testConfig(env, flags);
+  const s = store ?? (await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' }));
+  const inlet = createInlet(config, s, quietLogger);
+  return { ...inlet, cleanupDir: tmp.cleanup };
+}
+
+let counter = 0;
+
+export function prediction(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  counter++;
+  return {
+    id: `pred${process.pid}x${counter}`,
+    model: 'inlet/echo',
+    version: 'hidden',
+    input: { text: 'hello' },
+    logs: '',
+    output: null,
+    error: null,
+    status: 'starting',
+    created_at: '2026-11-27T13:38:07.123Z',
+    urls: { get: 'https://api.replicate.com/v1/predictions/x', cancel: 'https://api.replicate.com/v1/predictions/x/cancel' },
+    metrics: {},
+    ...overrides,
+  };
+}
+
+export function signedHeaders(
+  body: string | Buffer,
+  options: { secret?: string; id?: string; timestampSec?: number } = {},
+): Record<string, string> {
+  counter++;
+  return {
+    'content-type': 'application/json',
+    ...signWebhook(body, {
+      secret: options.secret ?? SECRET,
+      id: options.id ?? `msg_test${process.pid}x${counter}`,
+      timestampSec: options.timestampSec ?? Math.floor(Date.now() / 1000),
+    }),
+  };
+}

@@ -1,0 +1,239 @@
+import { createHmac } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../src/store/errors.js';
+import type { Store } from '../src/store/types.js';
+import { createTestInlet, OTHER_SECRET, prediction, SECRET, signedHeaders, type TestInlet } from './helpers.js';
+
+const PATH = '/replicate-webhook';
+let inlet: TestInlet | undefined;
+
+afterEach(async () => {
+  await inlet?.close();
+  inlet?.cleanupDir();
+  inlet = undefined;
+});
+
+async function start(env: Record<string, string> = {}, flags: Record<string, string | boolean> = {}, store?: Store) {
+  inlet = await createTestInlet(env, flags, store);
+  return inlet;
+}
+
+async function post(body: string | Buffer, headers: Record<string, string>, path = PATH) {
+  const res = await inlet!.app.inject({ method: 'POST', url: path, payload: body, headers });
+  return { status: res.statusCode, headers: res.headers, json: res.json() };
+}
+
+describe('POST /replicate-webhook (CONTRACT §3)', () => {
+  it('accepts a signed prediction once, then answers duplicate', async () => {
+    await start();
+    const body = JSON.stringify(prediction({ status: 'succeeded', output: ['a'] }));
+    const headers = signedHeaders(body);
+    expect(await post(body, headers)).toMatchObject({ status: 200, json: { received: true, duplicate: false } });
+    expect(await post(body, headers)).toMatchObject({ status: 200, json: { received: true, duplicate: true } });
+  });
+
+  it('answers 405 with Allow: POST to other methods, before anything else', async () => {
+    await start({ INLET_MAX_BODY_BYTES: '2048' });
+    for (const method of ['GET', 'PUT', 'DELETE', 'PATCH'] as const) {
+      const res = await inlet!.app.inject({ method, url: PATH, payload: method === 'GET' ? undefined : 'x'.repeat(5000) });
+      expect(res.statusCode, method).toBe(405);
+      expect(res.headers.allow).toBe('POST');
+      expect(res.json().error.code).toBe('method_not_allowed');
+      expect(res.json().error.message).toBeTruthy();
+    }
+  });
+
+  it('answers 413 to a body over the limit, before the content type', async () => {
+    await start({ INLET_MAX_BODY_BYTES: '2048' });
+    const res = await post('x'.repeat(3000), { 'content-type': 'text/plain' });
+    expect(res).toMatchObject({ status: 413, json: { error: { code: 'payload_too_large' } } });
+    const ok = JSON.stringify(prediction({ pad: 'y'.repeat(1500) }));
+    expect((await post(ok, signedHeaders(ok))).status).toBe(200);
+  });
+
+  it('answers 415 to a non-JSON content type and accepts JSON variants or none', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonx', 'multipart/form-data']) {
+      expect((await post(body, { ...signedHeaders(body), 'content-type': type })).json.error.code, type).toBe(
+        'unsupported_media_type',
+      );
+    }
+    for (const type of ['application/json; charset=utf-8', 'APPLICATION/JSON', 'application/cloudevents+json']) {
+      const b = JSON.stringify(prediction());
+      expect((await post(b, { ...signedHeaders(b), 'content-type': type })).status, type).toBe(200);
+    }
+    const b = JSON.stringify(prediction());
+    const { 'content-type': _ct, ...noType } = signedHeaders(b);
+    const res = await inlet!.app.inject({ method: 'POST', url: PATH, payload: Buffer.from(b), headers: noType });
+    expect(res.statusCode).toBe(200);
+  });
+
+  it('answers 400 missing_signature when the standard set is incomplete or empty', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    const full = signedHeaders(body);
+    expect((await post(body, { 'content-type': 'application/json' })).json.error.code).toBe('missing_signature');
+    for (const drop of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
+      const headers = { ...full, [drop]: '' };
+      const res = await post(body, headers);
+      expect(res.status, drop).toBe(400);
+      expect(res.json.error.code).toBe('missing_signature');
+    }
+  });
+
+  it('answers 400 malformed_signature to a timestamp that is not a decimal integer', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    for (const ts of ['abc', '12.5', '-5', '1e9', '0x10']) {
+      const res = await post(body, { ...signedHeaders(body), 'webhook-timestamp': ts });
+      expect(res.status, ts).toBe(400);
+      expect(res.json.error.code).toBe('malformed_signature');
+    }
+  });
+
+  it('answers 403 timestamp_out_of_tolerance both ways, and --tolerance 0 turns it off', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    const now = Math.floor(Date.now() / 1000);
+    for (const ts of [now - 301 - 5, now + 301 + 5]) {
+      const res = await post(body, signedHeaders(body, { timestampSec: ts }));
+      expect(res).toMatchObject({ status: 403, json: { error: { code: 'timestamp_out_of_tolerance' } } });
+    }
+    await inlet!.close();
+    inlet!.cleanupDir();
+    await start({ INLET_TOLERANCE_SECONDS: '0' });
+    expect((await post(body, signedHeaders(body, { timestampSec: 1614265330 }))).status).toBe(200);
+  });
+
+  it('answers 403 invalid_signature to garbage, a wrong secret or a changed body', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    expect((await post(body, { ...signedHeaders(body), 'webhook-signature': 'garbage' })).json.error.code).toBe(
+      'invalid_signature',
+    );
+    expect((await post(body, signedHeaders(body, { secret: OTHER_SECRET }))).status).toBe(403);
+    const headers = signedHeaders(body);
+    expect((await post(body.replace('hello', 'hellO'), headers)).json.error.code).toBe('invalid_signature');
+  });
+
+  it('accepts any configured secret (rotation)', async () => {
+    await start({ REPLICATE_WEBHOOK_SECRET: `${OTHER_SECRET}, ${SECRET}` });
+    const body = JSON.stringify(prediction());
+    expect((await post(body, signedHeaders(body, { secret: SECRET }))).status).toBe(200);
+    const body2 = JSON.stringify(prediction());
+    expect((await post(body2, signedHeaders(body2, { secret: OTHER_SECRET }))).status).toBe(200);
+  });
+
+  it('answers 400 invalid_json and 422 invalid_payload after a valid signature', async () => {
+    await start();
+    for (const body of ['{not json', '[1,2]', '"text"', 'null', Buffer.from([0x7b, 0xff, 0x7d])]) {
+      const res = await post(body, signedHeaders(body));
+      expect(res.status, String(body)).toBe(400);
+      expect(res.json.error.code).toBe('invalid_json');
+    }
+    for (const obj of [{ status: 'starting' }, { id: '', status: 'starting' }, { id: 'x', status: '' }, { id: 5, status: 'x' }, { id: 'x' }]) {
+      const body = JSON.stringify(obj);
+      const res = await post(body, signedHeaders(body));
+      expect(res.status, body).toBe(422);
+      expect(res.json.error.code).toBe('invalid_payload');
+    }
+  });
+
+  it('checks the signature before the body: an unsigned bad body is missing_signature', async () => {
+    await start();
+    expect((await post('{not json', { 'content-type': 'application/json' })).json.error.code).toBe('missing_signature');
+  });
+
+  it('answers 404 not_found on paths it does not serve', async () => {
+    await start();
+    const res = await inlet!.app.inject({ method: 'POST', url: '/nope', payload: '{}' });
+    expect(res.statusCode).toBe(404);
+    expect(res.json().error.code).toBe('not_found');
+  });
+
+  it('accepts the hex X-Replicate-Signature only when asked to', async () => {
+    const body = JSON.stringify(prediction());
+    const hex = createHmac('sha256', Buffer.from(SECRET, 'utf8')).update(body).digest('hex');
+    await start();
+    expect((await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex })).json.error.code).toBe(
+      'missing_signature',
+    );
+    await inlet!.close();
+    inlet!.cleanupDir();
+    await start({ INLET_ACCEPT_HEX_SIGNATURE: '1' });
+    expect(await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex })).toMatchObject({
+      status: 200,
+      json: { duplicate: false },
+    });
+    const events = await inlet!.app.inject({ url: `/api/predictions/${JSON.parse(body).id}/events` });
+    expect(events.json().data[0]).toMatchObject({ scheme: 'hex' });
+    expect(events.json().data[0].id).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('with --insecure-skip-verify accepts unsigned requests but still verifies signed ones', async () => {
+    await start({}, { insecureSkipVerify: true });
+    const body = JSON.stringify(prediction());
+    expect(await post(body, { 'content-type': 'application/json' })).toMatchObject({ status: 200 });
+    const withId = JSON.stringify(prediction());
+    await post(withId, { 'content-type': 'application/json', 'webhook-id': 'msg_unsigned1' });
+    const event = await inlet!.app.inject({ url: '/api/events/msg_unsigned1' });
+    expect(event.json()).toMatchObject({ scheme: 'unsigned', id: 'msg_unsigned1' });
+    const forged = JSON.stringify(prediction());
+    expect((await post(forged, { ...signedHeaders(forged, { secret: OTHER_SECRET }) })).status).toBe(403);
+  });
+
+  it('answers 503 storage_unavailable with Retry-After when the store cannot commit, and recovers', async () => {
+    const real = await createTestInlet();
+    const store = real.store;
+    let failing = true;
+    const flaky: Store = {
+      ...store,
+      dialect: store.dialect,
+      capabilities: store.capabilities,
+      location: store.location,
+      commitEvents: async (events) => {
+        if (failing) throw new StoreUnavailableError('disk on fire');
+        return store.commitEvents(events);
+      },
+      recordRejections: (rows, limits) => store.recordRejections(rows, limits),
+      listPredictions: (q) => store.listPredictions(q),
+      getPrediction: (id) => store.getPrediction(id),
+      listEvents: (id, q) => store.listEvents(id, q),
+      getEvent: (k) => store.getEvent(k),
+      listRejections: (q) => store.listRejections(q),
+      ping: () => store.ping(),
+      close: () => store.close(),
+    };
+    await start({ INLET_COMMIT_TIMEOUT_MS: '200' }, {}, flaky);
+    const body = JSON.stringify(prediction());
+    const headers = signedHeaders(body);
+    const t0 = Date.now();
+    const res = await post(body, headers);
+    expect(res.status).toBe(503);
+    expect(res.json.error.code).toBe('storage_unavailable');
+    expect(res.headers['retry-after']).toMatch(/^\d+$/);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect((await inlet!.app.inject({ url: '/readyz' })).statusCode).toBe(503);
+    failing = false;
+    expect(await post(body, headers)).toMatchObject({ status: 200, json: { duplicate: false } });
+    expect((await inlet!.app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    real.cleanupDir();
+  });
+
+  it('records every 4xx in the rejection log, redacted', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    await post(body, { ...signedHeaders(body), 'webhook-signature': 'v1,AAAA', authorization: 'Bearer secret' });
+    await inlet!.app.inject({ method: 'GET', url: PATH });
+    await new Promise((r) => setTimeout(r, 50));
+    const res = await inlet!.app.inject({ url: '/api/rejections' });
+    const data = res.json().data;
+    expect(data.map((r: { code: string }) => r.code)).toEqual(['method_not_allowed', 'invalid_signature']);
+    expect(data[1].headers['webhook-signature']).toBe('[redacted]');
+    expect(data[1].headers.authorization).toBe('[redacted]');
+    expect(data[1].body).toBe(body);
+    expect(data[1]).toHaveProperty('remote_address');
+    expect(data[1].received_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+});

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,17 +35,36 @@ interface Run {
   stderr: string;
 }
 
-function inlet(args: string[], options: { input?: string | Buffer; env?: Record<string, string> } = {}): Run {
+/** Runs the built CLI with a clean secret environment; resolves once it exits (killed after 20 s). */
+function inlet(
+  args: string[],
+  options: { input?: string | Buffer; env?: Record<string, string> } = {},
+): Promise<Run> {
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
   for (const name of SECRET_VARS) if (!(name in (options.env ?? {}))) delete env[name];
-  const run = spawnSync(process.execPath, [BIN, ...args], {
-    input: options.input ?? '',
-    env,
-    encoding: 'utf8',
-    timeout: 20_000,
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: 'pipe' });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`inlet ${args.join(' ')} did not exit within 20 s`));
+    }, 20_000);
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({
+        code,
+        stdout: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+      });
+    });
+    // A command that fails before reading stdin closes it early: that is not an error here.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(options.input ?? '');
   });
-  if (run.error) throw run.error;
-  return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
 function lastLine(text: string): string | undefined {
@@ -87,83 +106,84 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('inlet sign → inlet verify', () => {
-  it('round-trips through a file', () => {
-    const signed = inlet(['sign', '--secret', SECRET, bodyFile]);
+describe.concurrent('inlet sign → inlet verify', () => {
+  it('round-trips through a file', async () => {
+    const signed = await inlet(['sign', '--secret', SECRET, bodyFile]);
     expect(signed.code).toBe(0);
     const headers = parseSigned(signed.stdout);
     expect(headers['webhook-id']).toMatch(/^msg_[0-9A-Za-z]+$/);
     expect(Math.abs(Number(headers['webhook-timestamp']) - Date.now() / 1000)).toBeLessThan(60);
     expect(headers['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
 
-    const verified = inlet(verifyArgs(headers, '--secret', SECRET, bodyFile));
+    const verified = await inlet(verifyArgs(headers, '--secret', SECRET, bodyFile));
     expect(verified).toMatchObject({ code: 0 });
     expect(lastLine(verified.stdout)).toBe('valid');
   });
 
-  it('round-trips raw non-UTF-8 bytes through stdin ("-" and no file)', () => {
+  it('round-trips raw non-UTF-8 bytes through stdin ("-" and no file)', async () => {
     const body = Buffer.from([0xef, 0xbb, 0xbf, 0xff, 0x00, 0x7b, 0x7d, 0x0a]);
-    const headers = parseSigned(inlet(['sign', '--secret', SECRET, '-'], { input: body }).stdout);
-    const viaDash = inlet(verifyArgs(headers, '--secret', SECRET, '-'), { input: body });
+    const headers = parseSigned((await inlet(['sign', '--secret', SECRET, '-'], { input: body })).stdout);
+    const viaDash = await inlet(verifyArgs(headers, '--secret', SECRET, '-'), { input: body });
     expect(viaDash.code).toBe(0);
     expect(lastLine(viaDash.stdout)).toBe('valid');
-    const viaNothing = inlet(verifyArgs(headers, '--secret', SECRET), { input: body });
+    const viaNothing = await inlet(verifyArgs(headers, '--secret', SECRET), { input: body });
     expect(viaNothing.code).toBe(0);
     expect(lastLine(viaNothing.stdout)).toBe('valid');
 
     const flipped = Buffer.from(body);
     flipped[4] = 0xfe;
-    const tampered = inlet(verifyArgs(headers, '--secret', SECRET), { input: flipped });
+    const tampered = await inlet(verifyArgs(headers, '--secret', SECRET), { input: flipped });
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toContain('invalid_signature');
   });
 
-  it('uses the given id and timestamp', () => {
+  it('uses the given id and timestamp', async () => {
     const headers = parseSigned(
-      inlet(['sign', '--secret', SECRET, '--id', 'msg_mine', '--timestamp', '1700000000', bodyFile]).stdout,
+      (await inlet(['sign', '--secret', SECRET, '--id', 'msg_mine', '--timestamp', '1700000000', bodyFile]))
+        .stdout,
     );
     expect(headers['webhook-id']).toBe('msg_mine');
     expect(headers['webhook-timestamp']).toBe('1700000000');
-    expect(inlet(verifyArgs(headers, '--secret', SECRET, '--tolerance', '0', bodyFile)).code).toBe(0);
+    expect((await inlet(verifyArgs(headers, '--secret', SECRET, '--tolerance', '0', bodyFile))).code).toBe(0);
   });
 
-  it('signs output that the standardwebhooks package verifies', () => {
-    const headers = parseSigned(inlet(['sign', '--secret', SECRET], { input: BODY }).stdout);
+  it('signs output that the standardwebhooks package verifies', async () => {
+    const headers = parseSigned((await inlet(['sign', '--secret', SECRET], { input: BODY })).stdout);
     expect(new Webhook(SECRET).verify(BODY, headers)).toEqual(JSON.parse(BODY));
     expect(() => new Webhook(OTHER_SECRET).verify(BODY, headers)).toThrow();
   });
 
-  it('signs with every secret given, and each verifies on its own', () => {
-    const headers = parseSigned(inlet(['sign', '--secret', `${SECRET}, ${OTHER_SECRET}`, bodyFile]).stdout);
+  it('signs with every secret given, and each verifies on its own', async () => {
+    const headers = parseSigned(
+      (await inlet(['sign', '--secret', `${SECRET}, ${OTHER_SECRET}`, bodyFile])).stdout,
+    );
     expect(headers['webhook-signature']!.split(' ')).toHaveLength(2);
     for (const secret of [SECRET, OTHER_SECRET]) {
       expect(new Webhook(secret).verify(BODY, headers)).toEqual(JSON.parse(BODY));
-      expect(inlet(verifyArgs(headers, '--secret', secret, bodyFile)).code).toBe(0);
+      expect((await inlet(verifyArgs(headers, '--secret', secret, bodyFile))).code).toBe(0);
     }
   });
 });
 
-describe('inlet verify', () => {
-  it.each([VECTOR, VECTOR2])('accepts the public vector $id with --tolerance 0', (v) => {
+describe.concurrent('inlet verify', () => {
+  it.each([VECTOR, VECTOR2])('accepts the public vector $id with --tolerance 0', async (v) => {
     const headers = {
       'webhook-id': v.id,
       'webhook-timestamp': v.timestamp,
       'webhook-signature': v.signature,
     };
-    const run = inlet(verifyArgs(headers, '--secret', v.secret, '--tolerance', '0'), { input: v.body });
+    const run = await inlet(verifyArgs(headers, '--secret', v.secret, '--tolerance', '0'), { input: v.body });
     expect(run.code).toBe(0);
     expect(lastLine(run.stdout)).toBe('valid');
-    const signed = parseSigned(
-      inlet(['sign', '--secret', v.secret, '--id', v.id, '--timestamp', v.timestamp], { input: v.body })
-        .stdout,
-    );
+    const sign = ['sign', '--secret', v.secret, '--id', v.id, '--timestamp', v.timestamp];
+    const signed = parseSigned((await inlet(sign, { input: v.body })).stdout);
     expect(signed).toEqual(headers);
   });
 
-  it('accepts any of several secrets (rotation)', () => {
-    const headers = parseSigned(inlet(['sign', '--secret', SECRET, bodyFile]).stdout);
+  it('accepts any of several secrets (rotation)', async () => {
+    const headers = parseSigned((await inlet(['sign', '--secret', SECRET, bodyFile])).stdout);
     for (const list of [`${OTHER_SECRET} ${SECRET}`, `${OTHER_SECRET},${SECRET}`]) {
-      expect(inlet(verifyArgs(headers, '--secret', list, bodyFile)).code).toBe(0);
+      expect((await inlet(verifyArgs(headers, '--secret', list, bodyFile))).code).toBe(0);
     }
   });
 
@@ -203,16 +223,16 @@ describe('inlet verify', () => {
       'invalid_signature',
     ],
   ];
-  it.each(failures)('exits 1 naming the code for %s', (_label, args, code) => {
-    const run = inlet([...args, '--secret', VECTOR.secret], { input: VECTOR.body });
+  it.each(failures)('exits 1 naming the code for %s', async (_label, args, code) => {
+    const run = await inlet([...args, '--secret', VECTOR.secret], { input: VECTOR.body });
     expect(run.code).toBe(1);
     expect(`${run.stdout}${run.stderr}`).toContain(code);
     expect(lastLine(run.stdout)).not.toBe('valid');
     expect(`${run.stdout}${run.stderr}`).not.toContain(VECTOR.secret.slice(6));
   });
 
-  it('exits 1 for a tampered body', () => {
-    const run = inlet(verifyArgs(vectorHeaders, '--secret', VECTOR.secret, '--tolerance', '0'), {
+  it('exits 1 for a tampered body', async () => {
+    const run = await inlet(verifyArgs(vectorHeaders, '--secret', VECTOR.secret, '--tolerance', '0'), {
       input: VECTOR.body.replace('2432232314', '2432232315'),
     });
     expect(run.code).toBe(1);
@@ -220,36 +240,38 @@ describe('inlet verify', () => {
   });
 });
 
-describe('secrets from the environment', () => {
-  const headers = () => parseSigned(inlet(['sign', '--secret', SECRET, bodyFile]).stdout);
+describe.concurrent('secrets from the environment', () => {
+  const headers = async () => parseSigned((await inlet(['sign', '--secret', SECRET, bodyFile])).stdout);
 
-  it('falls back to REPLICATE_WEBHOOK_SECRET, then REPLICATE_WEBHOOK_SIGNING_SECRET', () => {
-    const h = headers();
-    expect(inlet(verifyArgs(h, bodyFile), { env: { REPLICATE_WEBHOOK_SECRET: SECRET } }).code).toBe(0);
-    expect(inlet(verifyArgs(h, bodyFile), { env: { REPLICATE_WEBHOOK_SIGNING_SECRET: SECRET } }).code).toBe(
+  it('falls back to REPLICATE_WEBHOOK_SECRET, then REPLICATE_WEBHOOK_SIGNING_SECRET', async () => {
+    const h = await headers();
+    expect((await inlet(verifyArgs(h, bodyFile), { env: { REPLICATE_WEBHOOK_SECRET: SECRET } })).code).toBe(
       0,
     );
-    const both = { REPLICATE_WEBHOOK_SECRET: OTHER_SECRET, REPLICATE_WEBHOOK_SIGNING_SECRET: SECRET };
-    expect(inlet(verifyArgs(h, bodyFile), { env: both }).code).toBe(1);
-    // --secret wins over the environment.
     expect(
-      inlet(verifyArgs(h, '--secret', SECRET, bodyFile), { env: { REPLICATE_WEBHOOK_SECRET: OTHER_SECRET } })
-        .code,
+      (await inlet(verifyArgs(h, bodyFile), { env: { REPLICATE_WEBHOOK_SIGNING_SECRET: SECRET } })).code,
     ).toBe(0);
+    const both = { REPLICATE_WEBHOOK_SECRET: OTHER_SECRET, REPLICATE_WEBHOOK_SIGNING_SECRET: SECRET };
+    expect((await inlet(verifyArgs(h, bodyFile), { env: both })).code).toBe(1);
+    // --secret wins over the environment.
+    const flagWins = await inlet(verifyArgs(h, '--secret', SECRET, bodyFile), {
+      env: { REPLICATE_WEBHOOK_SECRET: OTHER_SECRET },
+    });
+    expect(flagWins.code).toBe(0);
   });
 
-  it('signs with the environment secret', () => {
-    const signed = inlet(['sign', bodyFile], { env: { REPLICATE_WEBHOOK_SECRET: SECRET } });
+  it('signs with the environment secret', async () => {
+    const signed = await inlet(['sign', bodyFile], { env: { REPLICATE_WEBHOOK_SECRET: SECRET } });
     expect(signed.code).toBe(0);
     expect(new Webhook(SECRET).verify(BODY, parseSigned(signed.stdout))).toEqual(JSON.parse(BODY));
   });
 });
 
-describe('usage errors exit 2', () => {
+describe.concurrent('usage errors exit 2', () => {
   it.each([['verify'], ['sign']])(
     'inlet %s with no secret anywhere names REPLICATE_WEBHOOK_SECRET',
-    (verb) => {
-      const run = inlet([verb, bodyFile], {
+    async (verb) => {
+      const run = await inlet([verb, bodyFile], {
         env: { REPLICATE_WEBHOOK_SECRET: '', REPLICATE_WEBHOOK_SIGNING_SECRET: '' },
       });
       expect(run.code).toBe(2);
@@ -292,8 +314,8 @@ describe('usage errors exit 2', () => {
       ['sign', '--secret', SECRET, join(tmpdir(), 'inlet-no-such-file.json')],
       'no-such-file',
     ],
-  ])('for %s', (_label, args, named) => {
-    const run = inlet(args, { env: { REPLICATE_WEBHOOK_SECRET: 'whsec_%%%' } });
+  ])('for %s', async (_label, args, named) => {
+    const run = await inlet(args, { env: { REPLICATE_WEBHOOK_SECRET: 'whsec_%%%' } });
     expect(run.code).toBe(2);
     expect(run.stderr).toContain(named);
     expect(run.stdout).not.toMatch(/^valid$/m);

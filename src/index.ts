@@ -1,0 +1,9 @@
+export { signWebhook, verifyWebhook } from './verify/index.js';
+export type {
+  HeaderBag,
+  SignatureErrorCode,
+  SignedHeaders,
+  SignOptions,
+  VerifyOptions,
+  VerifyResult,
+} from './verify/index.js';

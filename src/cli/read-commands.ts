@@ -17,7 +17,7 @@ async function withStore<T>(flags: ServeFlags, ctx: CliContext, run: (store: Sto
     store = await openStore(url, { mode: 'read' });
   } catch (error) {
     if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
-    if (error instanceof InvalidDatabaseUrlError) throw new ConfigError('--database', error.message);
+    if (error instanceof InvalidDatabaseUrlError) throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
   try {

@@ -32,7 +32,7 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
   try {
     database = parseDatabaseUrl(config.databaseUrl);
   } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError) throw new ConfigError('--database', error.message);
+    if (error instanceof InvalidDatabaseUrlError) throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
@@ -50,6 +50,8 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
     { maxConcurrentCommits: 1, multiInstance: false },
   );
   const inlet = createInlet(config, store, logger);
+  // Usually the store opens at once; only when it cannot does serve listen without it (answering 503).
+  await store.firstAttempt();
 
   let address: string;
   try {

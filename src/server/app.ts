@@ -53,6 +53,16 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   });
   if (options.headersTimeoutMs !== undefined) app.server.headersTimeout = options.headersTimeoutMs;
 
+  // While closing, answers in flight still go out, each on a connection that then closes, so
+  // keep-alive clients cannot hold the process open after SIGTERM.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onSend', async (_request, reply) => {
+    if (closing) void reply.header('connection', 'close');
+  });
+
   const requestMeta = (request: FastifyRequest) => ({
     headers: request.headers,
     remoteAddress: request.socket.remoteAddress ?? '',

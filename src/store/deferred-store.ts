@@ -13,6 +13,8 @@ export class DeferredStore implements Store {
   #retryTimer: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
   #connecting: Promise<void>;
+  #firstAttempt: Promise<void>;
+  #firstAttemptDone: () => void = () => undefined;
 
   constructor(
     readonly dialect: string,
@@ -22,6 +24,7 @@ export class DeferredStore implements Store {
     readonly fallbackCapabilities: StoreCapabilities,
   ) {
     this.location = location;
+    this.#firstAttempt = new Promise((resolve) => (this.#firstAttemptDone = resolve));
     this.#connecting = this.#connect(open, logger, 1);
   }
 
@@ -31,6 +34,11 @@ export class DeferredStore implements Store {
 
   get connected(): boolean {
     return this.#inner !== undefined;
+  }
+
+  /** Resolves after the first connection attempt, whether it worked or not. */
+  firstAttempt(): Promise<void> {
+    return this.#firstAttempt;
   }
 
   /** Resolves once connected (or closed). */
@@ -46,8 +54,10 @@ export class DeferredStore implements Store {
         return;
       }
       this.#inner = store;
+      this.#firstAttemptDone();
       if (attempt > 1) logger.info({ attempt, location: this.location }, 'store connected');
     } catch (error) {
+      this.#firstAttemptDone();
       if (this.#closed) return;
       const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
       logger.warn(

@@ -1,0 +1,91 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createInlet } from '../src/inlet.js';
+import { openStore } from '../src/store/index.js';
+import { prediction, quietLogger, signedHeaders, tempDir, testConfig } from './helpers.js';
+import { runCli } from './process-helpers.js';
+
+describe('inlet predictions / events (reading the database)', () => {
+  const tmp = tempDir();
+  const db = join(tmp.dir, 'read.db');
+  const ids = { done: 'pred_cli_done', running: 'pred_cli_running' };
+  const eventId = 'msg_cli_event';
+
+  beforeAll(async () => {
+    const inlet = createInlet(testConfig(), await openStore(`sqlite:${db}`, { mode: 'serve' }), quietLogger);
+    const send = async (body: Record<string, unknown>, id?: string) => {
+      const text = JSON.stringify(body);
+      const res = await inlet.app.inject({ method: 'POST', url: '/replicate-webhook', payload: text, headers: signedHeaders(text, id ? { id } : {}) });
+      expect(res.statusCode).toBe(200);
+    };
+    await send(prediction({ id: ids.running, model: 'acme/b', status: 'processing' }));
+    await send(prediction({ id: ids.done, model: 'acme/a', status: 'starting' }));
+    await send(prediction({ id: ids.done, model: 'acme/a', status: 'succeeded', output: ['ok'] }), eventId);
+    await inlet.close();
+  });
+  afterAll(() => tmp.cleanup());
+
+  it('lists predictions as a table, filtered, and as JSON', async () => {
+    const table = await runCli(['predictions', '--database', db]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/ID\s+STATUS\s+MODEL/);
+    expect(table.stdout).toContain(ids.done);
+    expect(table.stdout).toContain(ids.running);
+
+    const filtered = await runCli(['predictions', '--status', 'succeeded', '--database', db]);
+    expect(filtered.stdout).toContain(ids.done);
+    expect(filtered.stdout).not.toContain(ids.running);
+
+    const byModel = await runCli(['predictions', 'list', '--model', 'acme/b', '--json'], { DATABASE_URL: `sqlite:${db}` });
+    const json = JSON.parse(byModel.stdout);
+    expect(json.data.map((p: { id: string }) => p.id)).toEqual([ids.running]);
+    expect(json.data[0]).toMatchObject({ status: 'processing', event_count: 1, kind: 'prediction' });
+
+    const limited = await runCli(['predictions', '--limit', '1', '--json', '--database', db]);
+    expect(JSON.parse(limited.stdout).data).toHaveLength(1);
+  });
+
+  it('shows one prediction and one event', async () => {
+    const show = await runCli(['predictions', 'show', ids.done, '--json', '--database', db]);
+    expect(show.code).toBe(0);
+    expect(JSON.parse(show.stdout)).toMatchObject({ id: ids.done, status: 'succeeded', output: ['ok'], event_count: 2 });
+    const readable = await runCli(['predictions', 'show', ids.done, '--database', db]);
+    expect(readable.stdout).toContain(eventId);
+
+    const event = await runCli(['events', 'show', eventId, '--json', '--database', db]);
+    expect(event.code).toBe(0);
+    const parsed = JSON.parse(event.stdout);
+    expect(parsed).toMatchObject({ id: eventId, prediction_id: ids.done, status: 'succeeded', scheme: 'standard' });
+    expect(parsed.headers['webhook-signature']).toBe('[redacted]');
+    expect(JSON.parse(parsed.body)).toMatchObject({ id: ids.done });
+
+    const missing = await runCli(['predictions', 'show', 'nope', '--database', db]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('nope');
+  });
+
+  it('never creates a database: exits 2 saying where it looked', async () => {
+    const absent = join(tmp.dir, 'absent', 'inlet.db');
+    for (const args of [['predictions'], ['predictions', 'show', 'x'], ['events', 'show', 'x']]) {
+      const res = await runCli([...args, '--database', absent]);
+      expect(res.code, args.join(' ')).toBe(2);
+      expect(res.stderr).toContain(absent);
+    }
+    expect(existsSync(join(tmp.dir, 'absent'))).toBe(false);
+    const cwdDefault = await runCli(['predictions'], {}, { cwd: tmp.dir });
+    expect(cwdDefault.code).toBe(2);
+    expect(cwdDefault.stderr).toContain(join(tmp.dir, 'data', 'inlet.db'));
+    expect(existsSync(join(tmp.dir, 'data'))).toBe(false);
+  });
+
+  it('exits 2 on a bad --limit or --status, naming the flag', async () => {
+    const res = await runCli(['predictions', '--limit', '0', '--database', db]);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('--limit');
+    const res2 = await runCli(['predictions', '--limit', 'abc', '--database', db]);
+    expect(res2.code).toBe(2);
+    const res3 = await runCli(['predictions', '--bogus', '--database', db]);
+    expect(res3.code).toBe(2);
+  });
+});

@@ -28,6 +28,8 @@ export interface ServeConfig {
   readonly maxRejections: number;
   readonly rejectionBodyBudgetBytes: number;
   readonly adminToken: string | undefined;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -54,20 +56,127 @@ export interface SettingSpec {
 }
 
 export const SERVE_SETTINGS: readonly SettingSpec[] = [
-  { key: 'port', flag: 'port', valueName: 'port', env: ['PORT'], defaultText: '5000', description: 'listen port (0 picks a free port and prints it)' },
-  { key: 'host', flag: 'host', valueName: 'host', env: ['HOST'], defaultText: '0.0.0.0', description: 'listen address' },
-  { key: 'webhookPath', flag: 'path', valueName: 'path', env: ['INLET_WEBHOOK_PATH'], defaultText: '/replicate-webhook', description: 'where Replicate POSTs' },
-  { key: 'databaseUrl', flag: 'database', valueName: 'url', env: ['DATABASE_URL'], defaultText: 'sqlite:./data/inlet.db', description: '`sqlite:PATH`, a bare file path, or `postgres://…` / `postgresql://…`' },
-  { key: 'secrets', env: SECRET_ENV_NAMES, defaultText: 'none', description: 'one or more `whsec_…` secrets separated by spaces or commas (rotation); the first variable set wins' },
-  { key: 'toleranceSec', flag: 'tolerance', valueName: 'seconds', env: ['INLET_TOLERANCE_SECONDS'], defaultText: '300', description: 'allowed clock skew of `webhook-timestamp`, both directions; 0 turns the check off' },
-  { key: 'maxBodyBytes', flag: 'max-body', valueName: 'bytes', env: ['INLET_MAX_BODY_BYTES'], defaultText: '16777216', description: 'larger bodies get 413 `payload_too_large`' },
-  { key: 'acceptHexSignature', flag: 'accept-hex-signature', env: ['INLET_ACCEPT_HEX_SIGNATURE'], defaultText: 'off', description: "also accept the tutorial's `X-Replicate-Signature` hex scheme (env: `1`)" },
-  { key: 'commitTimeoutMs', flag: 'commit-timeout-ms', valueName: 'ms', env: ['INLET_COMMIT_TIMEOUT_MS'], defaultText: '5000', description: 'longest wait for a commit before answering 503 `storage_unavailable`' },
-  { key: 'logLevel', flag: 'log-level', valueName: 'level', env: ['INLET_LOG_LEVEL'], defaultText: 'info', description: `one of ${LOG_LEVELS.join(', ')}` },
-  { key: 'logFormat', flag: 'log-format', valueName: 'format', env: ['INLET_LOG_FORMAT'], defaultText: '`pretty` on a terminal, else `json`', description: 'one of pretty, json' },
-  { key: 'insecureSkipVerify', flag: 'insecure-skip-verify', defaultText: 'off', description: 'development only: accept unsigned requests (warns loudly at start)' },
-  { key: 'maxRejections', env: ['INLET_MAX_REJECTIONS'], defaultText: '10000', description: 'rejected requests kept, newest first (their bodies at most 256 MiB in all)' },
-  { key: 'adminToken', env: ['INLET_ADMIN_TOKEN'], defaultText: 'none', description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only' },
+  {
+    key: 'port',
+    flag: 'port',
+    valueName: 'port',
+    env: ['PORT'],
+    defaultText: '5000',
+    description: 'listen port (0 picks a free port and prints it)',
+  },
+  {
+    key: 'host',
+    flag: 'host',
+    valueName: 'host',
+    env: ['HOST'],
+    defaultText: '0.0.0.0',
+    description: 'listen address',
+  },
+  {
+    key: 'webhookPath',
+    flag: 'path',
+    valueName: 'path',
+    env: ['INLET_WEBHOOK_PATH'],
+    defaultText: '/replicate-webhook',
+    description: 'where Replicate POSTs',
+  },
+  {
+    key: 'databaseUrl',
+    flag: 'database',
+    valueName: 'url',
+    env: ['DATABASE_URL'],
+    defaultText: 'sqlite:./data/inlet.db',
+    description: '`sqlite:PATH`, a bare file path, or `postgres://…` / `postgresql://…`',
+  },
+  {
+    key: 'secrets',
+    env: SECRET_ENV_NAMES,
+    defaultText: 'none',
+    description:
+      'one or more `whsec_…` secrets separated by spaces or commas (rotation); the first variable set wins',
+  },
+  {
+    key: 'toleranceSec',
+    flag: 'tolerance',
+    valueName: 'seconds',
+    env: ['INLET_TOLERANCE_SECONDS'],
+    defaultText: '300',
+    description: 'allowed clock skew of `webhook-timestamp`, both directions; 0 turns the check off',
+  },
+  {
+    key: 'maxBodyBytes',
+    flag: 'max-body',
+    valueName: 'bytes',
+    env: ['INLET_MAX_BODY_BYTES'],
+    defaultText: '16777216',
+    description: 'larger bodies get 413 `payload_too_large`',
+  },
+  {
+    key: 'acceptHexSignature',
+    flag: 'accept-hex-signature',
+    env: ['INLET_ACCEPT_HEX_SIGNATURE'],
+    defaultText: 'off',
+    description: "also accept the tutorial's `X-Replicate-Signature` hex scheme (env: `1`)",
+  },
+  {
+    key: 'commitTimeoutMs',
+    flag: 'commit-timeout-ms',
+    valueName: 'ms',
+    env: ['INLET_COMMIT_TIMEOUT_MS'],
+    defaultText: '5000',
+    description: 'longest wait for a commit before answering 503 `storage_unavailable`',
+  },
+  {
+    key: 'logLevel',
+    flag: 'log-level',
+    valueName: 'level',
+    env: ['INLET_LOG_LEVEL'],
+    defaultText: 'info',
+    description: `one of ${LOG_LEVELS.join(', ')}`,
+  },
+  {
+    key: 'logFormat',
+    flag: 'log-format',
+    valueName: 'format',
+    env: ['INLET_LOG_FORMAT'],
+    defaultText: '`pretty` on a terminal, else `json`',
+    description: 'one of pretty, json',
+  },
+  {
+    key: 'insecureSkipVerify',
+    flag: 'insecure-skip-verify',
+    defaultText: 'off',
+    description: 'development only: accept unsigned requests (warns loudly at start)',
+  },
+  {
+    key: 'headersTimeoutMs',
+    flag: 'headers-timeout-ms',
+    valueName: 'ms',
+    env: ['INLET_HEADERS_TIMEOUT_MS'],
+    defaultText: '10000',
+    description: 'a client that has not sent all its request headers by then is cut off (slow clients)',
+  },
+  {
+    key: 'requestTimeoutMs',
+    flag: 'request-timeout-ms',
+    valueName: 'ms',
+    env: ['INLET_REQUEST_TIMEOUT_MS'],
+    defaultText: '60000',
+    description:
+      'a client that has not sent its whole request (headers and body) by then is cut off; 0 turns it off',
+  },
+  {
+    key: 'maxRejections',
+    env: ['INLET_MAX_REJECTIONS'],
+    defaultText: '10000',
+    description: 'rejected requests kept, newest first (their bodies at most 256 MiB in all)',
+  },
+  {
+    key: 'adminToken',
+    env: ['INLET_ADMIN_TOKEN'],
+    defaultText: 'none',
+    description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only',
+  },
 ];
 
 /** Values from command-line flags, as commander hands them over (strings and booleans). */
@@ -84,6 +193,8 @@ const DEFAULTS = {
   logLevel: 'info',
   maxRejections: 10_000,
   rejectionBodyBudgetBytes: 256 * 1024 * 1024,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
 } as const;
 
 /** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
@@ -109,11 +220,19 @@ export const SECRET_HELP =
 export function checkSecret(secret: string, setting: string): void {
   const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
   if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(body) || Buffer.from(body, 'base64').length === 0) {
-    throw new ConfigError(setting, `${setting}: a secret must look like whsec_<base64>; got one that does not.`);
+    throw new ConfigError(
+      setting,
+      `${setting}: a secret must look like whsec_<base64>; got one that does not.`,
+    );
   }
 }
 
-function pick(flags: ServeFlags, flag: string | undefined, env: Env, envNames: readonly string[] | undefined) {
+function pick(
+  flags: ServeFlags,
+  flag: string | undefined,
+  env: Env,
+  envNames: readonly string[] | undefined,
+) {
   if (flag !== undefined) {
     const value = flags[camel(flag)];
     if (value !== undefined) return { value, setting: `--${flag}` };
@@ -149,7 +268,10 @@ function intSetting(
   const text = String(got.value).trim();
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
   if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new ConfigError(got.setting, `${got.setting} must be a whole number from ${min} to ${max}; got "${text}".`);
+    throw new ConfigError(
+      got.setting,
+      `${got.setting} must be a whole number from ${min} to ${max}; got "${text}".`,
+    );
   }
   return value;
 }
@@ -177,7 +299,10 @@ function choiceSetting<T extends string>(
   if (got === undefined) return fallback;
   const text = String(got.value).trim().toLowerCase();
   if (!(choices as readonly string[]).includes(text)) {
-    throw new ConfigError(got.setting, `${got.setting} must be one of ${choices.join(', ')}; got "${String(got.value)}".`);
+    throw new ConfigError(
+      got.setting,
+      `${got.setting} must be one of ${choices.join(', ')}; got "${String(got.value)}".`,
+    );
   }
   return text as T;
 }
@@ -198,7 +323,11 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
   const host = stringSetting(flags, env, 'host', DEFAULTS.host).trim();
   if (host === '') throw new ConfigError('--host', '--host must not be empty.');
   const webhookPath = stringSetting(flags, env, 'webhookPath', DEFAULTS.webhookPath);
-  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(webhookPath) || webhookPath.startsWith('/api/') || webhookPath === '/api') {
+  if (
+    !/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(webhookPath) ||
+    webhookPath.startsWith('/api/') ||
+    webhookPath === '/api'
+  ) {
     throw new ConfigError(
       '--path',
       `--path must be a URL path starting with "/" (and not under /api); got "${webhookPath}".`,
@@ -211,7 +340,10 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
   for (const secret of secrets) checkSecret(secret, source ?? 'REPLICATE_WEBHOOK_SECRET');
   const insecureSkipVerify = boolSetting(flags, env, 'insecureSkipVerify');
   if (secrets.length === 0 && !insecureSkipVerify) {
-    throw new ConfigError('REPLICATE_WEBHOOK_SECRET', `No webhook secret: REPLICATE_WEBHOOK_SECRET is not set. ${SECRET_HELP}`);
+    throw new ConfigError(
+      'REPLICATE_WEBHOOK_SECRET',
+      `No webhook secret: REPLICATE_WEBHOOK_SECRET is not set. ${SECRET_HELP}`,
+    );
   }
 
   const logLevel = choiceSetting(flags, env, 'logLevel', LOG_LEVELS, DEFAULTS.logLevel);
@@ -234,6 +366,8 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     maxRejections: intSetting(flags, env, 'maxRejections', DEFAULTS.maxRejections, 0, 10_000_000),
     rejectionBodyBudgetBytes: DEFAULTS.rejectionBodyBudgetBytes,
     adminToken: adminToken === '' ? undefined : adminToken,
+    headersTimeoutMs: intSetting(flags, env, 'headersTimeoutMs', DEFAULTS.headersTimeoutMs, 100, 3_600_000),
+    requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs', DEFAULTS.requestTimeoutMs, 0, 3_600_000),
   });
 }
 

@@ -53,7 +53,12 @@ function inletFields(record: ObjectSummaryRecord): Record<string, unknown> {
 }
 
 export function predictionSummaryView(record: ObjectSummaryRecord): Record<string, unknown> {
-  return { ...withReplicateFields(record.summary, true), id: record.id, status: record.status, ...inletFields(record) };
+  return {
+    ...withReplicateFields(record.summary, true),
+    id: record.id,
+    status: record.status,
+    ...inletFields(record),
+  };
 }
 
 export function predictionView(record: ObjectRecord): Record<string, unknown> {
@@ -84,7 +89,12 @@ export function bodyFields(body: Buffer): { body: string } | { body_base64: stri
 }
 
 export function eventDetailView(record: EventDetailRecord): Record<string, unknown> {
-  return { ...eventView(record), prediction_id: record.objectId, headers: record.headers, ...bodyFields(record.body) };
+  return {
+    ...eventView(record),
+    prediction_id: record.objectId,
+    headers: record.headers,
+    ...bodyFields(record.body),
+  };
 }
 
 export function rejectionView(record: RejectionRecord): Record<string, unknown> {

@@ -33,23 +33,77 @@ describe('admin API (CONTRACT §5)', () => {
     inlet = await createTestInlet();
     const base = prediction();
     const now = Math.floor(Date.now() / 1000);
-    await deliver({ ...base, status: 'processing', logs: 'a\nb\n', output: ['x', 'y'] }, { timestampSec: now - 2 });
-    await deliver({ ...base, status: 'succeeded', logs: 'a\nb\nc\n', output: ['x', 'y', 'z'], completed_at: '2026-11-27T13:39:00Z' }, { timestampSec: now - 1 });
+    await deliver(
+      { ...base, status: 'processing', logs: 'a\nb\n', output: ['x', 'y'] },
+      { timestampSec: now - 2 },
+    );
+    await deliver(
+      {
+        ...base,
+        status: 'succeeded',
+        logs: 'a\nb\nc\n',
+        output: ['x', 'y', 'z'],
+        completed_at: '2026-11-27T13:39:00Z',
+      },
+      { timestampSec: now - 1 },
+    );
     await deliver({ ...base, status: 'starting' }, { timestampSec: now - 3 });
     await deliver({ ...base, status: 'failed', error: 'late' }, { timestampSec: now });
 
     const detail = await get(`/api/predictions/${String(base.id)}`);
     expect(detail.status).toBe(200);
-    for (const field of ['id', 'model', 'version', 'status', 'input', 'output', 'error', 'logs', 'metrics', 'created_at', 'started_at', 'completed_at', 'urls', 'kind', 'event_count', 'first_received_at', 'last_received_at']) {
+    for (const field of [
+      'id',
+      'model',
+      'version',
+      'status',
+      'input',
+      'output',
+      'error',
+      'logs',
+      'metrics',
+      'created_at',
+      'started_at',
+      'completed_at',
+      'urls',
+      'kind',
+      'event_count',
+      'first_received_at',
+      'last_received_at',
+    ]) {
       expect(detail.json, field).toHaveProperty(field);
     }
-    expect(detail.json).toMatchObject({ status: 'succeeded', output: ['x', 'y', 'z'], kind: 'prediction', event_count: 4, completed_at: '2026-11-27T13:39:00Z' });
+    expect(detail.json).toMatchObject({
+      status: 'succeeded',
+      output: ['x', 'y', 'z'],
+      kind: 'prediction',
+      event_count: 4,
+      completed_at: '2026-11-27T13:39:00Z',
+    });
     expect(detail.json.last_received_at).toMatch(ISO_MS);
 
     const events = await get(`/api/predictions/${String(base.id)}/events`);
-    expect(events.json.data.map((e: { status: string }) => e.status)).toEqual(['processing', 'succeeded', 'starting', 'failed']);
-    expect(events.json.data.map((e: { conflict: boolean }) => e.conflict)).toEqual([false, false, false, true]);
-    for (const e of events.json.data) expect(Object.keys(e).sort()).toEqual(['conflict', 'duplicates', 'id', 'received_at', 'scheme', 'status']);
+    expect(events.json.data.map((e: { status: string }) => e.status)).toEqual([
+      'processing',
+      'succeeded',
+      'starting',
+      'failed',
+    ]);
+    expect(events.json.data.map((e: { conflict: boolean }) => e.conflict)).toEqual([
+      false,
+      false,
+      false,
+      true,
+    ]);
+    for (const e of events.json.data)
+      expect(Object.keys(e).sort()).toEqual([
+        'conflict',
+        'duplicates',
+        'id',
+        'received_at',
+        'scheme',
+        'status',
+      ]);
     expect(events.json.next_cursor).toBeNull();
 
     const list = await get('/api/predictions');
@@ -64,10 +118,23 @@ describe('admin API (CONTRACT §5)', () => {
     const body = `{"id": "pred_exact", "status":"starting",  "x": "\u00e9"}`;
     const headers = { ...signedHeaders(body, { id: 'msg_exact' }), cookie: 'a=b' };
     await inlet.app.inject({ method: 'POST', url: '/replicate-webhook', payload: body, headers });
-    const again = await inlet.app.inject({ method: 'POST', url: '/replicate-webhook', payload: body, headers });
+    const again = await inlet.app.inject({
+      method: 'POST',
+      url: '/replicate-webhook',
+      payload: body,
+      headers,
+    });
     expect(again.json()).toEqual({ received: true, duplicate: true });
     const event = await get('/api/events/msg_exact');
-    expect(event.json).toMatchObject({ id: 'msg_exact', prediction_id: 'pred_exact', status: 'starting', scheme: 'standard', duplicates: 1, conflict: false, body });
+    expect(event.json).toMatchObject({
+      id: 'msg_exact',
+      prediction_id: 'pred_exact',
+      status: 'starting',
+      scheme: 'standard',
+      duplicates: 1,
+      conflict: false,
+      body,
+    });
     expect(event.json.headers['webhook-signature']).toBe('[redacted]');
     expect(event.json.headers.cookie).toBe('[redacted]');
     expect(event.json.headers['webhook-id']).toBe('msg_exact');
@@ -79,7 +146,10 @@ describe('admin API (CONTRACT §5)', () => {
     inlet = await createTestInlet();
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) {
-      const p = prediction({ model: i % 2 === 0 ? 'acme/even' : 'acme/odd', status: i < 3 ? 'succeeded' : 'processing' });
+      const p = prediction({
+        model: i % 2 === 0 ? 'acme/even' : 'acme/odd',
+        status: i < 3 ? 'succeeded' : 'processing',
+      });
       ids.push(String(p.id));
       await deliver(p);
     }
@@ -99,14 +169,26 @@ describe('admin API (CONTRACT §5)', () => {
     expect((await get('/api/predictions?model=acme/od')).json.data).toHaveLength(0);
     expect((await get('/api/predictions?q=ACME%2FOD')).json.data).toHaveLength(3);
     expect((await get(`/api/predictions?q=${ids[4]}`)).json.data).toHaveLength(1);
-    expect((await get('/api/predictions?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00.000Z')).json.data).toHaveLength(7);
+    expect(
+      (await get('/api/predictions?since=2000-01-01T00:00:00Z&until=2999-01-01T00:00:00.000Z')).json.data,
+    ).toHaveLength(7);
     expect((await get('/api/predictions?until=2000-01-01T00:00:00Z')).json.data).toHaveLength(0);
     expect((await get('/api/predictions?status=&model=')).json.data).toHaveLength(7);
   });
 
   it('answers 400 invalid_query to bad parameters and 404 to unknown ids', async () => {
     inlet = await createTestInlet();
-    for (const q of ['limit=0', 'limit=201', 'limit=abc', 'limit=1.5', 'cursor=%%%', 'cursor=abc', 'since=yesterday', 'until=2026-13-45', 'status=a,,b']) {
+    for (const q of [
+      'limit=0',
+      'limit=201',
+      'limit=abc',
+      'limit=1.5',
+      'cursor=%%%',
+      'cursor=abc',
+      'since=yesterday',
+      'until=2026-13-45',
+      'status=a,,b',
+    ]) {
       const res = await get(`/api/predictions?${q}`);
       expect(res.status, q).toBe(400);
       expect(res.json.error.code).toBe('invalid_query');
@@ -136,7 +218,13 @@ describe('admin API (CONTRACT §5)', () => {
     expect((await get('/api/predictions', { host: '[::1]:5000' })).status).toBe(200);
     // The webhook itself never needs the token or loopback.
     const body = JSON.stringify(prediction());
-    const res = await inlet.app.inject({ method: 'POST', url: '/replicate-webhook', payload: body, headers: signedHeaders(body), remoteAddress: '203.0.113.9' });
+    const res = await inlet.app.inject({
+      method: 'POST',
+      url: '/replicate-webhook',
+      payload: body,
+      headers: signedHeaders(body),
+      remoteAddress: '203.0.113.9',
+    });
     expect(res.statusCode).toBe(200);
   });
 
@@ -145,13 +233,20 @@ describe('admin API (CONTRACT §5)', () => {
     expect((await get('/api/predictions')).json.error.code).toBe('unauthorized');
     expect((await get('/api/predictions', { authorization: 'Bearer wrong' })).status).toBe(401);
     expect((await get('/api/predictions', { authorization: 'Bearer s3cret-token' })).status).toBe(200);
-    const remote = await inlet.app.inject({ url: '/api/predictions', remoteAddress: '203.0.113.9', headers: { authorization: 'Bearer s3cret-token' } });
+    const remote = await inlet.app.inject({
+      url: '/api/predictions',
+      remoteAddress: '203.0.113.9',
+      headers: { authorization: 'Bearer s3cret-token' },
+    });
     expect(remote.statusCode).toBe(200);
   });
 
   it('recognises trainings by their output', async () => {
     inlet = await createTestInlet();
-    const t = prediction({ status: 'succeeded', output: { version: 'abc', weights: 'https://replicate.delivery/w.tar' } });
+    const t = prediction({
+      status: 'succeeded',
+      output: { version: 'abc', weights: 'https://replicate.delivery/w.tar' },
+    });
     await deliver(t);
     expect((await get(`/api/predictions/${String(t.id)}`)).json.kind).toBe('training');
   });

@@ -16,7 +16,12 @@ describe('inlet predictions / events (reading the database)', () => {
     const inlet = createInlet(testConfig(), await openStore(`sqlite:${db}`, { mode: 'serve' }), quietLogger);
     const send = async (body: Record<string, unknown>, id?: string) => {
       const text = JSON.stringify(body);
-      const res = await inlet.app.inject({ method: 'POST', url: '/replicate-webhook', payload: text, headers: signedHeaders(text, id ? { id } : {}) });
+      const res = await inlet.app.inject({
+        method: 'POST',
+        url: '/replicate-webhook',
+        payload: text,
+        headers: signedHeaders(text, id ? { id } : {}),
+      });
       expect(res.statusCode).toBe(200);
     };
     await send(prediction({ id: ids.running, model: 'acme/b', status: 'processing' }));
@@ -37,7 +42,9 @@ describe('inlet predictions / events (reading the database)', () => {
     expect(filtered.stdout).toContain(ids.done);
     expect(filtered.stdout).not.toContain(ids.running);
 
-    const byModel = await runCli(['predictions', 'list', '--model', 'acme/b', '--json'], { DATABASE_URL: `sqlite:${db}` });
+    const byModel = await runCli(['predictions', 'list', '--model', 'acme/b', '--json'], {
+      DATABASE_URL: `sqlite:${db}`,
+    });
     const json = JSON.parse(byModel.stdout);
     expect(json.data.map((p: { id: string }) => p.id)).toEqual([ids.running]);
     expect(json.data[0]).toMatchObject({ status: 'processing', event_count: 1, kind: 'prediction' });
@@ -49,14 +56,24 @@ describe('inlet predictions / events (reading the database)', () => {
   it('shows one prediction and one event', async () => {
     const show = await runCli(['predictions', 'show', ids.done, '--json', '--database', db]);
     expect(show.code).toBe(0);
-    expect(JSON.parse(show.stdout)).toMatchObject({ id: ids.done, status: 'succeeded', output: ['ok'], event_count: 2 });
+    expect(JSON.parse(show.stdout)).toMatchObject({
+      id: ids.done,
+      status: 'succeeded',
+      output: ['ok'],
+      event_count: 2,
+    });
     const readable = await runCli(['predictions', 'show', ids.done, '--database', db]);
     expect(readable.stdout).toContain(eventId);
 
     const event = await runCli(['events', 'show', eventId, '--json', '--database', db]);
     expect(event.code).toBe(0);
     const parsed = JSON.parse(event.stdout);
-    expect(parsed).toMatchObject({ id: eventId, prediction_id: ids.done, status: 'succeeded', scheme: 'standard' });
+    expect(parsed).toMatchObject({
+      id: eventId,
+      prediction_id: ids.done,
+      status: 'succeeded',
+      scheme: 'standard',
+    });
     expect(parsed.headers['webhook-signature']).toBe('[redacted]');
     expect(JSON.parse(parsed.body)).toMatchObject({ id: ids.done });
 

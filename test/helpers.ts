@@ -18,7 +18,10 @@ export function tempDir(prefix = 'inlet-test-'): { dir: string; cleanup(): void 
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export function testConfig(env: Record<string, string> = {}, flags: Record<string, string | boolean> = {}): ServeConfig {
+export function testConfig(
+  env: Record<string, string> = {},
+  flags: Record<string, string | boolean> = {},
+): ServeConfig {
   return parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: SECRET, ...env }, { isTty: false });
 }
 
@@ -36,7 +39,7 @@ export async function createTestInlet(
   const config = testConfig(env, flags);
   const s = store ?? (await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' }));
   const inlet = createInlet(config, s, quietLogger);
-  return { ...inlet, cleanupDir: tmp.cleanup };
+  return { ...inlet, cleanupDir: () => tmp.cleanup() };
 }
 
 let counter = 0;
@@ -53,7 +56,10 @@ export function prediction(overrides: Record<string, unknown> = {}): Record<stri
     error: null,
     status: 'starting',
     created_at: '2026-11-27T13:38:07.123Z',
-    urls: { get: 'https://api.replicate.com/v1/predictions/x', cancel: 'https://api.replicate.com/v1/predictions/x/cancel' },
+    urls: {
+      get: 'https://api.replicate.com/v1/predictions/x',
+      cancel: 'https://api.replicate.com/v1/predictions/x/cancel',
+    },
     metrics: {},
     ...overrides,
   };

@@ -30,9 +30,14 @@ export async function startServe(
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const exited = new Promise<number | string>((resolve) =>
+    proc.on('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`serve did not start:\n${out}`)), options.timeoutMs ?? 15_000);
+    const timer = setTimeout(
+      () => reject(new Error(`serve did not start:\n${out}`)),
+      options.timeoutMs ?? 15_000,
+    );
     const check = () => {
       const m = URL_LINE.exec(out);
       if (m?.[1]) {
@@ -77,7 +82,10 @@ export function runCli(
   });
 }
 
-export async function stop(server: RunningServer, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | string> {
+export async function stop(
+  server: RunningServer,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<number | string> {
   if (server.proc.exitCode === null && server.proc.signalCode === null) server.proc.kill(signal);
   return server.exited;
 }

@@ -24,7 +24,13 @@ describe('inlet serve as a process', () => {
   });
 
   it('exits 2 on bad flag values, naming the flag', async () => {
-    for (const [flag, value] of [['--port', 'abc'], ['--tolerance', '-1'], ['--max-body', '1e6'], ['--log-level', 'loud'], ['--commit-timeout-ms', '0']]) {
+    for (const [flag, value] of [
+      ['--port', 'abc'],
+      ['--tolerance', '-1'],
+      ['--max-body', '1e6'],
+      ['--log-level', 'loud'],
+      ['--commit-timeout-ms', '0'],
+    ]) {
       const res = await runCli(['serve', flag!, value!], ENV, { cwd: tmp.dir });
       expect(res.code, flag).toBe(2);
       expect(res.stderr, flag).toContain(flag);
@@ -37,7 +43,18 @@ describe('inlet serve as a process', () => {
   it('exits 2 naming the port when it is in use', async () => {
     const server = await startServe(['--database', join(tmp.dir, 'port.db')], ENV);
     try {
-      const res = await runCli(['serve', '--port', String(server.port), '--host', '127.0.0.1', '--database', join(tmp.dir, 'port2.db')], ENV);
+      const res = await runCli(
+        [
+          'serve',
+          '--port',
+          String(server.port),
+          '--host',
+          '127.0.0.1',
+          '--database',
+          join(tmp.dir, 'port2.db'),
+        ],
+        ENV,
+      );
       expect(res.code).toBe(2);
       expect(res.stderr).toContain(String(server.port));
     } finally {
@@ -62,13 +79,17 @@ describe('inlet serve as a process', () => {
     });
 
     it('stores 200 concurrent distinct deliveries', async () => {
-      const bodies = Array.from({ length: 200 }, () => JSON.stringify(prediction({ model: 'acme/concurrent' })));
+      const bodies = Array.from({ length: 200 }, () =>
+        JSON.stringify(prediction({ model: 'acme/concurrent' })),
+      );
       const results = await Promise.all(bodies.map((b) => deliver(server.base, b)));
       expect(results.every((r) => r.status === 200 && r.json.duplicate === false)).toBe(true);
       let count = 0;
       let cursor: string | null = null;
       do {
-        const res = await fetch(`${server.base}/api/predictions?model=acme/concurrent&limit=200${cursor ? `&cursor=${cursor}` : ''}`);
+        const res = await fetch(
+          `${server.base}/api/predictions?model=acme/concurrent&limit=200${cursor ? `&cursor=${cursor}` : ''}`,
+        );
         const page = (await res.json()) as { data: unknown[]; next_cursor: string | null };
         count += page.data.length;
         cursor = page.next_cursor;
@@ -79,10 +100,14 @@ describe('inlet serve as a process', () => {
     it('stores 24 concurrent copies of one delivery once, exactly one duplicate:false', async () => {
       const body = JSON.stringify(prediction());
       const headers = signedHeaders(body);
-      const results = await Promise.all(Array.from({ length: 24 }, () => deliver(server.base, body, headers)));
+      const results = await Promise.all(
+        Array.from({ length: 24 }, () => deliver(server.base, body, headers)),
+      );
       expect(results.every((r) => r.status === 200)).toBe(true);
       expect(results.filter((r) => r.json.duplicate === false)).toHaveLength(1);
-      const event = (await (await fetch(`${server.base}/api/events/${headers['webhook-id']}`)).json()) as { duplicates: number };
+      const event = (await (await fetch(`${server.base}/api/events/${headers['webhook-id']}`)).json()) as {
+        duplicates: number;
+      };
       expect(event.duplicates).toBe(23);
     });
 
@@ -90,12 +115,18 @@ describe('inlet serve as a process', () => {
       const big = JSON.stringify(prediction({ status: 'succeeded', logs: 'x'.repeat(12 * 1024 * 1024) }));
       const headers = signedHeaders(big);
       expect((await deliver(server.base, big, headers)).status).toBe(200);
-      const event = (await (await fetch(`${server.base}/api/events/${headers['webhook-id']}`)).json()) as { body: string };
+      const event = (await (await fetch(`${server.base}/api/events/${headers['webhook-id']}`)).json()) as {
+        body: string;
+      };
       expect(event.body.length).toBe(big.length);
       expect(event.body === big).toBe(true);
 
       const huge = JSON.stringify(prediction({ logs: 'y'.repeat(17 * 1024 * 1024) }));
-      const res = await fetch(`${server.base}/replicate-webhook`, { method: 'POST', body: huge, headers: signedHeaders(huge) });
+      const res = await fetch(`${server.base}/replicate-webhook`, {
+        method: 'POST',
+        body: huge,
+        headers: signedHeaders(huge),
+      });
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
       expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
@@ -109,7 +140,9 @@ describe('inlet serve as a process', () => {
       await deliver(server.base, body, headers);
       await deliver(server.base, body, headers);
       await new Promise((r) => setTimeout(r, 100));
-      expect(server.output()).toContain('Received webhook for prediction pred_logline with status processing');
+      expect(server.output()).toContain(
+        'Received webhook for prediction pred_logline with status processing',
+      );
       expect(server.output()).toMatch(/duplicate webhook for prediction pred_logline/);
       expect(server.output()).not.toContain(SECRET);
       expect(server.output()).not.toContain(headers['webhook-signature']!.slice(3));
@@ -172,7 +205,11 @@ describe('inlet serve as a process', () => {
       while (!killed) {
         const body = JSON.stringify(prediction({ model: 'acme/crash' }));
         try {
-          const res = await fetch(`${server.base}/replicate-webhook`, { method: 'POST', body, headers: signedHeaders(body) });
+          const res = await fetch(`${server.base}/replicate-webhook`, {
+            method: 'POST',
+            body,
+            headers: signedHeaders(body),
+          });
           if (res.status === 200) acknowledged.push(JSON.parse(body).id as string);
         } catch {
           return;
@@ -192,7 +229,9 @@ describe('inlet serve as a process', () => {
       const stored = new Set<string>();
       let cursor: string | null = null;
       do {
-        const res = await fetch(`${again.base}/api/predictions?model=acme/crash&limit=200${cursor ? `&cursor=${cursor}` : ''}`);
+        const res = await fetch(
+          `${again.base}/api/predictions?model=acme/crash&limit=200${cursor ? `&cursor=${cursor}` : ''}`,
+        );
         const page = (await res.json()) as { data: { id: string }[]; next_cursor: string | null };
         page.data.forEach((p) => stored.add(p.id));
         cursor = page.next_cursor;

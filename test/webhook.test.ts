@@ -2,7 +2,14 @@ import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../src/store/errors.js';
 import type { Store } from '../src/store/types.js';
-import { createTestInlet, OTHER_SECRET, prediction, SECRET, signedHeaders, type TestInlet } from './helpers.js';
+import {
+  createTestInlet,
+  OTHER_SECRET,
+  prediction,
+  SECRET,
+  signedHeaders,
+  type TestInlet,
+} from './helpers.js';
 
 const PATH = '/replicate-webhook';
 let inlet: TestInlet | undefined;
@@ -13,7 +20,11 @@ afterEach(async () => {
   inlet = undefined;
 });
 
-async function start(env: Record<string, string> = {}, flags: Record<string, string | boolean> = {}, store?: Store) {
+async function start(
+  env: Record<string, string> = {},
+  flags: Record<string, string | boolean> = {},
+  store?: Store,
+) {
   inlet = await createTestInlet(env, flags, store);
   return inlet;
 }
@@ -28,14 +39,24 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
     await start();
     const body = JSON.stringify(prediction({ status: 'succeeded', output: ['a'] }));
     const headers = signedHeaders(body);
-    expect(await post(body, headers)).toMatchObject({ status: 200, json: { received: true, duplicate: false } });
-    expect(await post(body, headers)).toMatchObject({ status: 200, json: { received: true, duplicate: true } });
+    expect(await post(body, headers)).toMatchObject({
+      status: 200,
+      json: { received: true, duplicate: false },
+    });
+    expect(await post(body, headers)).toMatchObject({
+      status: 200,
+      json: { received: true, duplicate: true },
+    });
   });
 
   it('answers 405 with Allow: POST to other methods, before anything else', async () => {
     await start({ INLET_MAX_BODY_BYTES: '2048' });
     for (const method of ['GET', 'PUT', 'DELETE', 'PATCH'] as const) {
-      const res = await inlet!.app.inject({ method, url: PATH, payload: method === 'GET' ? undefined : 'x'.repeat(5000) });
+      const res = await inlet!.app.inject({
+        method,
+        url: PATH,
+        payload: method === 'GET' ? undefined : 'x'.repeat(5000),
+      });
       expect(res.statusCode, method).toBe(405);
       expect(res.headers.allow).toBe('POST');
       expect(res.json().error.code).toBe('method_not_allowed');
@@ -54,18 +75,32 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
   it('answers 415 to a non-JSON content type and accepts JSON variants or none', async () => {
     await start();
     const body = JSON.stringify(prediction());
-    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonx', 'multipart/form-data']) {
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/jsonx',
+      'multipart/form-data',
+    ]) {
       expect((await post(body, { ...signedHeaders(body), 'content-type': type })).json.error.code, type).toBe(
         'unsupported_media_type',
       );
     }
-    for (const type of ['application/json; charset=utf-8', 'APPLICATION/JSON', 'application/cloudevents+json']) {
+    for (const type of [
+      'application/json; charset=utf-8',
+      'APPLICATION/JSON',
+      'application/cloudevents+json',
+    ]) {
       const b = JSON.stringify(prediction());
       expect((await post(b, { ...signedHeaders(b), 'content-type': type })).status, type).toBe(200);
     }
     const b = JSON.stringify(prediction());
     const { 'content-type': _ct, ...noType } = signedHeaders(b);
-    const res = await inlet!.app.inject({ method: 'POST', url: PATH, payload: Buffer.from(b), headers: noType });
+    const res = await inlet!.app.inject({
+      method: 'POST',
+      url: PATH,
+      payload: Buffer.from(b),
+      headers: noType,
+    });
     expect(res.statusCode).toBe(200);
   });
 
@@ -73,7 +108,9 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
     await start();
     const body = JSON.stringify(prediction());
     const full = signedHeaders(body);
-    expect((await post(body, { 'content-type': 'application/json' })).json.error.code).toBe('missing_signature');
+    expect((await post(body, { 'content-type': 'application/json' })).json.error.code).toBe(
+      'missing_signature',
+    );
     for (const drop of ['webhook-id', 'webhook-timestamp', 'webhook-signature']) {
       const headers = { ...full, [drop]: '' };
       const res = await post(body, headers);
@@ -109,9 +146,9 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
   it('answers 403 invalid_signature to garbage, a wrong secret or a changed body', async () => {
     await start();
     const body = JSON.stringify(prediction());
-    expect((await post(body, { ...signedHeaders(body), 'webhook-signature': 'garbage' })).json.error.code).toBe(
-      'invalid_signature',
-    );
+    expect(
+      (await post(body, { ...signedHeaders(body), 'webhook-signature': 'garbage' })).json.error.code,
+    ).toBe('invalid_signature');
     expect((await post(body, signedHeaders(body, { secret: OTHER_SECRET }))).status).toBe(403);
     const headers = signedHeaders(body);
     expect((await post(body.replace('hello', 'hellO'), headers)).json.error.code).toBe('invalid_signature');
@@ -132,7 +169,13 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
       expect(res.status, String(body)).toBe(400);
       expect(res.json.error.code).toBe('invalid_json');
     }
-    for (const obj of [{ status: 'starting' }, { id: '', status: 'starting' }, { id: 'x', status: '' }, { id: 5, status: 'x' }, { id: 'x' }]) {
+    for (const obj of [
+      { status: 'starting' },
+      { id: '', status: 'starting' },
+      { id: 'x', status: '' },
+      { id: 5, status: 'x' },
+      { id: 'x' },
+    ]) {
       const body = JSON.stringify(obj);
       const res = await post(body, signedHeaders(body));
       expect(res.status, body).toBe(422);
@@ -142,7 +185,9 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
 
   it('checks the signature before the body: an unsigned bad body is missing_signature', async () => {
     await start();
-    expect((await post('{not json', { 'content-type': 'application/json' })).json.error.code).toBe('missing_signature');
+    expect((await post('{not json', { 'content-type': 'application/json' })).json.error.code).toBe(
+      'missing_signature',
+    );
   });
 
   it('answers 404 not_found on paths it does not serve', async () => {
@@ -156,13 +201,16 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
     const body = JSON.stringify(prediction());
     const hex = createHmac('sha256', Buffer.from(SECRET, 'utf8')).update(body).digest('hex');
     await start();
-    expect((await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex })).json.error.code).toBe(
-      'missing_signature',
-    );
+    expect(
+      (await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex })).json.error
+        .code,
+    ).toBe('missing_signature');
     await inlet!.close();
     inlet!.cleanupDir();
     await start({ INLET_ACCEPT_HEX_SIGNATURE: '1' });
-    expect(await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex })).toMatchObject({
+    expect(
+      await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex }),
+    ).toMatchObject({
       status: 200,
       json: { duplicate: false },
     });
@@ -224,7 +272,11 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
   it('records every 4xx in the rejection log, redacted', async () => {
     await start();
     const body = JSON.stringify(prediction());
-    await post(body, { ...signedHeaders(body), 'webhook-signature': 'v1,AAAA', authorization: 'Bearer secret' });
+    await post(body, {
+      ...signedHeaders(body),
+      'webhook-signature': 'v1,AAAA',
+      authorization: 'Bearer secret',
+    });
     await inlet!.app.inject({ method: 'GET', url: PATH });
     await new Promise((r) => setTimeout(r, 50));
     const res = await inlet!.app.inject({ url: '/api/rejections' });

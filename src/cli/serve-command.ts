@@ -14,7 +14,9 @@ function urlHost(host: string): string {
 export function registerServeCommand(program: Command, ctx: CliContext): void {
   const command = program
     .command('serve')
-    .description('receive Replicate webhooks: verify, store durably, dedupe and fold (CONTRACT §2)');
+    .description(
+      'receive Replicate webhooks: verify, store durably, dedupe and fold into one state per prediction',
+    );
   for (const setting of SERVE_SETTINGS) {
     if (setting.flag === undefined) continue;
     const flags = setting.valueName ? `--${setting.flag} <${setting.valueName}>` : `--${setting.flag}`;
@@ -32,7 +34,8 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
   try {
     database = parseDatabaseUrl(config.databaseUrl);
   } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError) throw new ConfigError('--database', `--database: ${error.message}`);
+    if (error instanceof InvalidDatabaseUrlError)
+      throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
@@ -60,10 +63,14 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
     await store.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
-      throw new UsageError(`Port ${config.port} is already in use on ${config.host}; choose another with --port or PORT.`);
+      throw new UsageError(
+        `Port ${config.port} is already in use on ${config.host}; choose another with --port or PORT.`,
+      );
     }
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
-      throw new UsageError(`Cannot listen on ${config.host}:${config.port} (${code}); check --host and --port.`);
+      throw new UsageError(
+        `Cannot listen on ${config.host}:${config.port} (${code}); check --host and --port.`,
+      );
     }
     throw error;
   }

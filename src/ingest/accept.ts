@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from 'pino';
 import { type ErrorCode, ERROR_STATUS, errorBody } from '../errors.js';
+import type { DeliveryCode, DeliveryOutcome } from '../metrics/metrics.js';
 import type { ReplicateObject } from '../replicate/types.js';
 import type { IncomingEvent, Scheme } from '../store/types.js';
 import { bodyDeliveryKey, createVerifier, hasSignatureHeaders, type Verifier } from '../verify/index.js';
@@ -28,6 +29,9 @@ export interface WebhookRequest {
 
 export interface WebhookAnswer {
   status: number;
+  /** For metrics: what became of the delivery, and its error code (`ok` for a 200). */
+  outcome: DeliveryOutcome;
+  code: DeliveryCode;
   body: object;
   headers?: Record<string, string>;
 }
@@ -59,7 +63,11 @@ export class Ingest {
   }
 
   /** Answers a request that failed before its body could be read (405, 413). */
-  reject(request: Omit<WebhookRequest, 'body'> & { body?: Buffer }, code: ErrorCode, message: string): WebhookAnswer {
+  reject(
+    request: Omit<WebhookRequest, 'body'> & { body?: Buffer },
+    code: ErrorCode,
+    message: string,
+  ): WebhookAnswer {
     return this.#reject({ ...request, body: request.body ?? Buffer.alloc(0) }, code, message, false);
   }
 
@@ -67,7 +75,12 @@ export class Ingest {
     const { headers, body } = request;
     const contentType = headerValue(headers, 'content-type');
     if (!isJsonContentType(contentType)) {
-      return this.#reject(request, 'unsupported_media_type', `Content-Type must be JSON (application/json); got "${contentType ?? ''}".`, false);
+      return this.#reject(
+        request,
+        'unsupported_media_type',
+        `Content-Type must be JSON (application/json); got "${contentType ?? ''}".`,
+        false,
+      );
     }
 
     let scheme: Scheme;
@@ -96,7 +109,12 @@ export class Ingest {
       return this.#reject(request, 'invalid_json', 'The body is JSON but not a JSON object.', authenticated);
     }
     const object = parsed as Record<string, unknown>;
-    if (typeof object.id !== 'string' || object.id === '' || typeof object.status !== 'string' || object.status === '') {
+    if (
+      typeof object.id !== 'string' ||
+      object.id === '' ||
+      typeof object.status !== 'string' ||
+      object.status === ''
+    ) {
       return this.#reject(
         request,
         'invalid_payload',
@@ -117,9 +135,14 @@ export class Ingest {
     const result = await this.#batcher.submit(event);
     const log = this.#logger.child({ predictionId: object.id, deliveryId: key });
     if (!result.ok) {
-      log.warn({ reason: result.reason }, `Could not store webhook for prediction ${object.id}: answering 503`);
+      log.warn(
+        { reason: result.reason },
+        `Could not store webhook for prediction ${object.id}: answering 503`,
+      );
       return {
         status: ERROR_STATUS.storage_unavailable,
+        outcome: 'unavailable',
+        code: 'storage_unavailable',
         headers: { 'retry-after': String(this.#options.retryAfterSec ?? 2) },
         body: errorBody(
           'storage_unavailable',
@@ -131,11 +154,21 @@ export class Ingest {
     }
     const { duplicate, conflict } = result.outcome;
     if (duplicate) {
-      log.info(`Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`);
+      log.info(
+        `Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`,
+      );
     } else {
-      log.info({ scheme, conflict }, `Received webhook for prediction ${object.id} with status ${object.status}`);
+      log.info(
+        { scheme, conflict },
+        `Received webhook for prediction ${object.id} with status ${object.status}`,
+      );
     }
-    return { status: 200, body: { received: true, duplicate } };
+    return {
+      status: 200,
+      outcome: duplicate ? 'duplicate' : 'accepted',
+      code: 'ok',
+      body: { received: true, duplicate },
+    };
   }
 
   #reject(request: WebhookRequest, code: ErrorCode, message: string, authenticated: boolean): WebhookAnswer {
@@ -150,6 +183,6 @@ export class Ingest {
       body: authenticated ? request.body : request.body.subarray(0, REJECTION_BODY_BYTES),
     });
     const headers: Record<string, string> = code === 'method_not_allowed' ? { allow: 'POST' } : {};
-    return { status, headers, body: errorBody(code, message) };
+    return { status, outcome: 'rejected', code, headers, body: errorBody(code, message) };
   }
 }

@@ -1,4 +1,6 @@
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import type { InletMetrics } from '../metrics/metrics.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { CommitOutcome, IncomingEvent, Store } from '../store/types.js';
 
@@ -12,10 +14,13 @@ export interface CommitBatcherOptions {
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
   logger: Logger;
+  metrics?: InletMetrics;
 }
 
 interface Pending {
   event: IncomingEvent;
+  /** performance.now() at submit, for the commit wait metric. */
+  submittedAt: number;
   settled: boolean;
   timer: NodeJS.Timeout;
   resolve(result: CommitResult): void;
@@ -34,6 +39,7 @@ export class CommitBatcher {
   readonly #retryDelayMs: number;
   readonly #maxRetryDelayMs: number;
   readonly #logger: Logger;
+  readonly #metrics: InletMetrics | undefined;
   #queue: Pending[] = [];
   #inFlight = 0;
   #scheduled = false;
@@ -48,6 +54,8 @@ export class CommitBatcher {
     this.#retryDelayMs = options.retryDelayMs ?? 20;
     this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
     this.#logger = options.logger;
+    this.#metrics = options.metrics;
+    this.#metrics?.watchCommitQueue(this);
   }
 
   /** False while the store is failing to commit (drives /readyz). */
@@ -63,6 +71,7 @@ export class CommitBatcher {
     return new Promise<CommitResult>((resolve) => {
       const item: Pending = {
         event,
+        submittedAt: performance.now(),
         settled: false,
         resolve,
         timer: setTimeout(() => this.#settle(item, { ok: false, reason: 'timeout' }), this.#timeoutMs),
@@ -82,6 +91,11 @@ export class CommitBatcher {
     if (item.settled) return;
     item.settled = true;
     clearTimeout(item.timer);
+    if (this.#metrics !== undefined) {
+      this.#metrics.commitWait((performance.now() - item.submittedAt) / 1000);
+      if (!result.ok && result.reason === 'timeout') this.#metrics.commitTimeout();
+      else if (result.ok && result.outcome.conflict) this.#metrics.conflict();
+    }
     item.resolve(result);
   }
 
@@ -105,14 +119,18 @@ export class CommitBatcher {
     }
     const batch = this.#queue.splice(0, this.#maxBatch);
     this.#inFlight++;
+    const startedAt = performance.now();
     try {
       const outcomes = await this.#store.commitEvents(batch.map((p) => p.event));
+      this.#metrics?.commitBatch(batch.length, (performance.now() - startedAt) / 1000);
       this.#recovered();
       batch.forEach((p, i) => {
         const outcome = outcomes[i];
         this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
       });
     } catch (error) {
+      this.#metrics?.commitBatch(batch.length, (performance.now() - startedAt) / 1000);
+      this.#metrics?.storeError('commit');
       if (error instanceof StoreUnavailableError) {
         this.#failed(error);
         this.#queue.unshift(...batch);
@@ -138,6 +156,7 @@ export class CommitBatcher {
         const [outcome] = await this.#store.commitEvents([p.event]);
         this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
       } catch (error) {
+        this.#metrics?.storeError('commit');
         this.#logger.error({ err: error, deliveryId: p.event.key }, 'commit failed');
         this.#settle(p, { ok: false, reason: 'error' });
       }
@@ -148,7 +167,10 @@ export class CommitBatcher {
     this.#failures++;
     const delay = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 10));
     if (this.#failures === 1 || this.#failures % 50 === 0) {
-      this.#logger.warn({ err: error.message, attempt: this.#failures, retryInMs: delay }, 'store cannot commit; retrying');
+      this.#logger.warn(
+        { err: error.message, attempt: this.#failures, retryInMs: delay },
+        'store cannot commit; retrying',
+      );
     }
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;

@@ -1,7 +1,12 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 /** Header values that never leave Inlet: not in the API, not in logs. */
-export const REDACTED_HEADERS = ['webhook-signature', 'x-replicate-signature', 'authorization', 'cookie'] as const;
+export const REDACTED_HEADERS = [
+  'webhook-signature',
+  'x-replicate-signature',
+  'authorization',
+  'cookie',
+] as const;
 export const REDACTED = '[redacted]';
 
 /** Lower-case names, one string per header, secrets replaced by "[redacted]". */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { InletMetrics } from '../metrics/metrics.js';
 import type { NewRejection, RejectionLimits, Store } from '../store/types.js';
 
 /**
@@ -9,21 +10,26 @@ export class RejectionLog {
   readonly #store: Store;
   readonly #limits: RejectionLimits;
   readonly #logger: Logger;
+  readonly #metrics: InletMetrics | undefined;
   #queue: NewRejection[] = [];
   #writing: Promise<void> | undefined;
   /** Kept in memory at most while the store is away; the oldest are dropped beyond it. */
   readonly #maxQueued = 1000;
 
-  constructor(store: Store, limits: RejectionLimits, logger: Logger) {
+  constructor(store: Store, limits: RejectionLimits, logger: Logger, metrics?: InletMetrics) {
     this.#store = store;
     this.#limits = limits;
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   record(rejection: NewRejection): void {
     if (this.#limits.maxRows === 0) return;
     this.#queue.push(rejection);
-    if (this.#queue.length > this.#maxQueued) this.#queue.shift();
+    if (this.#queue.length > this.#maxQueued) {
+      this.#queue.shift();
+      this.#metrics?.rejectionsDropped(1);
+    }
     this.#writing ??= this.#write();
   }
 
@@ -37,8 +43,14 @@ export class RejectionLog {
     this.#queue = [];
     try {
       await this.#store.recordRejections(rows, this.#limits);
+      this.#metrics?.rejectionsRecorded(rows.length);
     } catch (error) {
-      this.#logger.warn({ err: (error as Error).message, dropped: rows.length }, 'could not record rejections');
+      this.#metrics?.storeError('record_rejections');
+      this.#metrics?.rejectionsDropped(rows.length);
+      this.#logger.warn(
+        { err: (error as Error).message, dropped: rows.length },
+        'could not record rejections',
+      );
     } finally {
       this.#writing = undefined;
       if (this.#queue.length > 0) this.#writing = this.#write();

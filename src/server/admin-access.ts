@@ -19,7 +19,11 @@ function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
   const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
   const lower = name.toLowerCase();
-  return LOOPBACK_HOSTNAMES.has(lower) || lower.endsWith('.localhost') || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(lower);
+  return (
+    LOOPBACK_HOSTNAMES.has(lower) ||
+    lower.endsWith('.localhost') ||
+    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(lower)
+  );
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -43,17 +47,22 @@ export function createAdminAccessHook(options: AdminAccessOptions) {
         await reply
           .code(401)
           .header('www-authenticate', 'Bearer')
-          .send(errorBody('unauthorized', 'This endpoint needs "Authorization: Bearer <INLET_ADMIN_TOKEN>".'));
+          .send(
+            errorBody('unauthorized', 'This endpoint needs "Authorization: Bearer <INLET_ADMIN_TOKEN>".'),
+          );
       }
       return;
     }
-    const viaProxy = request.headers.forwarded !== undefined || request.headers['x-forwarded-for'] !== undefined;
+    const viaProxy =
+      request.headers.forwarded !== undefined || request.headers['x-forwarded-for'] !== undefined;
     const host = request.headers.host;
     let refusal: string | undefined;
     if (viaProxy || !isLoopbackAddress(request.socket.remoteAddress)) {
-      refusal = 'The admin API answers loopback clients only; set INLET_ADMIN_TOKEN to reach it from elsewhere.';
+      refusal =
+        'The admin API answers loopback clients only; set INLET_ADMIN_TOKEN to reach it from elsewhere.';
     } else if (!isLoopbackHost(host)) {
-      refusal = 'The Host header must name localhost or a loopback address; set INLET_ADMIN_TOKEN to use another name.';
+      refusal =
+        'The Host header must name localhost or a loopback address; set INLET_ADMIN_TOKEN to use another name.';
     } else if (!SAFE_METHODS.has(request.method)) {
       const origin = request.headers.origin;
       if (origin !== undefined && origin !== `http://${host}` && origin !== `https://${host}`) {

@@ -1,4 +1,5 @@
-import type { PredictionKeyset, PredictionQuery, SeqQuery } from '../store/types.js';
+import { decodePredictionCursor, decodeSeqCursor } from '../store/cursor.js';
+import type { PredictionQuery, SeqQuery } from '../store/types.js';
 
 /** A query parameter that cannot be used: answered 400 `invalid_query`. */
 export class InvalidQueryError extends Error {
@@ -33,38 +34,20 @@ function parseTime(query: QueryParams, name: string): number | undefined {
   const text = param(query, name);
   if (text === undefined) return undefined;
   const ms = RFC3339.test(text) ? Date.parse(text.replace(' ', 'T')) : NaN;
-  if (Number.isNaN(ms)) throw new InvalidQueryError(`"${name}" must be an RFC 3339 time like 2026-11-27T13:38:07Z; got "${text}".`);
+  if (Number.isNaN(ms))
+    throw new InvalidQueryError(
+      `"${name}" must be an RFC 3339 time like 2026-11-27T13:38:07Z; got "${text}".`,
+    );
   return ms;
 }
 
-function encodeCursor(value: unknown): string {
-  return Buffer.from(JSON.stringify(value)).toString('base64url');
-}
-
-function decodeCursor(query: QueryParams): unknown {
-  const text = param(query, 'cursor');
-  if (text === undefined) return undefined;
-  try {
-    if (!/^[A-Za-z0-9_-]+$/.test(text)) throw new Error('not base64url');
-    return JSON.parse(Buffer.from(text, 'base64url').toString('utf8')) as unknown;
-  } catch {
-    throw new InvalidQueryError('"cursor" is not a cursor this API gave out.');
-  }
-}
-
-export function predictionCursor(keyset: PredictionKeyset): string {
-  return encodeCursor({ t: keyset.lastReceivedAtMs, id: keyset.id });
-}
-
-export function seqCursor(seq: number): string {
-  return encodeCursor({ s: seq });
-}
+const BAD_CURSOR = '"cursor" is not a cursor this API gave out.';
 
 function parseSeqCursor(query: QueryParams): number | undefined {
-  const value = decodeCursor(query);
-  if (value === undefined) return undefined;
-  const seq = (value as { s?: unknown } | null)?.s;
-  if (typeof seq !== 'number' || !Number.isSafeInteger(seq)) throw new InvalidQueryError('"cursor" is not a cursor this API gave out.');
+  const text = param(query, 'cursor');
+  if (text === undefined) return undefined;
+  const seq = decodeSeqCursor(text);
+  if (seq === undefined) throw new InvalidQueryError(BAD_CURSOR);
   return seq;
 }
 
@@ -79,7 +62,8 @@ export function parsePredictionQuery(query: QueryParams): PredictionQuery {
   const status = param(query, 'status');
   if (status !== undefined) {
     const statuses = status.split(',').map((s) => s.trim());
-    if (statuses.some((s) => s === '')) throw new InvalidQueryError(`"status" must be one status or a comma list; got "${status}".`);
+    if (statuses.some((s) => s === ''))
+      throw new InvalidQueryError(`"status" must be one status or a comma list; got "${status}".`);
     result.statuses = statuses;
   }
   const model = param(query, 'model');
@@ -90,12 +74,11 @@ export function parsePredictionQuery(query: QueryParams): PredictionQuery {
   if (sinceMs !== undefined) result.sinceMs = sinceMs;
   const untilMs = parseTime(query, 'until');
   if (untilMs !== undefined) result.untilMs = untilMs;
-  const cursor = decodeCursor(query) as { t?: unknown; id?: unknown } | null | undefined;
+  const cursor = param(query, 'cursor');
   if (cursor !== undefined) {
-    if (typeof cursor?.t !== 'number' || typeof cursor.id !== 'string') {
-      throw new InvalidQueryError('"cursor" is not a cursor this API gave out.');
-    }
-    result.after = { lastReceivedAtMs: cursor.t, id: cursor.id };
+    const after = decodePredictionCursor(cursor);
+    if (after === undefined) throw new InvalidQueryError(BAD_CURSOR);
+    result.after = after;
   }
   return result;
 }

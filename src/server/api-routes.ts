@@ -1,15 +1,15 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { errorBody } from '../errors.js';
 import type { Store } from '../store/types.js';
-import { eventDetailView, eventView, predictionSummaryView, predictionView, rejectionView } from '../views.js';
 import {
-  InvalidQueryError,
-  type QueryParams,
-  parsePredictionQuery,
-  parseSeqQuery,
-  predictionCursor,
-  seqCursor,
-} from './api-query.js';
+  eventDetailView,
+  eventView,
+  predictionSummaryView,
+  predictionView,
+  rejectionView,
+} from '../views.js';
+import { encodePredictionCursor, encodeSeqCursor } from '../store/cursor.js';
+import { InvalidQueryError, type QueryParams, parsePredictionQuery, parseSeqQuery } from './api-query.js';
 
 function notFound(reply: FastifyReply, what: string) {
   return reply.code(404).send(errorBody('not_found', `No ${what}.`));
@@ -18,7 +18,8 @@ function notFound(reply: FastifyReply, what: string) {
 /** The read side of CONTRACT §5. */
 export function registerApiRoutes(app: FastifyInstance, store: Store): void {
   app.setErrorHandler(async (error, _request, reply) => {
-    if (error instanceof InvalidQueryError) return reply.code(400).send(errorBody('invalid_query', error.message));
+    if (error instanceof InvalidQueryError)
+      return reply.code(400).send(errorBody('invalid_query', error.message));
     throw error;
   });
 
@@ -29,7 +30,9 @@ export function registerApiRoutes(app: FastifyInstance, store: Store): void {
     return {
       data: page.items.map(predictionSummaryView),
       next_cursor:
-        page.hasMore && last ? predictionCursor({ lastReceivedAtMs: last.lastReceivedAtMs, id: last.id }) : null,
+        page.hasMore && last
+          ? encodePredictionCursor({ lastReceivedAtMs: last.lastReceivedAtMs, id: last.id })
+          : null,
     };
   });
 
@@ -41,11 +44,18 @@ export function registerApiRoutes(app: FastifyInstance, store: Store): void {
   app.get<{ Params: { id: string } }>('/predictions/:id/events', async (request, reply) => {
     const query = parseSeqQuery(request.query as QueryParams);
     const page = await store.listEvents(request.params.id, query);
-    if (page.items.length === 0 && query.after === undefined && !(await store.getPrediction(request.params.id))) {
+    if (
+      page.items.length === 0 &&
+      query.after === undefined &&
+      !(await store.getPrediction(request.params.id))
+    ) {
       return notFound(reply, `prediction "${request.params.id}"`);
     }
     const last = page.items.at(-1);
-    return { data: page.items.map(eventView), next_cursor: page.hasMore && last ? seqCursor(last.seq) : null };
+    return {
+      data: page.items.map(eventView),
+      next_cursor: page.hasMore && last ? encodeSeqCursor(last.seq) : null,
+    };
   });
 
   app.get<{ Params: { id: string } }>('/events/:id', async (request, reply) => {
@@ -56,6 +66,9 @@ export function registerApiRoutes(app: FastifyInstance, store: Store): void {
   app.get('/rejections', async (request) => {
     const page = await store.listRejections(parseSeqQuery(request.query as QueryParams));
     const last = page.items.at(-1);
-    return { data: page.items.map(rejectionView), next_cursor: page.hasMore && last ? seqCursor(last.seq) : null };
+    return {
+      data: page.items.map(rejectionView),
+      next_cursor: page.hasMore && last ? encodeSeqCursor(last.seq) : null,
+    };
   });
 }

@@ -10,6 +10,8 @@ import type { Logger } from 'pino';
 import { errorBody } from '../errors.js';
 import type { CommitBatcher } from '../ingest/commit-batcher.js';
 import type { Ingest, WebhookAnswer } from '../ingest/accept.js';
+import type { InletMetrics } from '../metrics/metrics.js';
+import { registerMetricsRoute } from '../metrics/metrics-route.js';
 import type { Store } from '../store/types.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
@@ -29,9 +31,22 @@ export interface AppDeps {
   ingest: Ingest;
   batcher: CommitBatcher;
   logger: Logger;
+  /** Served at `/metrics` and fed by every webhook answer when present. */
+  metrics?: InletMetrics;
 }
 
-function sendAnswer(reply: FastifyReply, answer: WebhookAnswer): FastifyReply {
+/** Node checks header and request timeouts on this interval; short timeouts need a shorter one. */
+function connectionsCheckingIntervalMs(timeoutsMs: number[]): number {
+  const shortest = Math.min(30_000, ...timeoutsMs.filter((t) => t > 0));
+  return Math.max(100, Math.floor(shortest / 4));
+}
+
+function sendAnswer(
+  reply: FastifyReply,
+  answer: WebhookAnswer,
+  metrics: InletMetrics | undefined,
+): FastifyReply {
+  metrics?.delivery(answer.outcome, answer.code, reply.elapsedTime / 1000);
   return reply
     .code(answer.status)
     .headers(answer.headers ?? {})
@@ -40,18 +55,25 @@ function sendAnswer(reply: FastifyReply, answer: WebhookAnswer): FastifyReply {
 
 /** Builds the HTTP app without listening (tests use `inject()`). */
 export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
+  const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
   const app = Fastify({
+    http: {
+      connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
+    },
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.maxBodyBytes,
-    requestTimeout: options.requestTimeoutMs ?? 120_000,
+    requestTimeout: requestTimeoutMs,
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 1000 },
   });
-  if (options.headersTimeoutMs !== undefined) app.server.headersTimeout = options.headersTimeoutMs;
+  // Node wants headersTimeout <= requestTimeout (requestTimeout 0 means none).
+  app.server.headersTimeout =
+    requestTimeoutMs > 0 ? Math.min(headersTimeoutMs, requestTimeoutMs) : headersTimeoutMs;
 
   // While closing, answers in flight still go out, each on a connection that then closes, so
   // keep-alive clients cannot hold the process open after SIGTERM.
@@ -70,20 +92,30 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   });
 
   app.setNotFoundHandler(async (request, reply) =>
-    reply.code(404).send(errorBody('not_found', `Nothing is served at ${request.method} ${request.url.split('?')[0] ?? ''}.`)),
+    reply
+      .code(404)
+      .send(
+        errorBody('not_found', `Nothing is served at ${request.method} ${request.url.split('?')[0] ?? ''}.`),
+      ),
   );
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const onWebhook = request.routeOptions.url === options.webhookPath;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
       const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
-      if (onWebhook) return sendAnswer(reply, deps.ingest.reject(requestMeta(request), 'payload_too_large', message));
+      if (onWebhook)
+        return sendAnswer(
+          reply,
+          deps.ingest.reject(requestMeta(request), 'payload_too_large', message),
+          deps.metrics,
+        );
       return reply.code(413).send(errorBody('payload_too_large', message));
     }
     if (error.statusCode === 415) {
       return reply.code(415).send(errorBody('unsupported_media_type', error.message));
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
+    if (onWebhook) deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
     // Never a bare 500 on the webhook: a 503 makes Replicate retry, and nothing was stored.
     return reply
       .code(503)
@@ -94,20 +126,28 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   // The webhook, on the raw bytes: its own scope so no JSON parser ever touches the body.
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, (_request, body, done) => {
-      done(null, body);
-    });
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: options.maxBodyBytes },
+      (_request, body, done) => {
+        done(null, body);
+      },
+    );
     scope.all(options.webhookPath, {
       onRequest: async (request, reply) => {
         if (request.method !== 'POST') {
           const message = `Use POST to deliver webhooks here; got ${request.method}.`;
-          return sendAnswer(reply, deps.ingest.reject(requestMeta(request), 'method_not_allowed', message));
+          return sendAnswer(
+            reply,
+            deps.ingest.reject(requestMeta(request), 'method_not_allowed', message),
+            deps.metrics,
+          );
         }
       },
       handler: async (request, reply) => {
         const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
         const answer = await deps.ingest.accept({ ...requestMeta(request), body });
-        return sendAnswer(reply, answer);
+        return sendAnswer(reply, answer, deps.metrics);
       },
     });
   });
@@ -133,6 +173,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     },
     { prefix: '/api' },
   );
+  if (deps.metrics !== undefined) registerMetricsRoute(app, deps.metrics, { adminToken: options.adminToken });
 
   return app;
 }

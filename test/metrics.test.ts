@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../src/store/errors.js';
+import { openStore } from '../src/store/index.js';
+import type { Store } from '../src/store/types.js';
+import {
+  createTestInlet,
+  OTHER_SECRET,
+  prediction,
+  signedHeaders,
+  tempDir,
+  type TestInlet,
+} from './helpers.js';
+
+const PATH = '/replicate-webhook';
+let inlet: TestInlet | undefined;
+
+afterEach(async () => {
+  await inlet?.close();
+  inlet?.cleanupDir();
+  inlet = undefined;
+});
+
+/** Parses the text exposition into `name{labels}` → value (labels as written, sorted by the client). */
+function parseMetrics(text: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{.*\})?) (\S+)$/.exec(line);
+    if (!m) throw new Error(`unparsable metrics line: ${line}`);
+    values.set(m[1]!, Number(m[2]));
+  }
+  return values;
+}
+
+async function scrape(headers: Record<string, string> = {}): Promise<Map<string, number>> {
+  const res = await inlet!.app.inject({ url: '/metrics', headers });
+  expect(res.statusCode, res.body).toBe(200);
+  expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+  return parseMetrics(res.body);
+}
+
+const deliveries = (m: Map<string, number>, outcome: string, code: string) =>
+  m.get(`inlet_webhook_deliveries_total{outcome="${outcome}",code="${code}"}`) ?? 0;
+
+async function post(body: string, headers: Record<string, string>, method: 'POST' | 'GET' = 'POST') {
+  return inlet!.app.inject({ method, url: PATH, payload: method === 'POST' ? body : undefined, headers });
+}
+
+describe('GET /metrics', () => {
+  it('documents every inlet_ metric in docs/metrics.md with its type and labels, and nothing else', async () => {
+    inlet = await createTestInlet();
+    const doc = readFileSync(new URL('../docs/metrics.md', import.meta.url), 'utf8');
+    const rows = [...doc.matchAll(/^\| `(inlet_[a-z_]+)` \| (counter|gauge|histogram) \| ([^|]*) \|/gm)];
+    const documented = new Map(
+      rows.map((r) => [
+        r[1]!,
+        { type: r[2]!, labels: [...r[3]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1]!).sort() },
+      ]),
+    );
+    const registered = inlet.metrics.inletRegistry.getMetricsAsArray();
+    expect(registered.length).toBeGreaterThan(5);
+    for (const metric of registered) {
+      expect(metric.name.startsWith('inlet_'), metric.name).toBe(true);
+      const { type } = await metric.get();
+      const labelNames = [...((metric as unknown as { labelNames: string[] }).labelNames ?? [])].sort();
+      expect(documented.get(metric.name), metric.name).toEqual({ type: String(type), labels: labelNames });
+    }
+    expect([...documented.keys()].sort()).toEqual(registered.map((m) => m.name).sort());
+    // Every name documented anywhere in the file is a real metric (no stale prose).
+    const mentioned = new Set([...doc.matchAll(/\b(inlet_[a-z_]+?)(?:_bucket)?\b/g)].map((m) => m[1]!));
+    for (const name of mentioned) expect(documented.has(name), name).toBe(true);
+  });
+
+  it('counts accepted, duplicate, rejected by code and unavailable deliveries, with latencies', async () => {
+    const tmp = tempDir();
+    const store = await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' });
+    let failing = false;
+    const flaky: Store = {
+      dialect: store.dialect,
+      capabilities: store.capabilities,
+      location: store.location,
+      commitEvents: async (events) => {
+        if (failing) throw new StoreUnavailableError('disk on fire');
+        return store.commitEvents(events);
+      },
+      recordRejections: (rows, limits) => store.recordRejections(rows, limits),
+      listPredictions: (q) => store.listPredictions(q),
+      getPrediction: (id) => store.getPrediction(id),
+      listEvents: (id, q) => store.listEvents(id, q),
+      getEvent: (k) => store.getEvent(k),
+      listRejections: (q) => store.listRejections(q),
+      ping: () => store.ping(),
+      close: () => store.close(),
+    };
+    inlet = await createTestInlet(
+      { INLET_COMMIT_TIMEOUT_MS: '100', INLET_MAX_BODY_BYTES: '2048' },
+      {},
+      flaky,
+    );
+    const before = await scrape();
+    expect(deliveries(before, 'accepted', 'ok')).toBe(0);
+
+    const body = JSON.stringify(prediction({ status: 'succeeded' }));
+    const headers = signedHeaders(body);
+    expect((await post(body, headers)).statusCode).toBe(200);
+    expect((await post(body, headers)).statusCode).toBe(200);
+    const second = JSON.stringify(prediction());
+    expect((await post(second, signedHeaders(second))).statusCode).toBe(200);
+    for (let i = 0; i < 3; i++) {
+      const forged = JSON.stringify(prediction());
+      expect((await post(forged, signedHeaders(forged, { secret: OTHER_SECRET }))).statusCode).toBe(403);
+    }
+    expect((await post('', {}, 'GET')).statusCode).toBe(405);
+    expect((await post('x'.repeat(3000), { 'content-type': 'application/json' })).statusCode).toBe(413);
+    expect((await post(body, { 'content-type': 'application/json' })).statusCode).toBe(400);
+    // A conflicting terminal status is stored, flagged and counted.
+    const conflicting = JSON.stringify({ ...JSON.parse(body), status: 'failed' });
+    expect((await post(conflicting, signedHeaders(conflicting))).statusCode).toBe(200);
+    failing = true;
+    const lost = JSON.stringify(prediction());
+    expect((await post(lost, signedHeaders(lost))).statusCode).toBe(503);
+
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const m = await scrape();
+    expect(deliveries(m, 'accepted', 'ok')).toBe(3);
+    expect(deliveries(m, 'duplicate', 'ok')).toBe(1);
+    expect(deliveries(m, 'rejected', 'invalid_signature')).toBe(3);
+    expect(deliveries(m, 'rejected', 'method_not_allowed')).toBe(1);
+    expect(deliveries(m, 'rejected', 'payload_too_large')).toBe(1);
+    expect(deliveries(m, 'rejected', 'missing_signature')).toBe(1);
+    expect(deliveries(m, 'rejected', 'invalid_json')).toBe(0);
+    expect(deliveries(m, 'unavailable', 'storage_unavailable')).toBe(1);
+    expect(m.get('inlet_webhook_conflicts_total')).toBe(1);
+    expect(m.get('inlet_webhook_duration_seconds_count{outcome="accepted"}')).toBe(3);
+    expect(m.get('inlet_webhook_duration_seconds_count{outcome="rejected"}')).toBe(6);
+    expect(m.get('inlet_webhook_duration_seconds_count{outcome="unavailable"}')).toBe(1);
+    expect(m.get('inlet_webhook_duration_seconds_sum{outcome="accepted"}')).toBeGreaterThan(0);
+    // The 503 waited at least the commit timeout.
+    expect(m.get('inlet_webhook_duration_seconds_sum{outcome="unavailable"}')).toBeGreaterThanOrEqual(0.09);
+    expect(m.get('inlet_commit_timeouts_total')).toBe(1);
+    expect(m.get('inlet_store_errors_total{operation="commit"}')).toBeGreaterThanOrEqual(1);
+    expect(m.get('inlet_store_healthy')).toBe(0);
+    expect(m.get('inlet_commit_batch_size_count')).toBeGreaterThanOrEqual(5);
+    expect(m.get('inlet_commit_batch_size_sum')).toBeGreaterThanOrEqual(5);
+    expect(m.get('inlet_commit_wait_seconds_count')).toBe(5);
+    expect(m.get('inlet_rejections_recorded_total')).toBe(6);
+    // Default process metrics are there too.
+    expect(m.get('process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect([...m.keys()].some((k) => k.startsWith('nodejs_heap_size_used_bytes'))).toBe(true);
+
+    failing = false;
+    const retried = JSON.stringify(prediction());
+    expect((await post(retried, signedHeaders(retried))).statusCode).toBe(200);
+    expect((await scrape()).get('inlet_store_healthy')).toBe(1);
+    tmp.cleanup();
+  });
+
+  it('counts each app on its own registry', async () => {
+    inlet = await createTestInlet();
+    const other = await createTestInlet();
+    try {
+      const body = JSON.stringify(prediction());
+      await other.app.inject({ method: 'POST', url: PATH, payload: body, headers: signedHeaders(body) });
+      expect(deliveries(await scrape(), 'accepted', 'ok')).toBe(0);
+    } finally {
+      await other.close();
+      other.cleanupDir();
+    }
+  });
+
+  it('follows the /api access rule: loopback only without a token, the bearer token with one', async () => {
+    inlet = await createTestInlet();
+    const remote = await inlet.app.inject({ url: '/metrics', remoteAddress: '203.0.113.9' });
+    expect(remote.statusCode).toBe(403);
+    expect(remote.json().error.code).toBe('forbidden');
+    const proxied = await inlet.app.inject({
+      url: '/metrics',
+      headers: { 'x-forwarded-for': '203.0.113.9' },
+    });
+    expect(proxied.statusCode).toBe(403);
+    await inlet.close();
+    inlet.cleanupDir();
+
+    inlet = await createTestInlet({ INLET_ADMIN_TOKEN: 'scrape-me' });
+    const bare = await inlet.app.inject({ url: '/metrics' });
+    expect(bare.statusCode).toBe(401);
+    expect(bare.json().error.code).toBe('unauthorized');
+    const m = await scrape({ authorization: 'Bearer scrape-me' });
+    expect(m.has('inlet_commit_pending')).toBe(true);
+  });
+});

@@ -8,10 +8,22 @@ export function createLogger(options: { level: LogLevel; format: LogFormat; stre
   const base = {
     level: options.level,
     base: undefined,
-    redact: { paths: ['headers.authorization', 'headers["webhook-signature"]', 'headers["x-replicate-signature"]'], censor: '[redacted]' },
+    redact: {
+      paths: ['headers.authorization', 'headers["webhook-signature"]', 'headers["x-replicate-signature"]'],
+      censor: '[redacted]',
+    },
   };
   if (options.format === 'pretty') {
-    return pino(base, pretty({ destination: options.stream, colorize: false, sync: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l' }));
+    return pino(
+      base,
+      pretty({
+        destination: options.stream,
+        colorize: false,
+        sync: true,
+        ignore: 'pid,hostname',
+        translateTime: 'SYS:HH:MM:ss.l',
+      }),
+    );
   }
   return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, options.stream);
 }

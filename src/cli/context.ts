@@ -28,7 +28,8 @@ export function println(stream: Writable, line = ''): void {
 export async function readBodyArg(file: string | undefined, ctx: CliContext): Promise<Buffer> {
   if (file === undefined || file === '-') {
     const chunks: Buffer[] = [];
-    for await (const chunk of ctx.stdin) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
+    for await (const chunk of ctx.stdin)
+      chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string));
     return Buffer.concat(chunks);
   }
   const { readFile } = await import('node:fs/promises');

@@ -5,13 +5,17 @@ import { type CliContext, EXIT_USAGE, UsageError, println } from './context.js';
 import { registerCommands } from './commands.js';
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
 export function buildProgram(ctx: CliContext): Command {
   const program = new Command('inlet')
-    .description('Receive Replicate webhooks: verified, durable, deduplicated, folded into one state per prediction.')
+    .description(
+      'Receive Replicate webhooks: verified, durable, deduplicated, folded into one state per prediction.',
+    )
     .version(packageVersion(), '-V, --version', 'print the version')
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({
@@ -38,7 +42,11 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
     return exitCode;
   } catch (error) {
     if (error instanceof CommanderError) {
-      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0) {
+      if (
+        error.code === 'commander.helpDisplayed' ||
+        error.code === 'commander.version' ||
+        error.exitCode === 0
+      ) {
         return 0;
       }
       if (error.code === 'commander.help') return 0;

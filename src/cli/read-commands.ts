@@ -7,17 +7,25 @@ import type { Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionSummaryView, predictionView } from '../views.js';
 import { type CliContext, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
 
-const DATABASE_FLAG = ['--database <url>', 'the database to read (default: sqlite:./data/inlet.db) [env: DATABASE_URL]'] as const;
+const DATABASE_FLAG = [
+  '--database <url>',
+  'the database to read (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
+] as const;
 
 /** Opens the database read-only in spirit: never creates one (CONTRACT §6). */
-async function withStore<T>(flags: ServeFlags, ctx: CliContext, run: (store: Store) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  flags: ServeFlags,
+  ctx: CliContext,
+  run: (store: Store) => Promise<T>,
+): Promise<T> {
   const url = parseDatabaseSetting(flags, ctx.env);
   let store: Store;
   try {
     store = await openStore(url, { mode: 'read' });
   } catch (error) {
     if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
-    if (error instanceof InvalidDatabaseUrlError) throw new ConfigError('--database', `--database: ${error.message}`);
+    if (error instanceof InvalidDatabaseUrlError)
+      throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
   try {
@@ -33,11 +41,20 @@ function printJson(ctx: CliContext, value: unknown): void {
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((r) => (r[col] ?? '').length))) ?? [];
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, col) => cell.padEnd(widths[col] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 export function registerReadCommands(program: Command, ctx: CliContext): void {
-  const predictions = program.command('predictions').description('list and inspect folded predictions and trainings');
+  const predictions = program
+    .command('predictions')
+    .description('list and inspect folded predictions and trainings');
 
   predictions
     .command('list', { isDefault: true })
@@ -48,33 +65,57 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
     .option('--limit <n>', 'how many (1-200)', '50')
     .option('--json', 'print the API JSON ({data, next_cursor})')
     .option(...DATABASE_FLAG)
-    .action(async (flags: ServeFlags & { status?: string; model?: string; search?: string; limit?: string; json?: boolean }) => {
-      let query;
-      try {
-        query = parsePredictionQuery({ status: flags.status, model: flags.model, q: flags.search, limit: flags.limit });
-      } catch (error) {
-        if (error instanceof InvalidQueryError) throw new UsageError(error.message.replace('"limit"', '--limit').replace('"status"', '--status'));
-        throw error;
-      }
-      await withStore(flags, ctx, async (store) => {
-        const page = await store.listPredictions(query);
-        const data = page.items.map(predictionSummaryView);
-        if (flags.json === true) {
-          printJson(ctx, { data, next_cursor: null, has_more: page.hasMore });
-          return;
+    .action(
+      async (
+        flags: ServeFlags & {
+          status?: string;
+          model?: string;
+          search?: string;
+          limit?: string;
+          json?: boolean;
+        },
+      ) => {
+        let query;
+        try {
+          query = parsePredictionQuery({
+            status: flags.status,
+            model: flags.model,
+            q: flags.search,
+            limit: flags.limit,
+          });
+        } catch (error) {
+          if (error instanceof InvalidQueryError)
+            throw new UsageError(error.message.replace('"limit"', '--limit').replace('"status"', '--status'));
+          throw error;
         }
-        if (page.items.length === 0) {
-          println(ctx.stdout, 'No predictions yet.');
-          return;
-        }
-        const rows = [['ID', 'STATUS', 'MODEL', 'KIND', 'EVENTS', 'LAST RECEIVED']];
-        for (const item of page.items) {
-          rows.push([item.id, item.status, item.model ?? '-', item.kind, String(item.eventCount), new Date(item.lastReceivedAtMs).toISOString()]);
-        }
-        println(ctx.stdout, table(rows));
-        if (page.hasMore) println(ctx.stdout, `(more: raise --limit, or page through GET /api/predictions)`);
-      });
-    });
+        await withStore(flags, ctx, async (store) => {
+          const page = await store.listPredictions(query);
+          const data = page.items.map(predictionSummaryView);
+          if (flags.json === true) {
+            printJson(ctx, { data, next_cursor: null, has_more: page.hasMore });
+            return;
+          }
+          if (page.items.length === 0) {
+            println(ctx.stdout, 'No predictions yet.');
+            return;
+          }
+          const rows = [['ID', 'STATUS', 'MODEL', 'KIND', 'EVENTS', 'LAST RECEIVED']];
+          for (const item of page.items) {
+            rows.push([
+              item.id,
+              item.status,
+              item.model ?? '-',
+              item.kind,
+              String(item.eventCount),
+              new Date(item.lastReceivedAtMs).toISOString(),
+            ]);
+          }
+          println(ctx.stdout, table(rows));
+          if (page.hasMore)
+            println(ctx.stdout, `(more: raise --limit, or page through GET /api/predictions)`);
+        });
+      },
+    );
 
   predictions
     .command('show <id>')
@@ -99,7 +140,14 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
         println(ctx.stdout);
         const rows = [['EVENT', 'RECEIVED', 'STATUS', 'SCHEME', 'DUPLICATES', 'CONFLICT']];
         for (const e of events.items.map(eventView)) {
-          rows.push([String(e.id), String(e.received_at), String(e.status), String(e.scheme), String(e.duplicates), e.conflict ? 'yes' : '']);
+          rows.push([
+            String(e.id),
+            String(e.received_at),
+            String(e.status),
+            String(e.scheme),
+            String(e.duplicates),
+            e.conflict ? 'yes' : '',
+          ]);
         }
         println(ctx.stdout, table(rows));
       });
@@ -127,7 +175,8 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
         const { headers, body, body_base64, ...meta } = view;
         printJson(ctx, meta);
         println(ctx.stdout);
-        for (const [name, value] of Object.entries(headers as Record<string, string>)) println(ctx.stdout, `${name}: ${value}`);
+        for (const [name, value] of Object.entries(headers as Record<string, string>))
+          println(ctx.stdout, `${name}: ${value}`);
         println(ctx.stdout);
         println(ctx.stdout, typeof body === 'string' ? body : `(not UTF-8; base64) ${String(body_base64)}`);
       });

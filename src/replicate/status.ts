@@ -1,5 +1,12 @@
 /** Replicate's prediction/training statuses and their fold rank (CONTRACT §4). */
-export const KNOWN_STATUSES = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'] as const;
+export const KNOWN_STATUSES = [
+  'starting',
+  'processing',
+  'succeeded',
+  'failed',
+  'canceled',
+  'aborted',
+] as const;
 export type KnownStatus = (typeof KNOWN_STATUSES)[number];
 
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'canceled', 'aborted'] as const;

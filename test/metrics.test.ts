@@ -63,7 +63,7 @@ describe('GET /metrics', () => {
     expect(registered.length).toBeGreaterThan(5);
     for (const metric of registered) {
       expect(metric.name.startsWith('inlet_'), metric.name).toBe(true);
-      const { type } = await metric.get();
+      const { type } = await (metric as unknown as { get(): Promise<{ type: string }> }).get();
       const labelNames = [...((metric as unknown as { labelNames: string[] }).labelNames ?? [])].sort();
       expect(documented.get(metric.name), metric.name).toEqual({ type: String(type), labels: labelNames });
     }

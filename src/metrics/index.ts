@@ -1,0 +1,12 @@
+export {
+  createMetrics,
+  DELIVERY_OUTCOMES,
+  InletMetrics,
+  STORE_OPERATIONS,
+  WEBHOOK_ERROR_CODES,
+  type CommitQueueState,
+  type DeliveryCode,
+  type DeliveryOutcome,
+  type StoreOperation,
+} from './metrics.js';
+export { registerMetricsRoute } from './metrics-route.js';

@@ -1,0 +1,235 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { ErrorCode } from '../errors.js';
+
+/** What became of one webhook delivery (the `outcome` label). */
+export const DELIVERY_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'unavailable'] as const;
+export type DeliveryOutcome = (typeof DELIVERY_OUTCOMES)[number];
+
+/** The `code` label: an error code of CONTRACT §3, or `ok` for a 200. */
+export type DeliveryCode = ErrorCode | 'ok';
+
+/** Store writes whose failures are counted (the `operation` label). */
+export const STORE_OPERATIONS = ['commit', 'record_rejections'] as const;
+export type StoreOperation = (typeof STORE_OPERATIONS)[number];
+
+/** What the gauges read at scrape time (the commit batcher). */
+export interface CommitQueueState {
+  readonly pending: number;
+  readonly healthy: boolean;
+}
+
+/** The error codes the webhook path can answer: every other code belongs to the API. */
+export const WEBHOOK_ERROR_CODES = [
+  'method_not_allowed',
+  'payload_too_large',
+  'unsupported_media_type',
+  'missing_signature',
+  'malformed_signature',
+  'timestamp_out_of_tolerance',
+  'invalid_signature',
+  'invalid_json',
+  'invalid_payload',
+  'storage_unavailable',
+] as const satisfies readonly ErrorCode[];
+
+// Ingest answers in well under a millisecond to a few seconds (the commit timeout).
+const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
+
+type LabelledInc = { inc(value?: number): void };
+type LabelledObserve = { observe(value: number): void };
+
+let processRegistry: Registry | undefined;
+
+/**
+ * Process metrics (CPU, memory, event loop, GC) are collected once per process: their collectors
+ * (a GC observer, an event loop monitor) are never released, so each app must not start its own.
+ */
+function sharedProcessRegistry(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+/**
+ * Inlet's Prometheus metrics, in a registry of their own (tests build many apps). Hot-path calls are
+ * counter increments and histogram observations on pre-bound label sets.
+ */
+export class InletMetrics {
+  /** Inlet's own metrics only (names start with `inlet_`). */
+  readonly inletRegistry: Registry;
+  /** What `/metrics` serves: Inlet's metrics plus the process metrics. */
+  readonly registry: Registry;
+
+  readonly #deliveries = new Map<string, LabelledInc>();
+  readonly #latency = new Map<DeliveryOutcome, LabelledObserve>();
+  readonly #conflicts: Counter;
+  readonly #batchSize: Histogram;
+  readonly #commitDuration: Histogram;
+  readonly #commitWait: Histogram;
+  readonly #commitTimeouts: Counter;
+  readonly #storeErrors = new Map<StoreOperation, LabelledInc>();
+  readonly #rejectionsRecorded: Counter;
+  readonly #rejectionsDropped: Counter;
+  #queue: CommitQueueState | undefined;
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    const registers = [new Registry()];
+    const [own] = registers as [Registry];
+    this.inletRegistry = own;
+
+    const deliveries = new Counter({
+      name: 'inlet_webhook_deliveries_total',
+      help: 'Webhook deliveries answered, by outcome and code (ok for 200, else the error code).',
+      labelNames: ['outcome', 'code'],
+      registers,
+    });
+    const bind = (outcome: DeliveryOutcome, code: DeliveryCode) => {
+      const child = deliveries.labels(outcome, code);
+      child.inc(0);
+      this.#deliveries.set(`${outcome}/${code}`, child);
+    };
+    bind('accepted', 'ok');
+    bind('duplicate', 'ok');
+    for (const code of WEBHOOK_ERROR_CODES) {
+      bind(code === 'storage_unavailable' ? 'unavailable' : 'rejected', code);
+    }
+
+    const latency = new Histogram({
+      name: 'inlet_webhook_duration_seconds',
+      help: 'Time from receiving a webhook request to its answer, by outcome.',
+      labelNames: ['outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    for (const outcome of DELIVERY_OUTCOMES) {
+      latency.zero({ outcome });
+      this.#latency.set(outcome, latency.labels(outcome));
+    }
+
+    this.#conflicts = new Counter({
+      name: 'inlet_webhook_conflicts_total',
+      help: 'Stored deliveries whose terminal status disagreed with an earlier terminal status (kept, not applied).',
+      registers,
+    });
+    this.#batchSize = new Histogram({
+      name: 'inlet_commit_batch_size',
+      help: 'Deliveries committed together in one transaction (group commit).',
+      buckets: BATCH_BUCKETS,
+      registers,
+    });
+    this.#commitDuration = new Histogram({
+      name: 'inlet_commit_duration_seconds',
+      help: 'Time the store took to commit one batch (transaction and fsync), failed commits included.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#commitWait = new Histogram({
+      name: 'inlet_commit_wait_seconds',
+      help: 'Time a delivery waited from being handed to the batcher until its commit landed or failed.',
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#commitTimeouts = new Counter({
+      name: 'inlet_commit_timeouts_total',
+      help: 'Deliveries whose commit did not land within the commit timeout (answered 503).',
+      registers,
+    });
+    const storeErrors = new Counter({
+      name: 'inlet_store_errors_total',
+      help: 'Failed store writes, by operation (commit, record_rejections).',
+      labelNames: ['operation'],
+      registers,
+    });
+    for (const operation of STORE_OPERATIONS) {
+      const child = storeErrors.labels(operation);
+      child.inc(0);
+      this.#storeErrors.set(operation, child);
+    }
+    this.#rejectionsRecorded = new Counter({
+      name: 'inlet_rejections_recorded_total',
+      help: 'Rejected requests written to the rejection log.',
+      registers,
+    });
+    this.#rejectionsDropped = new Counter({
+      name: 'inlet_rejections_dropped_total',
+      help: 'Rejected requests not written to the rejection log (store away or backlog full).',
+      registers,
+    });
+    const queue = () => this.#queue;
+    new Gauge({
+      name: 'inlet_commit_pending',
+      help: 'Deliveries queued or being committed right now.',
+      registers,
+      collect() {
+        this.set(queue()?.pending ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'inlet_store_healthy',
+      help: '1 while commits succeed, 0 while the store is failing to commit.',
+      registers,
+      collect() {
+        this.set(queue()?.healthy === false ? 0 : 1);
+      },
+    });
+
+    this.registry = options.processMetrics === false ? own : Registry.merge([sharedProcessRegistry(), own]);
+  }
+
+  /** The gauges read the batcher's queue at scrape time. */
+  watchCommitQueue(state: CommitQueueState): void {
+    this.#queue = state;
+  }
+
+  /** One answered webhook delivery; `seconds` from receiving the request to the answer. */
+  delivery(outcome: DeliveryOutcome, code: DeliveryCode, seconds: number): void {
+    this.#deliveries.get(`${outcome}/${code}`)?.inc();
+    this.#latency.get(outcome)?.observe(seconds);
+  }
+
+  conflict(): void {
+    this.#conflicts.inc();
+  }
+
+  /** One batch handed to the store, committed or not. */
+  commitBatch(size: number, seconds: number): void {
+    this.#batchSize.observe(size);
+    this.#commitDuration.observe(seconds);
+  }
+
+  commitWait(seconds: number): void {
+    this.#commitWait.observe(seconds);
+  }
+
+  commitTimeout(): void {
+    this.#commitTimeouts.inc();
+  }
+
+  storeError(operation: StoreOperation): void {
+    this.#storeErrors.get(operation)?.inc();
+  }
+
+  rejectionsRecorded(count: number): void {
+    this.#rejectionsRecorded.inc(count);
+  }
+
+  rejectionsDropped(count: number): void {
+    this.#rejectionsDropped.inc(count);
+  }
+
+  /** The Prometheus text exposition of `registry`. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+
+export function createMetrics(options: { processMetrics?: boolean } = {}): InletMetrics {
+  return new InletMetrics(options);
+}

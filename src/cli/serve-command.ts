@@ -1,11 +1,19 @@
 import type { Command } from 'commander';
-import { ConfigError, parseServeConfig, SERVE_SETTINGS, type ServeFlags } from '../config.js';
-import { createInlet } from '../inlet.js';
+import type { Logger } from 'pino';
+import {
+  ConfigError,
+  parseServeConfig,
+  SERVE_SETTINGS,
+  type ServeConfig,
+  type ServeFlags,
+} from '../config.js';
+import { createInlet, type Inlet } from '../inlet.js';
 import { createLogger } from '../logger.js';
 import { DeferredStore } from '../store/deferred-store.js';
 import { InvalidDatabaseUrlError } from '../store/errors.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
+import { waitForStopSignal } from './signals.js';
 
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
@@ -30,6 +38,28 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
 
 export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void> {
   const config = parseServeConfig(flags, ctx.env, { isTty: ctx.stdout.isTTY === true });
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
+  const server = await startServer(config, logger, ctx);
+  const signal = await waitForStopSignal();
+  logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
+  await server.inlet.close();
+  logger.info('stopped');
+  ctx.setExitCode(EXIT_OK);
+}
+
+export interface RunningServer {
+  inlet: Inlet;
+  /** `http://HOST:PORT` with the real port. */
+  base: string;
+  webhookUrl: string;
+}
+
+/** Opens the store (or keeps retrying it), listens, and prints the webhook URL line. */
+export async function startServer(
+  config: ServeConfig,
+  logger: Logger,
+  ctx: CliContext,
+): Promise<RunningServer> {
   let database: ReturnType<typeof parseDatabaseUrl>;
   try {
     database = parseDatabaseUrl(config.databaseUrl);
@@ -38,7 +68,6 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
       throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
   if (config.insecureSkipVerify) {
     logger.warn(
       '!!! --insecure-skip-verify: unsigned requests are ACCEPTED. Anyone who can reach this port can forge predictions. Development only. !!!',
@@ -60,7 +89,7 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
   try {
     address = await inlet.app.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await store.close();
+    await inlet.close();
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') {
       throw new UsageError(
@@ -76,24 +105,11 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
   }
   const port = new URL(address).port || String(config.port);
   const base = `http://${urlHost(config.host)}:${port}`;
-  println(ctx.stdout, `Inlet is receiving Replicate webhooks at ${base}${config.webhookPath}`);
+  const webhookUrl = `${base}${config.webhookPath}`;
+  println(ctx.stdout, `Inlet is receiving Replicate webhooks at ${webhookUrl}`);
   logger.info(
     { database: store.location, api: `${base}/api/predictions`, secrets: config.secrets.length },
     'listening',
   );
-
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
-  });
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
-  // A second signal while draining means "now".
-  const force = () => process.exit(1);
-  process.once('SIGINT', force);
-  process.once('SIGTERM', force);
-  logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
-  await inlet.close();
-  logger.info('stopped');
-  ctx.setExitCode(EXIT_OK);
+  return { inlet, base, webhookUrl };
 }

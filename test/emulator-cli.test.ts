@@ -75,7 +75,8 @@ describe('inlet emulate', () => {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     const deadline = Date.now() + 10_000;
-    while (!/listening on (http:\/\/127\.0\.0\.1:\d+\/v1)/.test(stdout)) {
+    // the start-up block ends with the `try:` line
+    while (!/^try: /m.test(stdout)) {
       if (Date.now() > deadline || child.exitCode !== null)
         throw new Error(`emulate did not start:\n${stdout}`);
       await new Promise((r) => setTimeout(r, 20));

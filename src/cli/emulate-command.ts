@@ -1,0 +1,222 @@
+import type { Command } from 'commander';
+import { checkSecret, readSecretsFromEnv } from '../config.js';
+import { createEmulator, EMULATOR_DEFAULTS, FAKE_MODELS, type EmulatorLogger } from '../emulator/index.js';
+import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
+
+interface EmulateFlags {
+  port: string;
+  host: string;
+  secret?: string;
+  timeScale: string;
+  retryWindowMs: string;
+  outputTtlMs: string;
+  attemptTimeoutMs: string;
+  faultDrop?: string;
+  faultDuplicate?: string;
+  faultReorder?: string;
+  faultDelay?: string;
+  faultDelayMs?: string;
+  seed?: string;
+  publicUrl?: string;
+  quiet?: boolean;
+}
+
+function parseNumberFlag(
+  flag: string,
+  text: string,
+  options: { min: number; max: number; integer?: boolean; minExclusive?: boolean },
+): number {
+  const trimmed = text.trim();
+  const pattern = options.integer === true ? /^\d+$/ : /^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+  const value = pattern.test(trimmed) ? Number(trimmed) : NaN;
+  const tooLow = options.minExclusive === true ? value <= options.min : value < options.min;
+  if (!Number.isFinite(value) || tooLow || value > options.max) {
+    const kind = options.integer === true ? 'a whole number' : 'a number';
+    const low = options.minExclusive === true ? `greater than ${options.min}` : `from ${options.min}`;
+    throw new UsageError(
+      `${flag} must be ${kind} ${low} ${options.minExclusive === true ? 'and at most' : 'to'} ${options.max}; got "${text}".`,
+    );
+  }
+  return value;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+/** Human lines for the terminal: `HH:MM:SS.mmm message key=value …`. */
+function lineLogger(ctx: CliContext): EmulatorLogger {
+  const write = (fields: object, message: string) => {
+    const time = new Date().toISOString().slice(11, 23);
+    const pairs = Object.entries(fields)
+      .filter(([, v]) => v !== undefined && v !== null && v !== false)
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`);
+    println(ctx.stdout, [time, message, ...pairs].join(' '));
+  };
+  return { info: write, warn: write };
+}
+
+export function registerEmulateCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('emulate')
+    .description('run a local Replicate API emulator that sends real, signed webhooks (docs/emulator.md)')
+    .option('--port <port>', 'listen port (0 picks a free port and prints it)', '5555')
+    .option('--host <host>', 'listen address', '127.0.0.1')
+    .option(
+      '--secret <whsec>',
+      'webhook signing secret (default: REPLICATE_WEBHOOK_SECRET, else a fresh random one)',
+    )
+    .option(
+      '--time-scale <x>',
+      'multiply model timings, throttle, backoff, retry window and fault delays',
+      '1',
+    )
+    .option(
+      '--retry-window-ms <ms>',
+      'how long the terminal webhook is retried after completion',
+      String(EMULATOR_DEFAULTS.retryWindowMs),
+    )
+    .option(
+      '--output-ttl-ms <ms>',
+      'outputs, inputs, logs and files are removed this long after completion',
+      String(EMULATOR_DEFAULTS.outputTtlMs),
+    )
+    .option(
+      '--attempt-timeout-ms <ms>',
+      'longest wait for a webhook answer',
+      String(EMULATOR_DEFAULTS.attemptTimeoutMs),
+    )
+    .option('--fault-drop <fraction>', 'share of webhooks never sent (a dropped terminal one is lost)')
+    .option('--fault-duplicate <fraction>', 'share of webhooks sent twice (same webhook-id)')
+    .option('--fault-reorder <fraction>', 'share of intermediate webhooks sent after the next one')
+    .option('--fault-delay <fraction>', 'share of webhooks held back for --fault-delay-ms')
+    .option('--fault-delay-ms <ms>', 'how long a delayed webhook waits (scaled by --time-scale)', '2000')
+    .option('--seed <n>', 'seed for the fault PRNG (default: random, printed)')
+    .option('--public-url <url>', 'origin clients reach the emulator at, when not http://HOST:PORT')
+    .option('--quiet', 'do not log each webhook attempt')
+    .action(async (flags: EmulateFlags) => {
+      await runEmulate(flags, ctx);
+    });
+}
+
+export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<void> {
+  const port = parseNumberFlag('--port', flags.port, { min: 0, max: 65535, integer: true });
+  const host = flags.host.trim();
+  if (host === '') throw new UsageError('--host must not be empty.');
+  const timeScale = parseNumberFlag('--time-scale', flags.timeScale, {
+    min: 0,
+    max: 1000,
+    minExclusive: true,
+  });
+  const retryWindowMs = parseNumberFlag('--retry-window-ms', flags.retryWindowMs, {
+    min: 0,
+    max: DAY_MS,
+    integer: true,
+  });
+  const outputTtlMs = parseNumberFlag('--output-ttl-ms', flags.outputTtlMs, {
+    min: 1,
+    max: 365 * DAY_MS,
+    integer: true,
+  });
+  const attemptTimeoutMs = parseNumberFlag('--attempt-timeout-ms', flags.attemptTimeoutMs, {
+    min: 1,
+    max: 600_000,
+    integer: true,
+  });
+  const fraction = (flag: string, text: string | undefined) =>
+    text === undefined ? 0 : parseNumberFlag(flag, text, { min: 0, max: 1 });
+  const faults = {
+    drop: fraction('--fault-drop', flags.faultDrop),
+    duplicate: fraction('--fault-duplicate', flags.faultDuplicate),
+    reorder: fraction('--fault-reorder', flags.faultReorder),
+    delay: fraction('--fault-delay', flags.faultDelay),
+    delayMs: parseNumberFlag('--fault-delay-ms', flags.faultDelayMs ?? '2000', {
+      min: 0,
+      max: DAY_MS,
+      integer: true,
+    }),
+  };
+  const seed =
+    flags.seed === undefined
+      ? undefined
+      : parseNumberFlag('--seed', flags.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
+  let publicUrl: string | undefined;
+  if (flags.publicUrl !== undefined) {
+    try {
+      const url = new URL(flags.publicUrl);
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('not http');
+      publicUrl = url.origin;
+    } catch {
+      throw new UsageError(`--public-url must be an http(s) URL; got "${flags.publicUrl}".`);
+    }
+  }
+  let secret = flags.secret;
+  let secretSource = secret === undefined ? 'generated' : '--secret';
+  if (secret === undefined) {
+    const fromEnv = readSecretsFromEnv(ctx.env);
+    if (fromEnv.secrets[0] !== undefined && fromEnv.source !== undefined) {
+      secret = fromEnv.secrets[0];
+      secretSource = fromEnv.source;
+    }
+  }
+  if (secret !== undefined) checkSecret(secret, secretSource);
+
+  const emulator = createEmulator({
+    ...(secret === undefined ? {} : { secret }),
+    timeScale,
+    retryWindowMs,
+    outputTtlMs,
+    attemptTimeoutMs,
+    faults,
+    ...(seed === undefined ? {} : { seed }),
+    ...(publicUrl === undefined ? {} : { publicUrl }),
+    ...(flags.quiet === true ? {} : { logger: lineLogger(ctx) }),
+  });
+  let url: string;
+  try {
+    url = await emulator.listen(port, host);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE')
+      throw new UsageError(`Port ${port} is already in use on ${host}; choose another with --port.`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') {
+      throw new UsageError(`Cannot listen on ${host}:${port} (${code}); check --host and --port.`);
+    }
+    throw error;
+  }
+
+  println(ctx.stdout, `Replicate emulator listening on ${url}`);
+  if (secretSource === 'generated' || secretSource === '--secret')
+    println(ctx.stdout, `secret: ${emulator.secret}`);
+  else println(ctx.stdout, `secret: the one in ${secretSource}`);
+  println(ctx.stdout, `Use it with: REPLICATE_API_TOKEN=anything REPLICATE_API_BASE_URL=${url}`);
+  if (secretSource === 'generated' || secretSource === '--secret') {
+    println(ctx.stdout, `Receive with: REPLICATE_WEBHOOK_SECRET=${emulator.secret} inlet serve`);
+  }
+  println(ctx.stdout, `models: ${FAKE_MODELS.map((m) => m.name).join(', ')}`);
+  println(
+    ctx.stdout,
+    `try: curl -s -X POST -H 'Authorization: Bearer anything' -H 'Content-Type: application/json' ` +
+      `-d '{"input":{"text":"hi"},"webhook":"http://127.0.0.1:5000/replicate-webhook","webhook_events_filter":["start","output","logs","completed"]}' ` +
+      `${url}/models/inlet/echo/predictions`,
+  );
+  if (timeScale !== 1) println(ctx.stdout, `time scale: ${timeScale}`);
+  if (faults.drop + faults.duplicate + faults.reorder + faults.delay > 0) {
+    println(
+      ctx.stdout,
+      `faults: drop=${faults.drop} duplicate=${faults.duplicate} reorder=${faults.reorder} delay=${faults.delay} ` +
+        `(delay ${faults.delayMs} ms) seed=${emulator.seed}`,
+    );
+  }
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    const onSignal = (received: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(received);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await emulator.close();
+  println(ctx.stdout, `stopped (${signal})`);
+  ctx.setExitCode(EXIT_OK);
+}

@@ -86,7 +86,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   });
 
   const requestMeta = (request: FastifyRequest) => ({
-    headers: request.headers,
+    headers: request.raw.headers,
     remoteAddress: request.socket.remoteAddress ?? '',
     receivedAtMs: Date.now(),
   });
@@ -142,6 +142,11 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
             deps.ingest.reject(requestMeta(request), 'method_not_allowed', message),
             deps.metrics,
           );
+        }
+        // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
+        // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
+        if (request.raw.headers['content-type'] !== undefined) {
+          request.headers = { 'content-type': 'application/octet-stream' };
         }
       },
       handler: async (request, reply) => {

@@ -10,7 +10,6 @@ import {
   findModelByVersion,
   trainingScript,
   type FakeModel,
-  type Input,
   type InvalidField,
   type ModelFile,
   type ModelStep,
@@ -578,5 +577,3 @@ function decodeCursor(cursor: string): number | undefined {
 export function createEmulator(options: EmulatorOptions = {}): ReplicateEmulator {
   return new ReplicateEmulator(options);
 }
-
-export type { Input };

@@ -330,6 +330,14 @@ const ROUTES: readonly Route[] = [
   },
 ];
 
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw problem(404, 'Not found.');
+  }
+}
+
 function authorized(req: IncomingMessage): boolean {
   const value = header(req, 'authorization') ?? '';
   return /^(Bearer|Token)\s+\S+/i.test(value);
@@ -351,7 +359,7 @@ export function createApiHandler(core: EmulatorCore): (req: IncomingMessage, res
           if (route.auth && !authorized(req)) {
             throw problem(401, 'You did not pass an authentication token', 'Unauthenticated');
           }
-          const params = match.slice(1).map((p) => decodeURIComponent(p));
+          const params = match.slice(1).map(decodeSegment);
           await route.handle({ req, res, params, query: url.searchParams }, core);
           return;
         }

@@ -7,106 +7,133 @@ import { ROOT } from './process-helpers.js';
 
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
-/** The fenced block right under "## Quick start": the run command, then the test command. */
-function quickStart(): { run: string; test: string } {
-  const section = README.split(/^## Quick start$/m)[1] ?? '';
-  const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
-  const [run, test] = block.trim().split('\n');
-  return { run: run ?? '', test: test ?? '' };
+/** The `sh` blocks of one `## ` section, each as its lines. */
+function blocks(heading: string): string[][] {
+  const section = README.split(new RegExp(`^## ${heading}$`, 'm'))[1]?.split(/^## /m)[0] ?? '';
+  return [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => (m[1] ?? '').trim().split('\n'));
 }
 
-function sh(command: string, cwd: string, env: Record<string, string>, timeoutMs: number): string {
-  return execFileSync('bash', ['-c', command], {
-    cwd,
-    env: { ...process.env, ...env },
-    timeout: timeoutMs,
-    encoding: 'utf8',
-  });
+interface Started {
+  proc: ChildProcess;
+  output(): string;
+  waitFor(pattern: RegExp, timeoutMs: number): Promise<RegExpExecArray>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
+
+function startShell(command: string, cwd: string, env: Record<string, string>): Started {
+  const proc = spawn('bash', ['-c', command], {
+    cwd,
+    env: { ...process.env, INLET_LOG_FORMAT: 'json', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  return {
+    proc,
+    output: () => out,
+    waitFor: (pattern, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          clearInterval(poll);
+          reject(new Error(`no ${pattern} within ${timeoutMs} ms:\n${out.slice(-4000)}`));
+        }, timeoutMs);
+        const poll = setInterval(() => {
+          const m = pattern.exec(out);
+          if (m) {
+            clearTimeout(timer);
+            clearInterval(poll);
+            resolve(m);
+          } else if (proc.exitCode !== null) {
+            clearTimeout(timer);
+            clearInterval(poll);
+            reject(new Error(`exited ${proc.exitCode} before ${pattern}:\n${out.slice(-4000)}`));
+          }
+        }, 50);
+      }),
+    stop: async (signal = 'SIGINT') => {
+      // npm runs the command in a child: signal the whole process group, as Ctrl-C does.
+      if (proc.exitCode === null && proc.pid !== undefined) process.kill(-proc.pid, signal);
+      return exited;
+    },
+  };
+}
+
+const URL_LINE = /Inlet is receiving Replicate webhooks at http:\/\/[^\s]+:(\d+)\/replicate-webhook/;
 
 describe('README', () => {
   it('has a two-command quick start, and .ci/run runs exactly its test command', () => {
-    const { run, test } = quickStart();
-    expect(run).toMatch(/^npm ci && /);
-    expect(test).toBe('npm test');
+    const [quick] = blocks('Quick start');
+    expect(quick).toEqual(['npm ci && npm run dev', 'npm test']);
     const ci = readFileSync(join(ROOT, '.ci/run'), 'utf8');
-    expect(ci.split('\n').filter((l) => l.trim() === test)).toHaveLength(1);
+    expect(ci.split('\n').filter((l) => l.trim() === 'npm test')).toHaveLength(1);
   });
 
-  describe('the quick start on a fresh clone', () => {
+  describe('on a fresh clone', () => {
     const tmp = tempDir('inlet-readme-');
     const clone = join(tmp.dir, 'inlet');
-    let server: ChildProcess | undefined;
+    const running: Started[] = [];
     afterAll(async () => {
-      if (server && server.exitCode === null) {
-        server.kill('SIGTERM');
-        await new Promise((r) => server!.once('exit', r));
-      }
+      for (const r of running) await r.stop('SIGKILL').catch(() => undefined);
       tmp.cleanup();
     });
 
-    it('installs, builds, serves, and does what "Try it locally" says', { timeout: 600_000 }, async () => {
-      execFileSync('git', ['clone', '--quiet', ROOT, clone], { timeout: 60_000 });
-      const { run } = quickStart();
-      // The README's first command, on a free port instead of 5000 (PORT is one of its documented settings).
-      server = spawn('bash', ['-c', `exec ${run.replace(/ npm start$/, ' exec npm start')}`], {
-        cwd: clone,
-        env: { ...process.env, PORT: '0', HOST: '127.0.0.1', INLET_LOG_FORMAT: 'json', CI: 'true' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-        detached: true,
-      });
-      let out = '';
-      server.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-      server.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-      const port = await new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(
-          () => reject(new Error(`quick start did not start serving:\n${out.slice(-3000)}`)),
-          540_000,
-        );
-        const check = () => {
-          const m = /Inlet is receiving Replicate webhooks at http:\/\/[^\s]+:(\d+)\/replicate-webhook/.exec(
-            out,
-          );
-          if (m?.[1]) {
-            clearTimeout(timer);
-            resolve(Number(m[1]));
-          }
+    it(
+      'the quick start shows the demo predictions as succeeded within 30 s',
+      { timeout: 600_000 },
+      async () => {
+        execFileSync('git', ['clone', '--quiet', ROOT, clone], { timeout: 60_000 });
+        const [quick] = blocks('Quick start');
+        // Free ports instead of 5000/5555 so the test can run beside anything (both are documented settings).
+        const dev = startShell(quick![0]!, clone, { PORT: '0', INLET_EMULATOR_PORT: '0', CI: 'true' });
+        running.push(dev);
+        const [, port] = await dev.waitFor(URL_LINE, 540_000);
+        const t0 = Date.now();
+        await dev.waitFor(/All demo predictions are done/, 30_000);
+        expect(Date.now() - t0).toBeLessThan(30_000);
+        const list = (await (await fetch(`http://127.0.0.1:${port}/api/predictions`)).json()) as {
+          data: { status: string; model: string }[];
         };
-        server!.stdout!.on('data', check);
-        server!.on('exit', (code) => {
-          clearTimeout(timer);
-          reject(new Error(`quick start exited ${code}:\n${out.slice(-3000)}`));
-        });
-      });
+        expect(list.data.map((p) => p.model).sort()).toEqual(['inlet/echo', 'inlet/image', 'inlet/stream']);
+        expect(list.data.every((p) => p.status === 'succeeded')).toBe(true);
+        expect(await dev.stop('SIGINT')).toBe(0);
+      },
+    );
 
-      // "Try it locally", step by step, against that port.
-      const secret = /REPLICATE_WEBHOOK_SECRET=(whsec_\S+)/.exec(run)?.[1] ?? '';
-      const env = { REPLICATE_WEBHOOK_SECRET: secret };
-      const section = README.split(/^## Try it locally$/m)[1]?.split(/^## /m)[0] ?? '';
-      const block = (/```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? '').replaceAll(
-        'localhost:5000',
-        `127.0.0.1:${port}`,
-      );
-      expect(block).toContain('inlet sign');
-      const script = block.split('\n').filter((l) => !l.startsWith('export '));
-      const joined = script.join('\n').replace(/\\\n/g, ' ');
-      const lines = joined
-        .split('\n')
-        .map((l) => l.replace(/\s+#.*$/, '').trim())
-        .filter(Boolean);
-      const results = lines.map((line) => sh(line, clone, env, 60_000));
-      const curlAnswer =
-        results[lines.findIndex((l) => l.startsWith('curl') && l.includes('replicate-webhook'))];
-      expect(JSON.parse(curlAnswer ?? '{}')).toEqual({ received: true, duplicate: false });
-      const listed = results[lines.findIndex((l) => l === 'npx inlet predictions')];
-      expect(listed).toContain('demo1');
-      expect(listed).toContain('succeeded');
-      const api = results[lines.findIndex((l) => l.includes('/api/predictions/demo1'))];
-      expect(JSON.parse(api ?? '{}')).toMatchObject({ id: 'demo1', status: 'succeeded', output: ['hi'] });
+    it('"Try it by hand" does what it says', { timeout: 120_000 }, async () => {
+      const [serveBlock, handBlock] = blocks('Try it by hand');
+      const serveLine = serveBlock![0]!;
+      expect(serveLine).toMatch(/^REPLICATE_WEBHOOK_SECRET=whsec_\S+ npm start$/);
+      const serve = startShell(serveLine, clone, { PORT: '0' });
+      running.push(serve);
+      const [, port] = await serve.waitFor(URL_LINE, 30_000);
 
-      // "Send the same curl again and the answer says duplicate: true".
+      const env = { ...process.env, REPLICATE_WEBHOOK_SECRET: /=(whsec_\S+)/.exec(serveLine)![1]! };
+      const lines = handBlock!
+        .filter((l) => !l.startsWith('export '))
+        .map((l) => l.replace(/\s+#.*$/, '').replaceAll('localhost:5000', `127.0.0.1:${port}`));
+      const run = (line: string) =>
+        execFileSync('bash', ['-c', line], { cwd: clone, env, timeout: 60_000, encoding: 'utf8' });
+      const results = lines.map(run);
+      const at = (pred: (l: string) => boolean) => results[lines.findIndex(pred)] ?? '';
       const curlLine = lines.find((l) => l.startsWith('curl') && l.includes('replicate-webhook'))!;
-      expect(JSON.parse(sh(curlLine, clone, env, 60_000))).toEqual({ received: true, duplicate: true });
+      expect(JSON.parse(at((l) => l === curlLine))).toEqual({ received: true, duplicate: false });
+      expect(at((l) => l === 'npx inlet predictions')).toMatch(/demo1\s+succeeded/);
+      expect(JSON.parse(at((l) => l.includes('/api/predictions/demo1')))).toMatchObject({
+        id: 'demo1',
+        status: 'succeeded',
+        output: ['hi'],
+      });
+      // "Send the same curl again and the answer says duplicate: true."
+      expect(JSON.parse(run(curlLine))).toEqual({ received: true, duplicate: true });
+      // "Change one byte of body.json and it says invalid_signature."
+      run(`sed -i 's/hi/ho/' body.json`);
+      expect(JSON.parse(run(curlLine)).error.code).toBe('invalid_signature');
+      const rejections = JSON.parse(run(`curl -s 127.0.0.1:${port}/api/rejections`));
+      expect(rejections.data[0].code).toBe('invalid_signature');
+      expect(await serve.stop('SIGINT')).toBe(0);
     });
   });
 });

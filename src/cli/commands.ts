@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { CliContext } from './context.js';
+import { registerDevCommand } from './dev-command.js';
 import { registerEmulateCommand } from './emulate-command.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { registerReadCommands } from './read-commands.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSignCommand } from './sign-command.js';
@@ -11,8 +13,10 @@ import { registerVerifyCommand } from './verify-command.js';
 export function registerCommands(program: Command, ctx: CliContext): void {
   registerServeCommand(program, ctx);
   registerReadCommands(program, ctx);
+  registerMigrateCommand(program, ctx);
   registerVerifyCommand(program, ctx);
   registerSignCommand(program, ctx);
   registerEmulateCommand(program, ctx);
   registerTriggerCommand(program, ctx);
+  registerDevCommand(program, ctx);
 }

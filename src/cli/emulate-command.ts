@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { checkSecret, readSecretsFromEnv } from '../config.js';
 import { createEmulator, EMULATOR_DEFAULTS, FAKE_MODELS, type EmulatorLogger } from '../emulator/index.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
+import { waitForStopSignal } from './signals.js';
 
 interface EmulateFlags {
   port: string;
@@ -207,15 +208,7 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
     );
   }
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    const onSignal = (received: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(received);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  });
+  const signal = await waitForStopSignal();
   await emulator.close();
   println(ctx.stdout, `stopped (${signal})`);
   ctx.setExitCode(EXIT_OK);

@@ -1,0 +1,143 @@
+import type { Command } from 'commander';
+import { parseServeConfig, type ServeFlags } from '../config.js';
+import { createEmulator } from '../emulator/index.js';
+import { newWebhookSecret } from '../emulator/random.js';
+import { createLogger } from '../logger.js';
+import { isTerminalStatus } from '../replicate/status.js';
+import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
+import { startServer } from './serve-command.js';
+import { waitForStopSignal } from './signals.js';
+
+interface DevFlags extends ServeFlags {
+  emulatorPort?: string;
+}
+
+/** The demo predictions `inlet dev` creates through the emulator's API. */
+const DEMOS = [
+  { model: 'inlet/echo', input: { text: 'Hello from inlet dev' } },
+  { model: 'inlet/image', input: { prompt: 'a lighthouse at dusk', n: 2 } },
+  { model: 'inlet/stream', input: { prompt: 'why webhooks need a receiver' } },
+] as const;
+
+const ALL_EVENTS = ['start', 'output', 'logs', 'completed'];
+const DEMO_TIMEOUT_MS = 60_000;
+
+export function registerDevCommand(program: Command, ctx: CliContext): void {
+  program
+    .command('dev')
+    .description('run the Replicate emulator and inlet serve together, offline, with demo predictions')
+    .option('--port <port>', 'inlet serve port (default: 5000) [env: PORT]')
+    .option('--emulator-port <port>', 'emulator port (default: 5555) [env: INLET_EMULATOR_PORT]')
+    .option('--database <url>', 'database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
+    .option('--log-level <level>', 'serve log level (default: info) [env: INLET_LOG_LEVEL]')
+    .action(async (flags: DevFlags) => {
+      await runDev(flags, ctx);
+    });
+}
+
+function parsePort(text: string, setting: string): number {
+  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isInteger(port) || port > 65535)
+    throw new UsageError(`${setting} must be a port from 0 to 65535; got "${text}".`);
+  return port;
+}
+
+export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
+  // One generated secret shared by both sides: nothing to copy, nothing real to leak.
+  const secret = newWebhookSecret();
+  const config = parseServeConfig(
+    { host: '127.0.0.1', ...flags },
+    { ...ctx.env, REPLICATE_WEBHOOK_SECRET: secret, REPLICATE_WEBHOOK_SIGNING_SECRET: undefined },
+    { isTty: ctx.stdout.isTTY === true },
+  );
+  const emulatorPortText = flags.emulatorPort ?? ctx.env.INLET_EMULATOR_PORT ?? '5555';
+  const emulatorPort = parsePort(
+    emulatorPortText,
+    flags.emulatorPort ? '--emulator-port' : 'INLET_EMULATOR_PORT',
+  );
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
+
+  const server = await startServer(config, logger, ctx);
+  const emulator = createEmulator({ secret, logger: logger.child({ component: 'emulator' }) });
+  let apiUrl: string;
+  try {
+    apiUrl = await emulator.listen(emulatorPort, '127.0.0.1');
+  } catch (error) {
+    await server.inlet.close();
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') {
+      throw new UsageError(`Port ${emulatorPort} is already in use; choose another with --emulator-port.`);
+    }
+    throw error;
+  }
+  println(ctx.stdout, `Replicate emulator at ${apiUrl} (secret shared with serve: ${secret})`);
+
+  const ids: { id: string; model: string }[] = [];
+  for (const demo of DEMOS) {
+    const res = await fetch(`${apiUrl}/models/${demo.model}/predictions`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer inlet-dev', 'content-type': 'application/json' },
+      body: JSON.stringify({
+        input: demo.input,
+        webhook: server.webhookUrl,
+        webhook_events_filter: ALL_EVENTS,
+      }),
+    });
+    const body = (await res.json()) as { id?: string; detail?: string };
+    if (res.status !== 201 || body.id === undefined) {
+      println(
+        ctx.stderr,
+        `Could not create a demo ${demo.model} prediction: ${res.status} ${body.detail ?? ''}`,
+      );
+      continue;
+    }
+    ids.push({ id: body.id, model: demo.model });
+  }
+  println(
+    ctx.stdout,
+    `Created ${ids.length} demo predictions: ${ids.map((p) => `${p.id} (${p.model})`).join(', ')}`,
+  );
+  println(ctx.stdout, `Look at them:  curl -s ${server.base}/api/predictions   or   npx inlet predictions`);
+  println(
+    ctx.stdout,
+    `Make your own:  REPLICATE_API_TOKEN=anything REPLICATE_API_BASE_URL=${apiUrl}, webhook ${server.webhookUrl}`,
+  );
+  println(ctx.stdout, 'Ctrl-C stops both.');
+
+  const watching = watchDemos(ids, server.inlet.store, ctx);
+  const signal = await waitForStopSignal();
+  watching.stop();
+  logger.info({ signal }, 'shutting down');
+  await emulator.close();
+  await server.inlet.close();
+  ctx.setExitCode(EXIT_OK);
+}
+
+/** Prints one line per demo prediction as Inlet's folded state reaches its terminal status. */
+function watchDemos(
+  ids: readonly { id: string; model: string }[],
+  store: { getPrediction(id: string): Promise<{ status: string } | undefined> },
+  ctx: CliContext,
+): { stop(): void } {
+  const pending = new Map(ids.map((p) => [p.id, p.model]));
+  const started = Date.now();
+  const timer = setInterval(() => {
+    void (async () => {
+      for (const [id, model] of pending) {
+        const record = await store.getPrediction(id).catch(() => undefined);
+        if (record && isTerminalStatus(record.status)) {
+          pending.delete(id);
+          println(ctx.stdout, `Demo prediction ${id} (${model}) ${record.status}`);
+        }
+      }
+      if (pending.size === 0) {
+        clearInterval(timer);
+        println(ctx.stdout, `All demo predictions are done: npx inlet predictions`);
+      } else if (Date.now() - started > DEMO_TIMEOUT_MS) {
+        clearInterval(timer);
+        println(ctx.stderr, `Still waiting for ${[...pending.keys()].join(', ')}: see /api/rejections`);
+      }
+    })();
+  }, 250);
+  return { stop: () => clearInterval(timer) };
+}

@@ -289,3 +289,12 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
     expect(data[1].received_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 });
+
+describe('framework-level errors keep to the contract codes', () => {
+  it('answers a bad URL encoding under /api with 400 invalid_query, not a 5xx', async () => {
+    await start();
+    const res = await inlet!.app.inject({ url: '/api/predictions/%E0%A4%A' });
+    expect(res.statusCode).toBeLessThan(500);
+    expect(['invalid_query', 'not_found']).toContain(res.json().error.code);
+  });
+});

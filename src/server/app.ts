@@ -64,6 +64,10 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.maxBodyBytes,
+    // Errors raised before routing (a URL that does not decode): still the one error shape.
+    frameworkErrors: (error, _request, reply: FastifyReply) => {
+      void reply.code(400).send(errorBody('invalid_query', error.message));
+    },
     requestTimeout: requestTimeoutMs,
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
@@ -113,6 +117,18 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     }
     if (error.statusCode === 415) {
       return reply.code(415).send(errorBody('unsupported_media_type', error.message));
+    }
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      // Framework-level 4xx: a body that could not be read as sent (a lying Content-Length), a bad URL.
+      if (onWebhook) {
+        const message = `The request body could not be read: ${error.message}`;
+        return sendAnswer(
+          reply,
+          deps.ingest.reject(requestMeta(request), 'invalid_json', message),
+          deps.metrics,
+        );
+      }
+      return reply.code(400).send(errorBody('invalid_query', error.message));
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
     if (onWebhook) deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);

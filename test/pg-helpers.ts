@@ -3,9 +3,12 @@
  * which configures `serve`); each test file makes its own database and drops it when done, so runs
  * never collide and leave nothing behind.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { QueryResult, QueryResultRow } from 'pg';
+import { signWebhook } from '../src/verify/index.js';
 
 export const TEST_SERVER_URL =
   process.env.INLET_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -18,7 +21,8 @@ function withDatabase(url: string, database: string): string {
   return u.toString();
 }
 
-async function runOnce<R extends QueryResultRow = QueryResultRow>(
+/** Runs one statement on its own short-lived connection. */
+export async function queryOnce<R extends QueryResultRow = QueryResultRow>(
   url: string,
   sql: string,
   params: unknown[] = [],
@@ -43,7 +47,7 @@ export function probePostgres(): Promise<Probe> {
   probed ??= (async (): Promise<Probe> => {
     for (const url of [TEST_SERVER_URL, withDatabase(TEST_SERVER_URL, 'postgres')]) {
       try {
-        await runOnce(url, 'SELECT 1');
+        await queryOnce(url, 'SELECT 1');
         return { ok: true, adminUrl: url };
       } catch (error) {
         if ((error as { code?: string }).code === '3D000') continue;
@@ -110,29 +114,182 @@ export function urlOfDatabase(adminUrl: string, name: string): string {
 export async function createTestDatabase(adminUrl: string, prefix = 'inlet_test'): Promise<TestDatabase> {
   const name = randomName(prefix);
   const quoted = pg.escapeIdentifier(name);
-  await runOnce(adminUrl, `CREATE DATABASE ${quoted}`);
+  await queryOnce(adminUrl, `CREATE DATABASE ${quoted}`);
   const url = withDatabase(adminUrl, name);
   return {
     name,
     url,
-    query: (sql, params) => runOnce(url, sql, params),
-    admin: (sql, params) => runOnce(adminUrl, sql, params),
+    query: (sql, params) => queryOnce(url, sql, params),
+    admin: (sql, params) => queryOnce(adminUrl, sql, params),
     async freshSchema() {
       const schema = randomName('s');
-      await runOnce(url, `CREATE SCHEMA ${pg.escapeIdentifier(schema)}`);
+      await queryOnce(url, `CREATE SCHEMA ${pg.escapeIdentifier(schema)}`);
       return schemaUrl(url, schema);
     },
     async terminateConnections() {
       // In the select list, never in WHERE: the planner may run a WHERE function on every backend.
-      const result = await runOnce<{ done: boolean }>(
+      const result = await queryOnce<{ done: boolean }>(
         adminUrl,
         'SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
         [name],
       );
       return result.rows.filter((r) => r.done).length;
     },
-    async drop() {
-      await runOnce(adminUrl, `DROP DATABASE IF EXISTS ${quoted} WITH (FORCE)`);
+    drop: () => dropDatabase(adminUrl, name),
+  };
+}
+
+export async function dropDatabase(adminUrl: string, name: string): Promise<void> {
+  await queryOnce(adminUrl, `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+}
+
+// ---- `inlet serve` processes (built: run `npm run build` first) ----
+
+export const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
+export const SERVE_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const LISTENING = /Inlet is receiving Replicate webhooks at (http:\/\/\S+)/;
+
+export interface ServeProcess {
+  readonly child: ChildProcess;
+  /** The webhook URL it printed. */
+  readonly webhookUrl: string;
+  /** `http://host:port` */
+  readonly base: string;
+  /** Everything it wrote to stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after a grace period; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Spawns `inlet serve --port 0` and waits (bounded) for the line that names its URL. */
+export async function startServe(
+  databaseUrl: string,
+  args: readonly string[] = [],
+  env: Record<string, string> = {},
+): Promise<ServeProcess> {
+  const child = spawn(
+    process.execPath,
+    [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', databaseUrl, ...args],
+    {
+      env: {
+        PATH: process.env.PATH,
+        REPLICATE_WEBHOOK_SECRET: SERVE_SECRET,
+        INLET_LOG_FORMAT: 'json',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const match = LISTENING.exec(output);
+    if (match?.[1] !== undefined) {
+      const webhookUrl = match[1];
+      return { child, webhookUrl, base: new URL(webhookUrl).origin, output: () => output, stop };
+    }
+    if (child.exitCode !== null || Date.now() > deadline) {
+      await stop();
+      throw new Error(`inlet serve did not start:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Runs the CLI to completion (bounded). */
+export async function runInlet(
+  args: readonly string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export interface Delivery {
+  key: string;
+  body: string;
+  headers: Record<string, string>;
+}
+
+/** A prediction body signed the way Replicate signs it. */
+export function signedDelivery(
+  object: Record<string, unknown>,
+  timestampSec = Math.floor(Date.now() / 1000),
+): Delivery {
+  const body = JSON.stringify(object);
+  const key = `msg_${randomBytes(12).toString('hex')}`;
+  return {
+    key,
+    body,
+    headers: {
+      'content-type': 'application/json',
+      ...signWebhook(body, { secret: SERVE_SECRET, id: key, timestampSec }),
     },
   };
+}
+
+export interface Answer {
+  status: number;
+  json: Record<string, unknown>;
+  ms: number;
+}
+
+export async function deliver(url: string, delivery: Delivery, timeoutMs = 10_000): Promise<Answer> {
+  const startedAt = performance.now();
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: delivery.headers,
+    body: delivery.body,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    json = { text };
+  }
+  return { status: res.status, json, ms: performance.now() - startedAt };
+}
+
+export async function getJson(url: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+/** Polls `check` until it answers true, or fails after `timeoutMs`. */
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 15_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -45,6 +45,7 @@ export class CommitBatcher {
   #scheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #failures = 0;
+  #lastFailureAtMs = 0;
   #idleWaiters: (() => void)[] = [];
 
   constructor(store: Store, options: CommitBatcherOptions) {
@@ -60,7 +61,10 @@ export class CommitBatcher {
 
   /** False while the store is failing to commit (drives /readyz). */
   get healthy(): boolean {
-    return this.#failures === 0;
+    if (this.#failures === 0) return true;
+    // Nothing left to commit and no failure for a commit timeout: /readyz then rests on ping alone, so an
+    // instance a load balancer took out of rotation during an outage can come back without traffic.
+    return this.pending === 0 && Date.now() - this.#lastFailureAtMs > this.#timeoutMs;
   }
 
   get pending(): number {
@@ -165,6 +169,7 @@ export class CommitBatcher {
 
   #failed(error: StoreUnavailableError): void {
     this.#failures++;
+    this.#lastFailureAtMs = Date.now();
     const delay = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 10));
     if (this.#failures === 1 || this.#failures % 50 === 0) {
       this.#logger.warn(

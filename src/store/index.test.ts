@@ -44,8 +44,11 @@ describe('parseDatabaseUrl', () => {
 });
 
 describe('openStore', () => {
-  it('says PostgreSQL is not built yet', async () => {
-    await expect(openStore('postgres://127.0.0.1/x', { mode: 'serve' })).rejects.toThrow(/PostgreSQL/);
+  it('rejects a PostgreSQL URL that does not parse, without echoing it', async () => {
+    await expect(openStore('postgres://u:hunter2@h:port/x', { mode: 'serve' })).rejects.toThrow(
+      InvalidDatabaseUrlError,
+    );
+    expect(() => parseDatabaseUrl('postgres://u:hunter2@h:port/x')).not.toThrow(/hunter2/);
   });
 
   it('rejects an unsupported URL before touching anything', async () => {

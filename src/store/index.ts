@@ -21,7 +21,14 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
   if (text === '') throw new InvalidDatabaseUrlError(`The database URL is empty: use ${SUPPORTED}.`);
   const scheme = SCHEME.exec(text)?.[1]?.toLowerCase();
   if (scheme === undefined) return { dialect: 'sqlite', path: text };
-  if (scheme === 'postgres' || scheme === 'postgresql') return { dialect: 'postgres', url: text };
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    if (!URL.canParse(text)) {
+      throw new InvalidDatabaseUrlError(
+        `The ${scheme}: database URL does not parse: use postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).`,
+      );
+    }
+    return { dialect: 'postgres', url: text };
+  }
   if (scheme === 'sqlite') {
     let path = text.slice('sqlite:'.length);
     if (path.startsWith('//')) path = path.slice(2);
@@ -56,7 +63,9 @@ export async function openStore(url: string, options: OpenStoreOptions): Promise
       const { openSqliteStore } = await import('./sqlite/sqlite-store.js');
       return openSqliteStore(target.path, options);
     }
-    case 'postgres':
-      throw new Error('PostgreSQL support is not built yet: use a sqlite: database URL for now.');
+    case 'postgres': {
+      const { openPostgresStore } = await import('./postgres/postgres-store.js');
+      return openPostgresStore(target.url, options);
+    }
   }
 }

@@ -57,11 +57,12 @@ function sendAnswer(
 export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+  const loggerInstance: FastifyBaseLogger = deps.logger;
   const app = Fastify({
     http: {
       connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
     },
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.maxBodyBytes,
     // Errors raised before routing (a URL that does not decode): still the one error shape.

@@ -1,0 +1,668 @@
+import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { openStore } from '../src/store/index.js';
+import { incomingEvent, MODELS, writeSignedDeliveries } from './deliveries.js';
+
+// `npm run bench`: Inlet (SQLite, PostgreSQL) against a bare node:http server on this machine, driven by
+// wrk over loopback with distinct, validly signed deliveries. Results go to stdout and docs/benchmarks.md.
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const HERE = join(ROOT, 'bench');
+const BIN = join(ROOT, 'dist/cli/bin.js');
+const BARE = join(ROOT, 'dist/.bench/bench/bare-server.js');
+const TUTORIAL = '/work/shared/tutorial';
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const PATH = '/replicate-webhook';
+
+const env = process.env;
+const SECONDS = Number(env.INLET_BENCH_SECONDS ?? 10);
+const WARMUP_SECONDS = Number(env.INLET_BENCH_WARMUP_SECONDS ?? 3);
+const ROUNDS = Number(env.INLET_BENCH_ROUNDS ?? 3);
+const CONNECTIONS = Number(env.INLET_BENCH_CONNECTIONS ?? 50);
+const SCALE_DELIVERIES = Number(env.INLET_BENCH_SCALE_DELIVERIES ?? 1_000_000);
+const PG_ADMIN_URL = env.INLET_BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const WRITE_DOCS = env.INLET_BENCH_WRITE_DOCS !== '0';
+const EXTRA_ARGS = (env.INLET_BENCH_SERVE_ARGS ?? '').split(' ').filter((a) => a !== '');
+
+interface WrkResult {
+  requests: number;
+  duration_us: number;
+  errors_connect: number;
+  errors_read: number;
+  errors_write: number;
+  errors_status: number;
+  errors_timeout: number;
+  p50_us: number;
+  p90_us: number;
+  p99_us: number;
+  max_us: number;
+  mean_us: number;
+  sent: number;
+  wrapped: number;
+}
+
+interface Measurement {
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  rssMiB: number;
+  errors: number;
+  wrapped: number;
+}
+
+interface Started {
+  pid: number;
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface ServerSpec {
+  name: string;
+  /** Sends the tutorial's hex signature instead of the standard headers. */
+  hex?: boolean;
+  /** Needs distinct, freshly signed deliveries (an Inlet). */
+  signed: boolean;
+  start(work: string, round: number): Promise<Started>;
+  /** Why it is not measured, when it cannot be. */
+  unavailable?: string;
+}
+
+const notes: string[] = [];
+const log = (line: string) => process.stdout.write(`${line}\n`);
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function peakRssMiB(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kib = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+    return kib === undefined ? NaN : Number(kib) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Starts a server process with its output in a file, and waits for the line that names its port. */
+async function startProcess(
+  command: string,
+  args: string[],
+  processEnv: NodeJS.ProcessEnv,
+  logPath: string,
+  portLine: RegExp,
+  timeoutMs = 20_000,
+): Promise<Started> {
+  const out = openSync(logPath, 'w');
+  const proc: ChildProcess = spawn(command, args, {
+    cwd: ROOT,
+    env: processEnv,
+    stdio: ['ignore', out, out],
+  });
+  closeSync(out);
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    proc.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const deadline = Date.now() + timeoutMs;
+  let port: number | undefined;
+  while (port === undefined) {
+    const text = readFileSync(logPath, 'utf8');
+    const m = portLine.exec(text);
+    if (m?.[1] !== undefined) port = Number(m[1]);
+    else if (exited || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`${command} ${args.join(' ')} did not start:\n${text.slice(-2000)}`);
+    } else await sleep(50);
+  }
+  return {
+    pid: proc.pid!,
+    port,
+    async stop() {
+      if (exited) return;
+      proc.kill('SIGTERM');
+      const killed = await Promise.race([exit.then(() => true), sleep(10_000).then(() => false)]);
+      if (!killed) {
+        proc.kill('SIGKILL');
+        await exit;
+      }
+    },
+  };
+}
+
+const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ PATH: env.PATH, ...extra });
+
+function inletServer(name: string, database: (work: string, round: number) => Promise<string>): ServerSpec {
+  return {
+    name,
+    signed: true,
+    async start(work, round) {
+      const url = await database(work, round);
+      return startProcess(
+        process.execPath,
+        [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', url, ...EXTRA_ARGS],
+        nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, INLET_LOG_FORMAT: 'json' }),
+        join(work, `${name.replace(/\W+/g, '-')}-${round}.log`),
+        /Inlet is receiving Replicate webhooks at http:\/\/127\.0\.0\.1:(\d+)\//,
+      );
+    },
+  };
+}
+
+function waitPort(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  return new Promise((resolve) => {
+    const attempt = () => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => {
+        socket.destroy();
+        if (Date.now() > deadline) resolve(false);
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+async function waitReady(port: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) });
+      if (res.status === 200) return true;
+    } catch {
+      // not yet
+    }
+    await sleep(200);
+  }
+  return false;
+}
+
+async function runWrk(
+  port: number,
+  seconds: number,
+  requestsFile: string | undefined,
+  offset: number,
+): Promise<WrkResult> {
+  const args = [
+    '-t1',
+    `-c${CONNECTIONS}`,
+    `-d${seconds}s`,
+    '--timeout',
+    '5s',
+    '-s',
+    join(HERE, 'wrk-deliveries.lua'),
+    `http://127.0.0.1:${port}${PATH}`,
+  ];
+  const wrkEnv = {
+    ...nodeEnv({}),
+    INLET_BENCH_REQUESTS: requestsFile ?? '',
+    INLET_BENCH_OFFSET: String(offset),
+  };
+  return new Promise((resolve, reject) => {
+    const proc = spawn('wrk', args, { env: wrkEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    // Loading a large request file takes a few seconds before the clock starts.
+    const timer = setTimeout(() => proc.kill('SIGKILL'), (seconds + 120) * 1000);
+    proc.on('exit', () => {
+      clearTimeout(timer);
+      const line = /^BENCH_RESULT (.*)$/m.exec(out)?.[1];
+      if (line === undefined) reject(new Error(`wrk gave no result:\n${out}`));
+      else resolve(JSON.parse(line) as WrkResult);
+    });
+  });
+}
+
+function toMeasurement(result: WrkResult, rssMiB: number): Measurement {
+  return {
+    rps: result.requests / (result.duration_us / 1e6),
+    p50Ms: result.p50_us / 1000,
+    p99Ms: result.p99_us / 1000,
+    rssMiB,
+    errors:
+      result.errors_connect +
+      result.errors_read +
+      result.errors_write +
+      result.errors_status +
+      result.errors_timeout,
+    wrapped: result.wrapped,
+  };
+}
+
+/** Warm-up then measurement against one started server; signed servers get fresh deliveries. */
+async function measure(
+  spec: ServerSpec,
+  server: Started,
+  work: string,
+  expectedRps: number,
+): Promise<Measurement> {
+  let file: string | undefined;
+  if (spec.signed || spec.hex === true) {
+    // Distinct for the whole run with room to spare (a reused one is counted and reported); signed
+    // just now, well within the tolerance.
+    const count = Math.ceil(expectedRps * (SECONDS + WARMUP_SECONDS) * 2) + 20_000;
+    file = join(work, 'deliveries.txt');
+    const tag = randomBytes(4).toString('hex');
+    const t0 = Date.now();
+    const meanBytes = writeSignedDeliveries(file, count, SECRET, tag, { hex: spec.hex === true });
+    log(`  ${count} deliveries signed (mean body ${Math.round(meanBytes)} B) in ${Date.now() - t0} ms`);
+  }
+  const warm = await runWrk(server.port, WARMUP_SECONDS, file, 0);
+  const result = await runWrk(server.port, SECONDS, file, warm.sent);
+  const m = toMeasurement(result, peakRssMiB(server.pid));
+  if (m.errors > 0) notes.push(`${spec.name}: ${m.errors} errors or non-2xx answers in one run.`);
+  if (m.wrapped > 0) notes.push(`${spec.name}: ${m.wrapped} requests reused a delivery (the file ran out).`);
+  if (file !== undefined) rmSync(file, { force: true });
+  return m;
+}
+
+async function postgresDatabase(): Promise<
+  { url: (work: string, round: number) => Promise<string>; drop(): Promise<void> } | string
+> {
+  if (!existsSync(join(ROOT, 'dist/store/postgres/postgres-store.js'))) {
+    return 'PostgreSQL support is not built in this tree (no dist/store/postgres/postgres-store.js).';
+  }
+  const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
+  try {
+    await admin.connect();
+  } catch (error) {
+    return `no PostgreSQL answers at ${PG_ADMIN_URL} (${(error as Error).message}).`;
+  }
+  const created: string[] = [];
+  return {
+    async url(_work, round) {
+      const name = `inlet_bench_${process.pid}_${round}`;
+      await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+      await admin.query(`CREATE DATABASE ${name}`);
+      created.push(name);
+      const url = new URL(PG_ADMIN_URL);
+      url.pathname = `/${name}`;
+      return url.toString();
+    },
+    async drop() {
+      for (const name of created)
+        await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await admin.end();
+    },
+  };
+}
+
+function pythonHas(modules: string[]): boolean {
+  const r = spawnSync('/usr/bin/python3', ['-c', modules.map((m) => `import ${m}`).join('; ')], {
+    stdio: 'ignore',
+  });
+  return r.status === 0;
+}
+
+function tutorialServers(): ServerSpec[] {
+  const specs: ServerSpec[] = [];
+  const flask: ServerSpec = {
+    name: 'tutorial Flask (dev server)',
+    signed: false,
+    start: (work, round) =>
+      startProcess(
+        '/usr/bin/python3',
+        [join(TUTORIAL, 'flask_server.py')],
+        nodeEnv({ PORT: String(20_000 + Math.floor(Math.random() * 20_000)), PYTHONUNBUFFERED: '1' }),
+        join(work, `flask-${round}.log`),
+        /Running on http:\/\/127\.0\.0\.1:(\d+)/,
+      ),
+  };
+  if (!pythonHas(['flask'])) flask.unavailable = "Debian's python3-flask is not installed";
+  const fastapiPort = 20_000 + Math.floor(Math.random() * 20_000);
+  const fastapi: ServerSpec = {
+    name: 'tutorial FastAPI (uvicorn)',
+    signed: false,
+    hex: true,
+    start: (work, round) =>
+      startProcess(
+        '/usr/bin/python3',
+        [
+          '-m',
+          'uvicorn',
+          'fastapi_server:app',
+          '--host',
+          '127.0.0.1',
+          '--port',
+          String(fastapiPort),
+          '--log-level',
+          'warning',
+        ],
+        { ...nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET }), PYTHONPATH: TUTORIAL },
+        join(work, `fastapi-${round}.log`),
+        // uvicorn at warning level prints nothing once up: the port is known, readiness is polled below.
+        /^()/,
+      ).then(async (s) => ({ ...s, port: fastapiPort })),
+  };
+  if (!pythonHas(['fastapi', 'uvicorn']))
+    fastapi.unavailable = "Debian's python3-fastapi / python3-uvicorn are not installed";
+  specs.push(flask, fastapi);
+  return specs;
+}
+
+function machine(work: string): Record<string, string> {
+  const cpu = cpus();
+  const df = (() => {
+    try {
+      return execFileSync('df', ['-T', '-h', work], { encoding: 'utf8' }).trim().split('\n').pop() ?? '';
+    } catch {
+      return 'unknown';
+    }
+  })();
+  // What one fsync costs here bounds every power-loss-safe commit.
+  const probe = join(work, 'fsync-probe');
+  const fd = openSync(probe, 'w');
+  const block = Buffer.alloc(4096, 1);
+  const times: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t0 = process.hrtime.bigint();
+    writeSync(fd, block);
+    fdatasyncSync(fd);
+    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  closeSync(fd);
+  rmSync(probe, { force: true });
+  const wrkVersion = spawnSync('wrk', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0]?.trim() ?? '';
+  return {
+    cpu: `${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown'}`,
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    kernel: `Linux ${release()}`,
+    node: process.version,
+    wrk: wrkVersion,
+    disk: df.replace(/\s+/g, ' '),
+    load: `load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')} at start (other work on this machine skews results)`,
+    fsync: `${median(times).toFixed(2)} ms median 4 KiB write + fdatasync (p99 ${[...times].sort((a, b) => a - b)[197]!.toFixed(2)} ms)`,
+  };
+}
+
+async function bulkLoad(path: string, count: number): Promise<number> {
+  const store = await openStore(`sqlite:${path}`, { mode: 'serve' });
+  const t0 = Date.now();
+  const tag = 'scale';
+  const start = Date.now() - 30 * 24 * 3600 * 1000;
+  const step = (30 * 24 * 3600 * 1000) / count;
+  try {
+    for (let seq = 0; seq < count;) {
+      const batch = [];
+      for (let i = 0; i < 5000 && seq < count; i++, seq++)
+        batch.push(incomingEvent(tag, seq, Math.floor(start + seq * step)));
+      await store.commitEvents(batch);
+    }
+  } finally {
+    await store.close();
+  }
+  return (Date.now() - t0) / 1000;
+}
+
+async function timeQueries(
+  port: number,
+): Promise<{ name: string; url: string; p50Ms: number; maxMs: number; rows: number }[]> {
+  const queries = [
+    ['first page', '/api/predictions'],
+    ['status=succeeded', '/api/predictions?status=succeeded'],
+    ['status=processing (rare)', '/api/predictions?status=processing'],
+    ['model', `/api/predictions?model=${encodeURIComponent(MODELS[7]!)}`],
+    ['status + model', `/api/predictions?status=succeeded&model=${encodeURIComponent(MODELS[3]!)}`],
+    ['second page (cursor)', ''],
+  ] as const;
+  const out = [];
+  let cursorUrl = '/api/predictions';
+  {
+    const first = (await (await fetch(`http://127.0.0.1:${port}/api/predictions`)).json()) as {
+      next_cursor: string | null;
+    };
+    if (first.next_cursor !== null)
+      cursorUrl = `/api/predictions?cursor=${encodeURIComponent(first.next_cursor)}`;
+  }
+  for (const [name, path] of queries) {
+    const url = path === '' ? cursorUrl : path;
+    const times: number[] = [];
+    let rows = 0;
+    for (let i = 0; i < 32; i++) {
+      const t0 = process.hrtime.bigint();
+      const res = await fetch(`http://127.0.0.1:${port}${url}`);
+      const json = (await res.json()) as { data: unknown[] };
+      const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (res.status !== 200) throw new Error(`${url} answered ${res.status}`);
+      rows = json.data.length;
+      if (i >= 2) times.push(ms);
+    }
+    out.push({ name, url, p50Ms: median(times), maxMs: Math.max(...times), rows });
+  }
+  return out;
+}
+
+function fmt(n: number, digits = 0): string {
+  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
+}
+
+async function main(): Promise<void> {
+  if (spawnSync('wrk', ['-v']).error !== undefined) {
+    throw new Error("wrk is not installed: apt-get install -y wrk (Debian's package)");
+  }
+  if (!existsSync(BIN) || !existsSync(BARE))
+    throw new Error('build first: npm run bench builds dist/ and dist/.bench/');
+  const work = mkdtempSync(join(env.INLET_BENCH_DIR ?? tmpdir(), 'inlet-bench-'));
+  const startedAt = new Date();
+  const pgDb = await postgresDatabase();
+  const servers: ServerSpec[] = [
+    {
+      name: 'bare node:http',
+      signed: false,
+      start: (w, round) =>
+        startProcess(
+          process.execPath,
+          [BARE],
+          nodeEnv({}),
+          join(w, `bare-${round}.log`),
+          /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
+        ),
+    },
+    inletServer('Inlet, SQLite', async (w, round) => `sqlite:${join(w, `inlet-${round}.db`)}`),
+  ];
+  if (typeof pgDb === 'string') {
+    notes.push(`Inlet on PostgreSQL skipped: ${pgDb}`);
+  } else {
+    servers.push(inletServer('Inlet, PostgreSQL', pgDb.url));
+  }
+  for (const t of tutorialServers()) {
+    if (t.unavailable !== undefined)
+      notes.push(`${t.name} not measured: ${t.unavailable} (not installed on purpose).`);
+    else servers.push(t);
+  }
+  const m = machine(work);
+  log(`machine: ${JSON.stringify(m)}`);
+
+  const results = new Map<string, Measurement[]>();
+  let bareRps = 30_000;
+  // Sizes each server's request file from its previous round (the first round guesses from bare).
+  const expected = (name: string) => {
+    const runs = results.get(name);
+    return runs === undefined ? bareRps * 0.6 : Math.max(...runs.map((r) => r.rps));
+  };
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const spec of servers) {
+        log(`round ${round}: ${spec.name}`);
+        let server: Started;
+        try {
+          server = await spec.start(work, round);
+        } catch (error) {
+          notes.push(`${spec.name} round ${round} did not start: ${(error as Error).message.split('\n')[0]}`);
+          continue;
+        }
+        try {
+          const ready = spec.signed
+            ? await waitReady(server.port, 15_000)
+            : await waitPort(server.port, 15_000);
+          if (!ready) {
+            notes.push(`${spec.name} round ${round}: never became ready; skipped.`);
+            continue;
+          }
+          const result = await measure(spec, server, work, expected(spec.name));
+          if (spec.name === 'bare node:http') bareRps = Math.max(bareRps, result.rps);
+          log(
+            `  ${fmt(result.rps)} req/s, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
+          );
+          results.set(spec.name, [...(results.get(spec.name) ?? []), result]);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+  } finally {
+    if (typeof pgDb !== 'string') await pgDb.drop();
+  }
+
+  // Scale check: ingest and the list API with a million stored deliveries.
+  let scale:
+    | {
+        loadSeconds: number;
+        ingest: Measurement;
+        queries: Awaited<ReturnType<typeof timeQueries>>;
+        dbMiB: number;
+      }
+    | undefined;
+  if (SCALE_DELIVERIES > 0) {
+    const dbPath = join(work, 'scale.db');
+    log(`scale: bulk-loading ${SCALE_DELIVERIES} deliveries into ${dbPath}`);
+    const loadSeconds = await bulkLoad(dbPath, SCALE_DELIVERIES);
+    const dbMiB = Number(execFileSync('du', ['-sm', dbPath], { encoding: 'utf8' }).split('\t')[0]);
+    log(`  loaded in ${fmt(loadSeconds, 1)} s (${dbMiB} MiB)`);
+    const spec = inletServer('Inlet, SQLite, 1M stored', async () => `sqlite:${dbPath}`);
+    const server = await spec.start(work, 0);
+    try {
+      await waitReady(server.port, 15_000);
+      const queries = await timeQueries(server.port);
+      for (const q of queries)
+        log(`  GET ${q.url}: p50 ${fmt(q.p50Ms, 2)} ms, max ${fmt(q.maxMs, 2)} ms (${q.rows} rows)`);
+      const ingest = await measure(spec, server, work, expected('Inlet, SQLite'));
+      log(
+        `  ingest: ${fmt(ingest.rps)} req/s, p99 ${fmt(ingest.p99Ms, 2)} ms, peak RSS ${fmt(ingest.rssMiB)} MiB`,
+      );
+      scale = { loadSeconds, ingest, queries, dbMiB };
+    } finally {
+      await server.stop();
+    }
+  }
+
+  m.load += `; ${loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ')} at the end`;
+  const summary = [...results.entries()].map(([name, runs]) => ({
+    name,
+    rounds: runs.length,
+    rps: median(runs.map((r) => r.rps)),
+    p50Ms: median(runs.map((r) => r.p50Ms)),
+    p99Ms: median(runs.map((r) => r.p99Ms)),
+    rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    all: runs.map((r) => Math.round(r.rps)),
+  }));
+  const bare = summary.find((s) => s.name === 'bare node:http')?.rps ?? NaN;
+  const rows = summary.map(
+    (s) =>
+      `| ${s.name} | ${fmt(s.rps)} | ${s.all.join(', ')} | ${fmt(s.rps / bare, 2)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.rssMiB)} | ${s.errors} |`,
+  );
+  if (scale !== undefined) {
+    rows.push(
+      `| Inlet, SQLite, ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries stored (one run) | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps / bare, 2)} | ${fmt(scale.ingest.p50Ms, 2)} | ${fmt(scale.ingest.p99Ms, 2)} | ${fmt(scale.ingest.rssMiB)} | ${scale.ingest.errors} |`,
+    );
+  }
+  const command = `npm run bench${env.INLET_BENCH_SECONDS ? ` (INLET_BENCH_SECONDS=${SECONDS})` : ''}`;
+  const report = [
+    `Run ${startedAt.toISOString()} with \`${command}\`: each server started fresh, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured with \`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\` over loopback, servers alternated, ${ROUNDS} rounds, medians (peak RSS: the largest VmHWM). Every Inlet request is a distinct delivery, validly signed just before its run (mean body ≈ 1.5 KB; three deliveries per prediction: starting, processing, succeeded). Inlet runs with its defaults: JSON logs at info to a file, SQLite in WAL mode with \`synchronous=FULL\` (an fsync before every 200).`,
+    '',
+    '| machine | |',
+    '| --- | --- |',
+    ...Object.entries(m).map(([k, v]) => `| ${k} | ${v} |`),
+    '',
+    '| server | req/s (median) | req/s per round | × bare node:http | p50 ms | p99 ms | peak RSS MiB | errors |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+  ];
+  if (scale !== undefined) {
+    report.push(
+      `Scale check: ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries (${Math.round(SCALE_DELIVERIES / 3).toLocaleString('en-US')} predictions, ${MODELS.length} models) bulk-loaded through the store's own commit path in ${fmt(scale.loadSeconds, 1)} s (database ${scale.dbMiB} MiB), then \`GET\` each list 32 times (first 2 not counted) on the idle server:`,
+      '',
+      '| query | p50 ms | max ms | rows |',
+      '| --- | ---: | ---: | ---: |',
+      ...scale.queries.map(
+        (q) => `| \`${q.url}\` (${q.name}) | ${fmt(q.p50Ms, 2)} | ${fmt(q.maxMs, 2)} | ${q.rows} |`,
+      ),
+      '',
+    );
+  }
+  const row = (name: string) => summary.find((s) => s.name === name);
+  const sqlite = row('Inlet, SQLite');
+  const postgres = row('Inlet, PostgreSQL');
+  const verdict = (ok: boolean | undefined) =>
+    ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
+  const worstApi = scale === undefined ? undefined : Math.max(...scale.queries.map((q) => q.p50Ms));
+  report.push(
+    '| target | measured | |',
+    '| --- | --- | --- |',
+    `| Inlet on SQLite ≥ 0.50 × bare node:http | ${fmt((sqlite?.rps ?? NaN) / bare, 2)} × | ${verdict(sqlite && sqlite.rps / bare >= 0.5)} |`,
+    `| Inlet on PostgreSQL ≥ 0.30 × bare node:http | ${fmt((postgres?.rps ?? NaN) / bare, 2)} × | ${verdict(postgres && postgres.rps / bare >= 0.3)} |`,
+    `| p99 ≤ 10 ms (SQLite / PostgreSQL) | ${fmt(sqlite?.p99Ms ?? NaN, 1)} / ${fmt(postgres?.p99Ms ?? NaN, 1)} ms | ${verdict(sqlite && sqlite.p99Ms <= 10 && (postgres === undefined || postgres.p99Ms <= 10))} |`,
+    `| peak RSS ≤ 150 MB (SQLite / PostgreSQL) | ${fmt(sqlite?.rssMiB ?? NaN)} / ${fmt(postgres?.rssMiB ?? NaN)} MiB | ${verdict(sqlite && sqlite.rssMiB * 1.048576 <= 150 && (postgres === undefined || postgres.rssMiB * 1.048576 <= 150))} |`,
+    `| with ${SCALE_DELIVERIES.toLocaleString('en-US')} stored, ingest still ≥ 0.50 × | ${fmt((scale?.ingest.rps ?? NaN) / bare, 2)} × | ${verdict(scale && scale.ingest.rps / bare >= 0.5)} |`,
+    `| with ${SCALE_DELIVERIES.toLocaleString('en-US')} stored, list API ≤ 20 ms (worst median) | ${fmt(worstApi ?? NaN, 2)} ms | ${verdict(worstApi === undefined ? undefined : worstApi <= 20)} |`,
+    '',
+  );
+  if (notes.length > 0) report.push(...notes.map((n) => `- ${n}`), '');
+
+  const text = report.join('\n');
+  log('\n' + text);
+  if (WRITE_DOCS) {
+    const docPath = join(ROOT, 'docs/benchmarks.md');
+    const start = '<!-- bench:results:start -->';
+    const end = '<!-- bench:results:end -->';
+    const doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : `# Benchmarks\n\n${start}\n${end}\n`;
+    const i = doc.indexOf(start);
+    const j = doc.indexOf(end);
+    const next =
+      i >= 0 && j > i
+        ? `${doc.slice(0, i + start.length)}\n${text}\n${doc.slice(j)}`
+        : `${doc}\n${start}\n${text}\n${end}\n`;
+    writeFileSync(docPath, next);
+    log(`wrote ${docPath}`);
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+
+await main();

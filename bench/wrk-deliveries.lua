@@ -1,0 +1,62 @@
+-- Replays pre-signed deliveries (one per line: webhook-id TAB timestamp TAB signature TAB hex TAB body),
+-- each once, starting at INLET_BENCH_OFFSET. wrk's Lua has no HMAC, so signing happens beforehand.
+local path = os.getenv("INLET_BENCH_REQUESTS")
+local offset = tonumber(os.getenv("INLET_BENCH_OFFSET") or "0")
+local target = os.getenv("INLET_BENCH_PATH") or "/replicate-webhook"
+
+threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+lines = {}
+count = 0
+sent = 0
+wrapped = 0
+
+function init(args)
+  if path ~= nil and path ~= "" then
+    for line in io.lines(path) do
+      count = count + 1
+      lines[count] = line
+    end
+  end
+  sent = offset
+end
+
+function request()
+  if count == 0 then
+    return wrk.format("POST", target, { ["Content-Type"] = "application/json" }, "{}")
+  end
+  local i = (sent % count) + 1
+  if sent >= count then
+    wrapped = wrapped + 1
+  end
+  sent = sent + 1
+  local id, ts, sig, hex, body = lines[i]:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+  local headers = { ["Content-Type"] = "application/json" }
+  if hex ~= "" then
+    headers["X-Replicate-Signature"] = hex
+  else
+    headers["webhook-id"] = id
+    headers["webhook-timestamp"] = ts
+    headers["webhook-signature"] = sig
+  end
+  return wrk.format("POST", target, headers, body)
+end
+
+function done(summary, latency, requests)
+  local total_sent, total_wrapped = 0, 0
+  for _, t in ipairs(threads) do
+    total_sent = total_sent + (t:get("sent") - offset)
+    total_wrapped = total_wrapped + t:get("wrapped")
+  end
+  io.write(string.format(
+    'BENCH_RESULT {"requests":%d,"duration_us":%d,"errors_connect":%d,"errors_read":%d,"errors_write":%d,' ..
+    '"errors_status":%d,"errors_timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d,"mean_us":%.1f,' ..
+    '"sent":%d,"wrapped":%d}\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout, latency:percentile(50), latency:percentile(90),
+    latency:percentile(99), latency.max, latency.mean, total_sent, total_wrapped))
+end

@@ -15,6 +15,11 @@ export const EXIT_OK = 0;
 export const EXIT_CHECK_FAILED = 1;
 export const EXIT_USAGE = 2;
 
+/** Something outside the command failed (a database that does not answer): exit 1 with a plain message. */
+export class CommandFailedError extends Error {
+  override readonly name = 'CommandFailedError';
+}
+
 /** A usage or configuration error: exit 2 with a message that says what to change. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';

@@ -110,6 +110,7 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   logger.info({ signal }, 'shutting down');
   await emulator.close();
   await server.inlet.close();
+  logger.info('stopped');
   ctx.setExitCode(EXIT_OK);
 }
 

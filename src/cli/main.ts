@@ -1,7 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
-import { type CliContext, EXIT_USAGE, UsageError, println } from './context.js';
+import {
+  type CliContext,
+  CommandFailedError,
+  EXIT_CHECK_FAILED,
+  EXIT_USAGE,
+  UsageError,
+  println,
+} from './context.js';
 import { registerCommands } from './commands.js';
 
 function packageVersion(): string {
@@ -51,6 +58,10 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       }
       if (error.code === 'commander.help') return 0;
       return EXIT_USAGE;
+    }
+    if (error instanceof CommandFailedError) {
+      println(ctx.stderr, `inlet: ${error.message}`);
+      return EXIT_CHECK_FAILED;
     }
     if (error instanceof UsageError || error instanceof ConfigError) {
       println(ctx.stderr, `inlet: ${error.message}`);

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
 import { InvalidQueryError, parsePredictionQuery } from '../server/api-query.js';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError } from '../store/errors.js';
+import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionSummaryView, predictionView } from '../views.js';
-import { type CliContext, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
+import { type CliContext, CommandFailedError, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
 
 const DATABASE_FLAG = [
   '--database <url>',
@@ -24,6 +24,9 @@ async function withStore<T>(
     store = await openStore(url, { mode: 'read' });
   } catch (error) {
     if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
+    if (error instanceof StoreUnavailableError) {
+      throw new CommandFailedError(`Cannot read the database: ${error.message}`);
+    }
     if (error instanceof InvalidDatabaseUrlError)
       throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;

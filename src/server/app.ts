@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -51,6 +52,29 @@ function sendAnswer(
     .code(answer.status)
     .headers(answer.headers ?? {})
     .send(answer.body);
+}
+
+/** Consumes what is left of a request body, within bounds, so the answer reaches a client still sending. */
+async function discardBody(
+  raw: IncomingMessage,
+  bounds: { maxBytes: number; timeoutMs: number },
+): Promise<void> {
+  if (raw.complete || raw.destroyed) return;
+  await new Promise<void>((resolve) => {
+    let seen = 0;
+    const done = () => {
+      clearTimeout(timer);
+      raw.off('data', onData);
+      resolve();
+    };
+    const onData = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (seen > bounds.maxBytes) done();
+    };
+    const timer = setTimeout(done, bounds.timeoutMs);
+    raw.on('data', onData).once('end', done).once('error', done).once('close', done);
+    raw.resume();
+  });
 }
 
 /** Builds the HTTP app without listening (tests use `inject()`). */
@@ -108,6 +132,9 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     const onWebhook = request.routeOptions.url === options.webhookPath;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
       const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
+      // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
+      await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 10_000 });
+      void reply.header('connection', 'close');
       if (onWebhook)
         return sendAnswer(
           reply,
@@ -162,7 +189,8 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
         }
         // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
         // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
-        if (request.raw.headers['content-type'] !== undefined) {
+        const type = request.raw.headers['content-type'];
+        if (type !== undefined && type !== 'application/json') {
           request.headers = { 'content-type': 'application/octet-stream' };
         }
       },

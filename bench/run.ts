@@ -59,6 +59,8 @@ interface WrkResult {
 
 interface Measurement {
   rps: number;
+  /** Server CPU (user + system, all threads) per request: steadier than req/s on a shared machine. */
+  cpuUsPerRequest: number;
   p50Ms: number;
   p99Ms: number;
   rssMiB: number;
@@ -94,6 +96,18 @@ function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** User + system CPU seconds the process has used so far. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
 }
 
 function peakRssMiB(pid: number): number {
@@ -244,9 +258,10 @@ async function runWrk(
   });
 }
 
-function toMeasurement(result: WrkResult, rssMiB: number): Measurement {
+function toMeasurement(result: WrkResult, rssMiB: number, cpuSec: number): Measurement {
   return {
     rps: result.requests / (result.duration_us / 1e6),
+    cpuUsPerRequest: (cpuSec * 1e6) / result.requests,
     p50Ms: result.p50_us / 1000,
     p99Ms: result.p99_us / 1000,
     rssMiB,
@@ -271,7 +286,7 @@ async function measure(
   if (spec.signed || spec.hex === true) {
     // Distinct for the whole run with room to spare (a reused one is counted and reported); signed
     // just now, well within the tolerance.
-    const count = Math.ceil(expectedRps * (SECONDS + WARMUP_SECONDS) * 2) + 20_000;
+    const count = Math.ceil(expectedRps * (SECONDS + WARMUP_SECONDS) * 1.5) + 20_000;
     file = join(work, 'deliveries.txt');
     const tag = randomBytes(4).toString('hex');
     const t0 = Date.now();
@@ -279,8 +294,9 @@ async function measure(
     log(`  ${count} deliveries signed (mean body ${Math.round(meanBytes)} B) in ${Date.now() - t0} ms`);
   }
   const warm = await runWrk(server.port, WARMUP_SECONDS, file, 0);
+  const cpuBefore = cpuSeconds(server.pid);
   const result = await runWrk(server.port, SECONDS, file, warm.sent);
-  const m = toMeasurement(result, peakRssMiB(server.pid));
+  const m = toMeasurement(result, peakRssMiB(server.pid), cpuSeconds(server.pid) - cpuBefore);
   if (m.errors > 0) notes.push(`${spec.name}: ${m.errors} errors or non-2xx answers in one run.`);
   if (m.wrapped > 0) notes.push(`${spec.name}: ${m.wrapped} requests reused a delivery (the file ran out).`);
   if (file !== undefined) rmSync(file, { force: true });
@@ -511,7 +527,7 @@ async function main(): Promise<void> {
   // Sizes each server's request file from its previous round (the first round guesses from bare).
   const expected = (name: string) => {
     const runs = results.get(name);
-    return runs === undefined ? bareRps * 0.6 : Math.max(...runs.map((r) => r.rps));
+    return runs === undefined ? 12_000 : Math.max(...runs.map((r) => r.rps));
   };
   try {
     for (let round = 1; round <= ROUNDS; round++) {
@@ -535,7 +551,7 @@ async function main(): Promise<void> {
           const result = await measure(spec, server, work, expected(spec.name));
           if (spec.name === 'bare node:http') bareRps = Math.max(bareRps, result.rps);
           log(
-            `  ${fmt(result.rps)} req/s, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
+            `  ${fmt(result.rps)} req/s, ${fmt(result.cpuUsPerRequest)} µs CPU/request, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
           );
           results.set(spec.name, [...(results.get(spec.name) ?? []), result]);
         } finally {
@@ -590,16 +606,17 @@ async function main(): Promise<void> {
     p99Ms: median(runs.map((r) => r.p99Ms)),
     rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
+    cpuUs: median(runs.map((r) => r.cpuUsPerRequest)),
     all: runs.map((r) => Math.round(r.rps)),
   }));
   const bare = summary.find((s) => s.name === 'bare node:http')?.rps ?? NaN;
   const rows = summary.map(
     (s) =>
-      `| ${s.name} | ${fmt(s.rps)} | ${s.all.join(', ')} | ${fmt(s.rps / bare, 2)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.rssMiB)} | ${s.errors} |`,
+      `| ${s.name} | ${fmt(s.rps)} | ${s.all.join(', ')} | ${fmt(s.rps / bare, 2)} | ${fmt(s.cpuUs)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${fmt(s.rssMiB)} | ${s.errors} |`,
   );
   if (scale !== undefined) {
     rows.push(
-      `| Inlet, SQLite, ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries stored (one run) | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps / bare, 2)} | ${fmt(scale.ingest.p50Ms, 2)} | ${fmt(scale.ingest.p99Ms, 2)} | ${fmt(scale.ingest.rssMiB)} | ${scale.ingest.errors} |`,
+      `| Inlet, SQLite, ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries stored (one run) | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps / bare, 2)} | ${fmt(scale.ingest.cpuUsPerRequest)} | ${fmt(scale.ingest.p50Ms, 2)} | ${fmt(scale.ingest.p99Ms, 2)} | ${fmt(scale.ingest.rssMiB)} | ${scale.ingest.errors} |`,
     );
   }
   const command = `npm run bench${env.INLET_BENCH_SECONDS ? ` (INLET_BENCH_SECONDS=${SECONDS})` : ''}`;
@@ -610,8 +627,8 @@ async function main(): Promise<void> {
     '| --- | --- |',
     ...Object.entries(m).map(([k, v]) => `| ${k} | ${v} |`),
     '',
-    '| server | req/s (median) | req/s per round | × bare node:http | p50 ms | p99 ms | peak RSS MiB | errors |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |',
+    '| server | req/s (median) | req/s per round | × bare node:http | server CPU µs/request | p50 ms | p99 ms | peak RSS MiB | errors |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
   ];

@@ -357,7 +357,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     databaseUrl,
     secrets: Object.freeze(secrets),
     toleranceSec: intSetting(flags, env, 'toleranceSec', DEFAULTS.toleranceSec, 0, 10 * 365 * 24 * 3600),
-    maxBodyBytes: intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1024, 1024 * 1024 * 1024),
+    maxBodyBytes: intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1, 1024 * 1024 * 1024),
     acceptHexSignature: boolSetting(flags, env, 'acceptHexSignature'),
     commitTimeoutMs: intSetting(flags, env, 'commitTimeoutMs', DEFAULTS.commitTimeoutMs, 1, 600_000),
     logLevel,

@@ -1,0 +1,86 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseSecretList, parseServeConfig, readSecretsFromEnv } from './config.js';
+
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const parse = (flags: Record<string, string | boolean>, env: Record<string, string>) =>
+  parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: SECRET, ...env }, { isTty: false });
+
+function settingOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.setting;
+    throw error;
+  }
+  return undefined;
+}
+
+describe('parseServeConfig', () => {
+  it('has the contract defaults', () => {
+    const config = parse({}, {});
+    expect(config).toMatchObject({
+      port: 5000,
+      host: '0.0.0.0',
+      webhookPath: '/replicate-webhook',
+      databaseUrl: 'sqlite:./data/inlet.db',
+      toleranceSec: 300,
+      maxBodyBytes: 16 * 1024 * 1024,
+      acceptHexSignature: false,
+      commitTimeoutMs: 5000,
+      logLevel: 'info',
+      logFormat: 'json',
+      insecureSkipVerify: false,
+      maxRejections: 10_000,
+      adminToken: undefined,
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(parseServeConfig({}, { REPLICATE_WEBHOOK_SECRET: SECRET }, { isTty: true }).logFormat).toBe(
+      'pretty',
+    );
+  });
+
+  it('lets flags win over the environment', () => {
+    const config = parse(
+      { port: '6000', tolerance: '0' },
+      { PORT: '7000', INLET_TOLERANCE_SECONDS: '10', HOST: '::1' },
+    );
+    expect(config).toMatchObject({ port: 6000, toleranceSec: 0, host: '::1' });
+  });
+
+  it('names the flag or variable of a bad value', () => {
+    expect(settingOf(() => parse({ port: '65536' }, {}))).toBe('--port');
+    expect(settingOf(() => parse({}, { PORT: 'x' }))).toBe('PORT');
+    expect(settingOf(() => parse({}, { INLET_MAX_BODY_BYTES: '-1' }))).toBe('INLET_MAX_BODY_BYTES');
+    expect(settingOf(() => parse({}, { INLET_ACCEPT_HEX_SIGNATURE: 'maybe' }))).toBe(
+      'INLET_ACCEPT_HEX_SIGNATURE',
+    );
+    expect(settingOf(() => parse({ logFormat: 'xml' }, {}))).toBe('--log-format');
+    expect(settingOf(() => parse({ path: 'no-slash' }, {}))).toBe('--path');
+  });
+
+  it('allows tiny body limits (for tests) and an empty value counts as unset', () => {
+    expect(parse({ maxBody: '1' }, {}).maxBodyBytes).toBe(1);
+    expect(parse({}, { PORT: '' }).port).toBe(5000);
+  });
+
+  it('needs a secret unless --insecure-skip-verify, naming REPLICATE_WEBHOOK_SECRET', () => {
+    const noSecret = () => parseServeConfig({}, {}, { isTty: false });
+    expect(settingOf(noSecret)).toBe('REPLICATE_WEBHOOK_SECRET');
+    expect(() => noSecret()).toThrow(/REPLICATE_WEBHOOK_SECRET/);
+    expect(parseServeConfig({ insecureSkipVerify: true }, {}, { isTty: false }).secrets).toEqual([]);
+    expect(
+      settingOf(() => parseServeConfig({}, { REPLICATE_WEBHOOK_SECRET: 'whsec_!!' }, { isTty: false })),
+    ).toBe('REPLICATE_WEBHOOK_SECRET');
+  });
+
+  it('reads several secrets, separated by spaces or commas, from either variable', () => {
+    expect(parseSecretList(' a, b  c,,d ')).toEqual(['a', 'b', 'c', 'd']);
+    expect(readSecretsFromEnv({ REPLICATE_WEBHOOK_SIGNING_SECRET: `${SECRET} ${SECRET}` })).toEqual({
+      secrets: [SECRET, SECRET],
+      source: 'REPLICATE_WEBHOOK_SIGNING_SECRET',
+    });
+    expect(
+      readSecretsFromEnv({ REPLICATE_WEBHOOK_SECRET: '', REPLICATE_WEBHOOK_SIGNING_SECRET: SECRET }).source,
+    ).toBe('REPLICATE_WEBHOOK_SIGNING_SECRET');
+  });
+});

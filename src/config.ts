@@ -324,13 +324,13 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
   if (host === '') throw new ConfigError('--host', '--host must not be empty.');
   const webhookPath = stringSetting(flags, env, 'webhookPath', DEFAULTS.webhookPath);
   if (
-    !/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(webhookPath) ||
+    !/^\/[A-Za-z0-9._~!$&'()+,;=@%/-]*$/.test(webhookPath) ||
     webhookPath.startsWith('/api/') ||
-    webhookPath === '/api'
+    ['/api', '/healthz', '/readyz', '/metrics'].includes(webhookPath)
   ) {
     throw new ConfigError(
       '--path',
-      `--path must be a URL path starting with "/" (and not under /api); got "${webhookPath}".`,
+      `--path must be a URL path starting with "/", not under /api nor /healthz, /readyz or /metrics; got "${webhookPath}".`,
     );
   }
   const databaseUrl = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();

@@ -298,3 +298,13 @@ describe('framework-level errors keep to the contract codes', () => {
     expect(['invalid_query', 'not_found']).toContain(res.json().error.code);
   });
 });
+
+describe('webhook path', () => {
+  it('serves a custom --path, ignores query strings, and 404s the default path then', async () => {
+    await start({ INLET_WEBHOOK_PATH: '/hooks/replicate' });
+    const body = JSON.stringify(prediction());
+    expect((await post(body, signedHeaders(body), '/hooks/replicate?tenant=a')).status).toBe(200);
+    const other = JSON.stringify(prediction());
+    expect((await post(other, signedHeaders(other), '/replicate-webhook')).json.error.code).toBe('not_found');
+  });
+});

@@ -99,8 +99,8 @@ describe('README', () => {
         expect(list.data.map((p) => p.model).sort()).toEqual(['inlet/echo', 'inlet/image', 'inlet/stream']);
         expect(list.data.every((p) => p.status === 'succeeded')).toBe(true);
         // Ctrl-C reaches the whole group (bash, npm, inlet); what matters is that Inlet stops cleanly.
-      await dev.stop('SIGINT');
-      expect(dev.output()).toMatch(/"msg":"stopped"/);
+        await dev.stop('SIGINT');
+        expect(dev.output()).toMatch(/"msg":"stopped"/);
       },
     );
 

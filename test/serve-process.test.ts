@@ -3,9 +3,32 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
+import { createTestDatabase, postgresOrSkip } from './pg-helpers.js';
 import { runCli, startServe, stop, type RunningServer } from './process-helpers.js';
 
 const ENV = { REPLICATE_WEBHOOK_SECRET: SECRET };
+const probe = await postgresOrSkip('the serve process tests on PostgreSQL');
+const shared = tempDir();
+afterAll(() => shared.cleanup());
+
+/** The core acceptance checks run on every dialect `serve` takes (CONTRACT §2 `--database`). */
+const DIALECTS: { name: string; database(tag: string): Promise<{ url: string; drop(): Promise<void> }> }[] = [
+  {
+    name: 'sqlite',
+    database: async (tag) => ({ url: join(shared.dir, `${tag}.db`), drop: async () => undefined }),
+  },
+  ...(probe.ok
+    ? [
+        {
+          name: 'postgres',
+          database: async (tag: string) => {
+            const db = await createTestDatabase(probe.adminUrl, `inlet_test_${tag}`);
+            return { url: db.url, drop: () => db.drop() };
+          },
+        },
+      ]
+    : []),
+];
 
 async function deliver(base: string, body: string, headers = signedHeaders(body)) {
   const res = await fetch(`${base}/replicate-webhook`, { method: 'POST', body, headers });
@@ -68,14 +91,16 @@ describe('inlet serve as a process', () => {
     expect(res.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
-  describe('one server', () => {
+  describe.each(DIALECTS)('one server on $name', (dialect) => {
     let server: RunningServer;
-    const db = join(tmp.dir, 'one.db');
+    let db: { url: string; drop(): Promise<void> };
     beforeAll(async () => {
-      server = await startServe(['--database', db], ENV);
+      db = await dialect.database('one');
+      server = await startServe(['--database', db.url], ENV);
     });
     afterAll(async () => {
-      await stop(server);
+      expect(await stop(server)).toBe(0);
+      await db.drop();
     });
 
     it('stores 200 concurrent distinct deliveries', async () => {
@@ -196,8 +221,9 @@ describe('inlet serve as a process', () => {
     });
   }
 
-  it('loses nothing it answered 200 when SIGKILLed mid-stream', async () => {
-    const db = join(tmp.dir, 'crash.db');
+  it.each(DIALECTS)('loses nothing it answered 200 when SIGKILLed mid-stream ($name)', async (dialect) => {
+    const database = await dialect.database('crash');
+    const db = database.url;
     const server = await startServe(['--database', db], ENV);
     const acknowledged: string[] = [];
     let killed = false;
@@ -240,6 +266,7 @@ describe('inlet serve as a process', () => {
       expect(lost).toEqual([]);
     } finally {
       await stop(again);
+      await database.drop();
     }
   });
 });

@@ -133,10 +133,11 @@ export class Ingest {
       object: object as ReplicateObject,
     };
     const result = await this.#batcher.submit(event);
-    const log = this.#logger.child({ predictionId: object.id, deliveryId: key });
+    // Plain fields, not a child logger: this runs once per delivery.
+    const ids = { predictionId: object.id, deliveryId: key };
     if (!result.ok) {
-      log.warn(
-        { reason: result.reason },
+      this.#logger.warn(
+        { ...ids, reason: result.reason },
         `Could not store webhook for prediction ${object.id}: answering 503`,
       );
       return {
@@ -154,12 +155,13 @@ export class Ingest {
     }
     const { duplicate, conflict } = result.outcome;
     if (duplicate) {
-      log.info(
+      this.#logger.info(
+        ids,
         `Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`,
       );
     } else {
-      log.info(
-        { scheme, conflict },
+      this.#logger.info(
+        { ...ids, scheme, conflict },
         `Received webhook for prediction ${object.id} with status ${object.status}`,
       );
     }

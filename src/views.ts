@@ -1,8 +1,10 @@
+import { encodePredictionCursor } from './store/cursor.js';
 import type {
   EventDetailRecord,
   EventRecord,
   ObjectRecord,
   ObjectSummaryRecord,
+  Page,
   RejectionRecord,
 } from './store/types.js';
 
@@ -108,5 +110,20 @@ export function rejectionView(record: RejectionRecord): Record<string, unknown> 
     // Always a readable `body` (a 64 KiB cut may split a character); exact bytes too when not UTF-8.
     body: lenientUtf8.decode(record.body),
     ...('body_base64' in bodyFields(record.body) ? { body_base64: record.body.toString('base64') } : {}),
+  };
+}
+
+/** `GET /api/predictions`: `{data, next_cursor}` with a keyset cursor after the last row. */
+export function predictionPageView(page: Page<ObjectSummaryRecord>): {
+  data: Record<string, unknown>[];
+  next_cursor: string | null;
+} {
+  const last = page.items.at(-1);
+  return {
+    data: page.items.map(predictionSummaryView),
+    next_cursor:
+      page.hasMore && last
+        ? encodePredictionCursor({ lastReceivedAtMs: last.lastReceivedAtMs, id: last.id })
+        : null,
   };
 }

@@ -49,8 +49,30 @@ describe('inlet predictions / events (reading the database)', () => {
     expect(json.data.map((p: { id: string }) => p.id)).toEqual([ids.running]);
     expect(json.data[0]).toMatchObject({ status: 'processing', event_count: 1, kind: 'prediction' });
 
-    const limited = await runCli(['predictions', '--limit', '1', '--json', '--database', db]);
-    expect(JSON.parse(limited.stdout).data).toHaveLength(1);
+    const first = JSON.parse(
+      (await runCli(['predictions', '--limit', '1', '--json', '--database', db])).stdout,
+    );
+    expect(first.data).toHaveLength(1);
+    expect(first.next_cursor).toEqual(expect.any(String));
+    const second = JSON.parse(
+      (
+        await runCli([
+          'predictions',
+          '--limit',
+          '1',
+          '--json',
+          '--cursor',
+          first.next_cursor,
+          '--database',
+          db,
+        ])
+      ).stdout,
+    );
+    expect([first.data[0].id, second.data[0].id].sort()).toEqual([ids.done, ids.running].sort());
+    expect(second.next_cursor).toBeNull();
+    const bad = await runCli(['predictions', '--cursor', 'nope!', '--database', db]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--cursor');
   });
 
   it('shows one prediction and one event', async () => {

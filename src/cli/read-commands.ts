@@ -4,7 +4,7 @@ import { InvalidQueryError, parsePredictionQuery } from '../server/api-query.js'
 import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
-import { eventDetailView, eventView, predictionSummaryView, predictionView } from '../views.js';
+import { eventDetailView, eventView, predictionPageView, predictionView } from '../views.js';
 import { type CliContext, CommandFailedError, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
 
 const DATABASE_FLAG = [
@@ -66,6 +66,7 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
     .option('--model <owner/name>', 'exact model')
     .option('-q, --search <text>', 'substring of the id or model')
     .option('--limit <n>', 'how many (1-200)', '50')
+    .option('--cursor <cursor>', 'the next_cursor of a previous --json page')
     .option('--json', 'print the API JSON ({data, next_cursor})')
     .option(...DATABASE_FLAG)
     .action(
@@ -75,6 +76,7 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
           model?: string;
           search?: string;
           limit?: string;
+          cursor?: string;
           json?: boolean;
         },
       ) => {
@@ -85,17 +87,19 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
             model: flags.model,
             q: flags.search,
             limit: flags.limit,
+            cursor: flags.cursor,
           });
         } catch (error) {
           if (error instanceof InvalidQueryError)
-            throw new UsageError(error.message.replace('"limit"', '--limit').replace('"status"', '--status'));
+            throw new UsageError(
+              error.message.replace(/"(limit|status|cursor)"/, (_, name: string) => `--${name}`),
+            );
           throw error;
         }
         await withStore(flags, ctx, async (store) => {
           const page = await store.listPredictions(query);
-          const data = page.items.map(predictionSummaryView);
           if (flags.json === true) {
-            printJson(ctx, { data, next_cursor: null, has_more: page.hasMore });
+            printJson(ctx, predictionPageView(page));
             return;
           }
           if (page.items.length === 0) {
@@ -114,8 +118,7 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
             ]);
           }
           println(ctx.stdout, table(rows));
-          if (page.hasMore)
-            println(ctx.stdout, `(more: raise --limit, or page through GET /api/predictions)`);
+          if (page.hasMore) println(ctx.stdout, `(more: raise --limit, or page with --json and --cursor)`);
         });
       },
     );

@@ -1,14 +1,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { errorBody } from '../errors.js';
 import type { Store } from '../store/types.js';
-import {
-  eventDetailView,
-  eventView,
-  predictionSummaryView,
-  predictionView,
-  rejectionView,
-} from '../views.js';
-import { encodePredictionCursor, encodeSeqCursor } from '../store/cursor.js';
+import { eventDetailView, eventView, predictionPageView, predictionView, rejectionView } from '../views.js';
+import { encodeSeqCursor } from '../store/cursor.js';
 import { InvalidQueryError, type QueryParams, parsePredictionQuery, parseSeqQuery } from './api-query.js';
 
 function notFound(reply: FastifyReply, what: string) {
@@ -23,18 +17,9 @@ export function registerApiRoutes(app: FastifyInstance, store: Store): void {
     throw error;
   });
 
-  app.get('/predictions', async (request) => {
-    const query = parsePredictionQuery(request.query as QueryParams);
-    const page = await store.listPredictions(query);
-    const last = page.items.at(-1);
-    return {
-      data: page.items.map(predictionSummaryView),
-      next_cursor:
-        page.hasMore && last
-          ? encodePredictionCursor({ lastReceivedAtMs: last.lastReceivedAtMs, id: last.id })
-          : null,
-    };
-  });
+  app.get('/predictions', async (request) =>
+    predictionPageView(await store.listPredictions(parsePredictionQuery(request.query as QueryParams))),
+  );
 
   app.get<{ Params: { id: string } }>('/predictions/:id', async (request, reply) => {
     const record = await store.getPrediction(request.params.id);

@@ -3,12 +3,13 @@
  * which configures `serve`); each test file makes its own database and drops it when done, so runs
  * never collide and leave nothing behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { QueryResult, QueryResultRow } from 'pg';
 import { signWebhook } from '../src/verify/index.js';
+import { SECRET } from './helpers.js';
+import { runCli, startServe as startServeProcess, stop as stopServeProcess } from './process-helpers.js';
 
 export const TEST_SERVER_URL =
   process.env.INLET_TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/test';
@@ -145,9 +146,7 @@ export async function dropDatabase(adminUrl: string, name: string): Promise<void
 
 // ---- `inlet serve` processes (built: run `npm run build` first) ----
 
-export const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
-export const SERVE_SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
-const LISTENING = /Inlet is receiving Replicate webhooks at (http:\/\/\S+)/;
+export const SERVE_SECRET = SECRET;
 
 export interface ServeProcess {
   readonly child: ChildProcess;
@@ -161,52 +160,32 @@ export interface ServeProcess {
   stop(): Promise<number | null>;
 }
 
-/** Spawns `inlet serve --port 0` and waits (bounded) for the line that names its URL. */
+/** `inlet serve --port 0` on a database (the process helpers do the spawning). */
 export async function startServe(
   databaseUrl: string,
   args: readonly string[] = [],
   env: Record<string, string> = {},
 ): Promise<ServeProcess> {
-  const child = spawn(
-    process.execPath,
-    [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', databaseUrl, ...args],
-    {
-      env: {
-        PATH: process.env.PATH,
-        REPLICATE_WEBHOOK_SECRET: SERVE_SECRET,
-        INLET_LOG_FORMAT: 'json',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  let output = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const server = await startServeProcess(['--database', databaseUrl, ...args], {
+    REPLICATE_WEBHOOK_SECRET: SECRET,
+    ...env,
+  });
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    const timer = setTimeout(() => server.proc.kill('SIGKILL'), 5000);
     try {
-      return await exited;
+      const code = await stopServeProcess(server);
+      return typeof code === 'number' ? code : null;
     } finally {
       clearTimeout(timer);
     }
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const match = LISTENING.exec(output);
-    if (match?.[1] !== undefined) {
-      const webhookUrl = match[1];
-      return { child, webhookUrl, base: new URL(webhookUrl).origin, output: () => output, stop };
-    }
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`inlet serve did not start:\n${output}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+  return {
+    child: server.proc,
+    webhookUrl: `${server.base}/replicate-webhook`,
+    base: server.base,
+    output: () => server.output(),
+    stop,
+  };
 }
 
 /** Runs the CLI to completion (bounded). */
@@ -214,18 +193,7 @@ export async function runInlet(
   args: readonly string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env.PATH, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+  return runCli([...args], env, { timeoutMs: 30_000 });
 }
 
 export interface Delivery {

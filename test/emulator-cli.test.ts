@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { validateWebhook } from 'replicate';
 import { Webhook } from 'standardwebhooks';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startReceiver, within, type Receiver } from './emulator-receiver.js';
@@ -168,8 +169,18 @@ describe('inlet trigger', () => {
     expect(lines[1]).toMatch(/^start /);
     expect(lines[4]).toMatch(/^completed succeeded/);
     const wh = new Webhook(SECRET);
-    for (const r of hook.received)
+    for (const r of hook.received) {
       expect(() => wh.verify(r.body, r.headers as Record<string, string>)).not.toThrow();
+      await expect(
+        validateWebhook({
+          id: r.id,
+          timestamp: r.timestamp,
+          signature: r.signature,
+          body: r.body,
+          secret: SECRET,
+        }),
+      ).resolves.toBe(true);
+    }
   });
 
   it('honours --events, --status and --id', async () => {

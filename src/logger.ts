@@ -22,6 +22,7 @@ export function createLogger(options: { level: LogLevel; format: LogFormat; stre
         sync: true,
         ignore: 'pid,hostname',
         translateTime: 'SYS:HH:MM:ss.l',
+        singleLine: true,
       }),
     );
   }

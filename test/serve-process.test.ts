@@ -270,3 +270,12 @@ describe('inlet serve as a process', () => {
     }
   });
 });
+
+describe('inlet with no command', () => {
+  it('prints usage and exits 2; --help exits 0', async () => {
+    const none = await runCli([]);
+    expect(none.code).toBe(2);
+    expect(none.stdout + none.stderr).toContain('Usage: inlet');
+    expect((await runCli(['--help'])).code).toBe(0);
+  });
+});

@@ -56,7 +56,7 @@ export async function runCli(argv: readonly string[], ctx: CliContext): Promise<
       ) {
         return 0;
       }
-      if (error.code === 'commander.help') return 0;
+      // 'commander.help' is help shown because no command was given: a usage error.
       return EXIT_USAGE;
     }
     if (error instanceof CommandFailedError) {

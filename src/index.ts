@@ -1,9 +1,14 @@
-export { signWebhook, verifyWebhook } from './verify/index.js';
+export { createVerifier, signWebhook, verifyWebhook } from './verify/index.js';
 export type {
   HeaderBag,
   SignatureErrorCode,
   SignedHeaders,
   SignOptions,
+  Verifier,
   VerifyOptions,
   VerifyResult,
 } from './verify/index.js';
+export { createEmulator } from './emulator/index.js';
+export type { EmulatorOptions, ReplicateEmulator } from './emulator/index.js';
+export { ERROR_CODES } from './errors.js';
+export type { ErrorCode } from './errors.js';

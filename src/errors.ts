@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'forbidden',
   'not_found',
   'invalid_query',
+  'bad_request',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -34,6 +35,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   invalid_query: 400,
+  bad_request: 400,
 };
 
 export interface ErrorBody {

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -155,6 +156,12 @@ describe('inlet serve as a process', () => {
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
       expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 100));
+      const rejections = (await (await fetch(`${server.base}/api/rejections?limit=1`)).json()) as {
+        data: { code: string; body: string }[];
+      };
+      expect(rejections.data[0]?.code).toBe('payload_too_large');
+      expect(rejections.data[0]?.body).toBe(huge.slice(0, 64 * 1024));
       const small = JSON.stringify(prediction());
       expect((await deliver(server.base, small)).status).toBe(200);
     });
@@ -267,6 +274,32 @@ describe('inlet serve as a process', () => {
     } finally {
       await stop(again);
       await database.drop();
+    }
+  });
+});
+
+describe('malformed HTTP', () => {
+  it('answers 400 bad_request in the contract shape before Fastify sees a request', async () => {
+    const db = join(shared.dir, 'malformed.db');
+    const server = await startServe(['--database', db], ENV);
+    try {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(server.port, '127.0.0.1', () =>
+          socket.write('GARBAGE / HTTP/1.1\r\nHost: x\r\n\r\n'),
+        );
+        let text = '';
+        socket.on('data', (d: Buffer) => (text += d.toString()));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+        socket.setTimeout(5000, () => reject(new Error(`no answer: ${text}`)));
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 400/);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toMatchObject({
+        error: { code: 'bad_request' },
+      });
+      expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
+    } finally {
+      expect(await stop(server)).toBe(0);
     }
   });
 });

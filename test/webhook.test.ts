@@ -291,11 +291,51 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
 });
 
 describe('framework-level errors keep to the contract codes', () => {
-  it('answers a bad URL encoding under /api with 400 invalid_query, not a 5xx', async () => {
+  it('answers a URL that does not decode with 400 bad_request, not a 5xx', async () => {
     await start();
     const res = await inlet!.app.inject({ url: '/api/predictions/%E0%A4%A' });
-    expect(res.statusCode).toBeLessThan(500);
-    expect(['invalid_query', 'not_found']).toContain(res.json().error.code);
+    expect(res.statusCode).toBe(400);
+    expect(res.json().error.code).toBe('bad_request');
+  });
+
+  it('answers 405 to methods Fastify does not route, and checks access on unknown /api paths', async () => {
+    await start({ INLET_ADMIN_TOKEN: 'tok' });
+    const res = await inlet!.app.inject({ method: 'PROPFIND' as 'GET', url: PATH });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect((await inlet!.app.inject({ url: '/api/nothing-here' })).json().error.code).toBe('unauthorized');
+    const authed = await inlet!.app.inject({
+      url: '/api/nothing-here',
+      headers: { authorization: 'Bearer tok' },
+    });
+    expect(authed.json().error.code).toBe('not_found');
+  });
+
+  it('keeps the first 64 KiB of a 405 body in the rejection log', async () => {
+    await start();
+    await inlet!.app.inject({ method: 'PUT', url: PATH, payload: 'z'.repeat(100_000) });
+    await new Promise((r) => setTimeout(r, 50));
+    const [rejection] = (await inlet!.app.inject({ url: '/api/rejections' })).json().data;
+    expect(rejection.code).toBe('method_not_allowed');
+    expect(rejection.body).toBe('z'.repeat(64 * 1024));
+  });
+
+  it('accepts a delivery whose body nests deeper than JSON.stringify can write', async () => {
+    await start();
+    const depth = 6000;
+    const body = `{"id":"pred_deep","status":"starting","input":{"x":${'['.repeat(depth)}${']'.repeat(depth)}}}`;
+    const res = await post(body, signedHeaders(body));
+    expect(res.status).toBe(200);
+    const list = await inlet!.app.inject({ url: '/api/predictions' });
+    expect(list.json().data[0]).toMatchObject({ id: 'pred_deep', status: 'starting' });
+  });
+
+  it('finds the valid signature when two webhook-signature lines were joined with ", "', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    const headers = signedHeaders(body);
+    const joined = `${headers['webhook-signature']}, v1,${Buffer.alloc(32).toString('base64')}`;
+    expect((await post(body, { ...headers, 'webhook-signature': joined })).status).toBe(200);
   });
 });
 

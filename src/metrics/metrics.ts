@@ -29,6 +29,7 @@ export const WEBHOOK_ERROR_CODES = [
   'invalid_signature',
   'invalid_json',
   'invalid_payload',
+  'bad_request',
   'storage_unavailable',
 ] as const satisfies readonly ErrorCode[];
 

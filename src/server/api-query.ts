@@ -28,13 +28,49 @@ export function parseLimit(query: QueryParams): number {
   return value;
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+const RFC3339 =
+  /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
 
-function parseTime(query: QueryParams, name: string): number | undefined {
+/**
+ * RFC 3339 to epoch ms, refusing impossible dates (Feb 30, hour 24) instead of rolling them over.
+ * Sub-millisecond digits round toward the inside of the range, so bounds stay inclusive and exact.
+ */
+function parseRfc3339(text: string, bound: 'since' | 'until'): number | undefined {
+  const m = RFC3339.exec(text);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const fraction = m[7] ?? '';
+  const local = Date.UTC(year, month - 1, day, hour, minute, second);
+  const check = new Date(local);
+  if (
+    check.getUTCFullYear() !== year ||
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    check.getUTCHours() !== hour ||
+    check.getUTCMinutes() !== minute ||
+    check.getUTCSeconds() !== second
+  ) {
+    return undefined;
+  }
+  let ms = Number(fraction.slice(0, 3).padEnd(3, '0'));
+  if (bound === 'since' && /[1-9]/.test(fraction.slice(3))) ms += 1;
+  const offsetMin = m[9] === undefined ? 0 : (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11]));
+  if (Number(m[10] ?? 0) > 23 || Number(m[11] ?? 0) > 59) return undefined;
+  return local + ms - offsetMin * 60_000;
+}
+
+function parseTime(query: QueryParams, name: 'since' | 'until'): number | undefined {
   const text = param(query, name);
   if (text === undefined) return undefined;
-  const ms = RFC3339.test(text) ? Date.parse(text.replace(' ', 'T')) : NaN;
-  if (Number.isNaN(ms))
+  const ms = parseRfc3339(text, name);
+  if (ms === undefined)
     throw new InvalidQueryError(
       `"${name}" must be an RFC 3339 time like 2026-11-27T13:38:07Z; got "${text}".`,
     );

@@ -10,7 +10,7 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { errorBody } from '../errors.js';
 import type { CommitBatcher } from '../ingest/commit-batcher.js';
-import type { Ingest, WebhookAnswer } from '../ingest/accept.js';
+import { type Ingest, REJECTION_BODY_BYTES, type WebhookAnswer } from '../ingest/accept.js';
 import type { InletMetrics } from '../metrics/metrics.js';
 import { registerMetricsRoute } from '../metrics/metrics-route.js';
 import type { Store } from '../store/types.js';
@@ -54,12 +54,18 @@ function sendAnswer(
     .send(answer.body);
 }
 
-/** Consumes what is left of a request body, within bounds, so the answer reaches a client still sending. */
+/**
+ * Consumes what is left of a request body, within bounds, so the answer reaches a client still sending.
+ * Returns the body's first `keepBytes` (for the rejection log) when nothing had been read before.
+ */
 async function discardBody(
   raw: IncomingMessage,
-  bounds: { maxBytes: number; timeoutMs: number },
-): Promise<void> {
-  if (raw.complete || raw.destroyed) return;
+  bounds: { maxBytes: number; timeoutMs: number; keepBytes: number },
+): Promise<Buffer> {
+  if (raw.complete || raw.destroyed) return Buffer.alloc(0);
+  const fromStart = !raw.readableDidRead;
+  const kept: Buffer[] = [];
+  let keptBytes = 0;
   await new Promise<void>((resolve) => {
     let seen = 0;
     const done = () => {
@@ -68,6 +74,10 @@ async function discardBody(
       resolve();
     };
     const onData = (chunk: Buffer) => {
+      if (fromStart && keptBytes < bounds.keepBytes) {
+        kept.push(chunk.subarray(0, bounds.keepBytes - keptBytes));
+        keptBytes += Math.min(chunk.length, bounds.keepBytes - keptBytes);
+      }
       seen += chunk.length;
       if (seen > bounds.maxBytes) done();
     };
@@ -75,6 +85,16 @@ async function discardBody(
     raw.on('data', onData).once('end', done).once('error', done).once('close', done);
     raw.resume();
   });
+  return Buffer.concat(kept);
+}
+
+/** A raw HTTP answer for errors Node raises before Fastify sees a request (bad syntax, huge headers). */
+function clientErrorResponse(message: string): string {
+  const body = JSON.stringify(errorBody('bad_request', message));
+  return (
+    'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
 }
 
 /** Builds the HTTP app without listening (tests use `inject()`). */
@@ -91,12 +111,22 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     bodyLimit: options.maxBodyBytes,
     // Errors raised before routing (a URL that does not decode): still the one error shape.
     frameworkErrors: (error, _request, reply: FastifyReply) => {
-      void reply.code(400).send(errorBody('invalid_query', error.message));
+      void reply.code(400).send(errorBody('bad_request', error.message));
+    },
+    clientErrorHandler: (error, socket) => {
+      if (socket.writable) {
+        const what =
+          (error as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : 'malformed';
+        socket.end(clientErrorResponse(`The request is not valid HTTP (${what}).`));
+      } else {
+        socket.destroy(error);
+      }
     },
     requestTimeout: requestTimeoutMs,
     connectionTimeout: 0,
     keepAliveTimeout: 72_000,
-    return503OnClosing: true,
+    // Requests that arrive while closing get the contract's 503 from the hook below.
+    return503OnClosing: false,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 1000 },
   });
@@ -113,6 +143,13 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   app.addHook('onSend', async (_request, reply) => {
     if (closing) void reply.header('connection', 'close');
   });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (!closing) return;
+    return reply
+      .code(503)
+      .header('retry-after', '2')
+      .send(errorBody('storage_unavailable', 'Inlet is shutting down; retry in a moment.'));
+  });
 
   const requestMeta = (request: FastifyRequest) => ({
     headers: request.raw.headers,
@@ -120,25 +157,47 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     receivedAtMs: Date.now(),
   });
 
-  app.setNotFoundHandler(async (request, reply) =>
-    reply
-      .code(404)
-      .send(
-        errorBody('not_found', `Nothing is served at ${request.method} ${request.url.split('?')[0] ?? ''}.`),
-      ),
-  );
+  const adminAccess = createAdminAccessHook({ adminToken: options.adminToken });
+  app.setNotFoundHandler(async (request, reply) => {
+    const path = request.url.split('?')[0] ?? '';
+    if (path === options.webhookPath) return rejectMethod(request, reply);
+    if (path === '/api' || path.startsWith('/api/')) {
+      // Unknown API paths answer to the same access rule as the known ones.
+      await adminAccess(request, reply);
+      if (reply.sent) return reply;
+    }
+    return reply.code(404).send(errorBody('not_found', `Nothing is served at ${request.method} ${path}.`));
+  });
+
+  async function rejectMethod(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const message = `Use POST to deliver webhooks here; got ${request.method}.`;
+    const body = await discardBody(request.raw, {
+      maxBytes: 4 * options.maxBodyBytes,
+      timeoutMs: 10_000,
+      keepBytes: REJECTION_BODY_BYTES,
+    });
+    return sendAnswer(
+      reply,
+      deps.ingest.reject({ ...requestMeta(request), body }, 'method_not_allowed', message),
+      deps.metrics,
+    );
+  }
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const onWebhook = request.routeOptions.url === options.webhookPath;
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
       const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
       // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
-      await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 10_000 });
+      const body = await discardBody(request.raw, {
+        maxBytes: 4 * options.maxBodyBytes,
+        timeoutMs: 10_000,
+        keepBytes: REJECTION_BODY_BYTES,
+      });
       void reply.header('connection', 'close');
       if (onWebhook)
         return sendAnswer(
           reply,
-          deps.ingest.reject(requestMeta(request), 'payload_too_large', message),
+          deps.ingest.reject({ ...requestMeta(request), body }, 'payload_too_large', message),
           deps.metrics,
         );
       return reply.code(413).send(errorBody('payload_too_large', message));
@@ -148,15 +207,15 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       // Framework-level 4xx: a body that could not be read as sent (a lying Content-Length), a bad URL.
+      const message = `The request could not be read: ${error.message}`;
       if (onWebhook) {
-        const message = `The request body could not be read: ${error.message}`;
         return sendAnswer(
           reply,
-          deps.ingest.reject(requestMeta(request), 'invalid_json', message),
+          deps.ingest.reject(requestMeta(request), 'bad_request', message),
           deps.metrics,
         );
       }
-      return reply.code(400).send(errorBody('invalid_query', error.message));
+      return reply.code(400).send(errorBody('bad_request', message));
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
     if (onWebhook) deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
@@ -179,14 +238,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     );
     scope.all(options.webhookPath, {
       onRequest: async (request, reply) => {
-        if (request.method !== 'POST') {
-          const message = `Use POST to deliver webhooks here; got ${request.method}.`;
-          return sendAnswer(
-            reply,
-            deps.ingest.reject(requestMeta(request), 'method_not_allowed', message),
-            deps.metrics,
-          );
-        }
+        if (request.method !== 'POST') return rejectMethod(request, reply);
         // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
         // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
         const type = request.raw.headers['content-type'];

@@ -34,6 +34,29 @@ export function summaryOf(object: ReplicateObject): Record<string, unknown> {
 }
 
 /**
+ * The summary as JSON. A field nested too deep for `JSON.stringify` (JSON.parse accepts more depth
+ * than it can write back) is summarised as null rather than failing the commit forever.
+ */
+function summaryJsonOf(object: ReplicateObject): string {
+  const summary = summaryOf(object);
+  try {
+    return JSON.stringify(summary);
+  } catch (error) {
+    if (!(error instanceof RangeError)) throw error;
+    const safe: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(summary)) {
+      try {
+        JSON.stringify(value);
+        safe[name] = value;
+      } catch {
+        safe[name] = null;
+      }
+    }
+    return JSON.stringify(safe);
+  }
+}
+
+/**
  * What one new (non-duplicate) event does to its object, CONTRACT §4. Dialect-independent: each
  * dialect reads the current state inside its transaction, calls this, and writes `next` back.
  */
@@ -65,7 +88,7 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
         firstReceivedAtMs,
         lastReceivedAtMs,
       },
-      summaryJson: JSON.stringify(summaryOf(object)),
+      summaryJson: summaryJsonOf(object),
     };
   }
   return {

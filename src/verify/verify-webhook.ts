@@ -155,7 +155,9 @@ function checkStandard(
 /** Space-separated `v1,<base64>` entries; other versions and malformed entries are skipped. */
 function parseV1Entries(header: string): Buffer[] {
   const entries: Buffer[] = [];
-  for (const entry of header.split(WHITESPACE)) {
+  for (const raw of header.split(WHITESPACE)) {
+    // A repeated header line reaches us joined with ", ": the comma belongs to no entry.
+    const entry = raw.endsWith(',') ? raw.slice(0, -1) : raw;
     if (!entry.startsWith('v1,')) continue;
     const encoded = entry.slice(3);
     if (V1_SIGNATURE.test(encoded)) entries.push(Buffer.from(encoded, 'base64'));

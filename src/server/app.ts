@@ -88,11 +88,12 @@ async function discardBody(
   return Buffer.concat(kept);
 }
 
-/** A raw HTTP answer for errors Node raises before Fastify sees a request (bad syntax, huge headers). */
-function clientErrorResponse(message: string): string {
+/** A raw HTTP answer for errors Node raises before Fastify sees a request (bad syntax, huge headers, too slow). */
+function clientErrorResponse(status: 400 | 408, message: string): string {
   const body = JSON.stringify(errorBody('bad_request', message));
+  const reason = status === 408 ? 'Request Timeout' : 'Bad Request';
   return (
-    'HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n' +
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n` +
     `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }
@@ -114,12 +115,16 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       void reply.code(400).send(errorBody('bad_request', error.message));
     },
     clientErrorHandler: (error, socket) => {
-      if (socket.writable) {
-        const what =
-          (error as NodeJS.ErrnoException).code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : 'malformed';
-        socket.end(clientErrorResponse(`The request is not valid HTTP (${what}).`));
-      } else {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ECONNRESET' || socket.destroyed) return;
+      if (!socket.writable) {
         socket.destroy(error);
+      } else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        // A client too slow to send its request (headers or body timeout) is cut off.
+        socket.end(clientErrorResponse(408, 'The request took too long to arrive.'));
+      } else {
+        const what = code === 'HPE_HEADER_OVERFLOW' ? 'headers too large' : 'malformed';
+        socket.end(clientErrorResponse(400, `The request is not valid HTTP (${what}).`));
       }
     },
     requestTimeout: requestTimeoutMs,

@@ -5,6 +5,7 @@ import { pino } from 'pino';
 import { parseServeConfig, type ServeConfig } from '../src/config.js';
 import { createInlet, type Inlet } from '../src/inlet.js';
 import { openStore } from '../src/store/index.js';
+import { StoreUnavailableError } from '../src/store/errors.js';
 import type { Store } from '../src/store/types.js';
 import { signWebhook } from '../src/verify/index.js';
 
@@ -77,5 +78,26 @@ export function signedHeaders(
       id: options.id ?? `msg_test${process.pid}x${counter}`,
       timestampSec: options.timestampSec ?? Math.floor(Date.now() / 1000),
     }),
+  };
+}
+
+/** A store whose commits fail with `StoreUnavailableError` while `isFailing()` says so. */
+export function flakyStore(store: Store, isFailing: () => boolean): Store {
+  return {
+    dialect: store.dialect,
+    capabilities: store.capabilities,
+    location: store.location,
+    commitEvents: async (events) => {
+      if (isFailing()) throw new StoreUnavailableError('disk on fire');
+      return store.commitEvents(events);
+    },
+    recordRejections: (rows, limits) => store.recordRejections(rows, limits),
+    listPredictions: (q) => store.listPredictions(q),
+    getPrediction: (id) => store.getPrediction(id),
+    listEvents: (id, q) => store.listEvents(id, q),
+    getEvent: (k) => store.getEvent(k),
+    listRejections: (q) => store.listRejections(q),
+    ping: () => store.ping(),
+    close: () => store.close(),
   };
 }

@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../src/store/errors.js';
 import { openStore } from '../src/store/index.js';
-import type { Store } from '../src/store/types.js';
 import {
   createTestInlet,
+  flakyStore,
   OTHER_SECRET,
   prediction,
   signedHeaders,
@@ -77,23 +76,7 @@ describe('GET /metrics', () => {
     const tmp = tempDir();
     const store = await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' });
     let failing = false;
-    const flaky: Store = {
-      dialect: store.dialect,
-      capabilities: store.capabilities,
-      location: store.location,
-      commitEvents: async (events) => {
-        if (failing) throw new StoreUnavailableError('disk on fire');
-        return store.commitEvents(events);
-      },
-      recordRejections: (rows, limits) => store.recordRejections(rows, limits),
-      listPredictions: (q) => store.listPredictions(q),
-      getPrediction: (id) => store.getPrediction(id),
-      listEvents: (id, q) => store.listEvents(id, q),
-      getEvent: (k) => store.getEvent(k),
-      listRejections: (q) => store.listRejections(q),
-      ping: () => store.ping(),
-      close: () => store.close(),
-    };
+    const flaky = flakyStore(store, () => failing);
     inlet = await createTestInlet(
       { INLET_COMMIT_TIMEOUT_MS: '1500', INLET_MAX_BODY_BYTES: '2048' },
       {},

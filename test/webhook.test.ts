@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StoreUnavailableError } from '../src/store/errors.js';
 import type { Store } from '../src/store/types.js';
 import {
   createTestInlet,
+  flakyStore,
   OTHER_SECRET,
   prediction,
   SECRET,
@@ -235,24 +235,7 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
     const real = await createTestInlet();
     const store = real.store;
     let failing = true;
-    const flaky: Store = {
-      ...store,
-      dialect: store.dialect,
-      capabilities: store.capabilities,
-      location: store.location,
-      commitEvents: async (events) => {
-        if (failing) throw new StoreUnavailableError('disk on fire');
-        return store.commitEvents(events);
-      },
-      recordRejections: (rows, limits) => store.recordRejections(rows, limits),
-      listPredictions: (q) => store.listPredictions(q),
-      getPrediction: (id) => store.getPrediction(id),
-      listEvents: (id, q) => store.listEvents(id, q),
-      getEvent: (k) => store.getEvent(k),
-      listRejections: (q) => store.listRejections(q),
-      ping: () => store.ping(),
-      close: () => store.close(),
-    };
+    const flaky = flakyStore(store, () => failing);
     await start({ INLET_COMMIT_TIMEOUT_MS: '200' }, {}, flaky);
     const body = JSON.stringify(prediction());
     const headers = signedHeaders(body);

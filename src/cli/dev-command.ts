@@ -58,7 +58,9 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
 
   const server = await startServer(config, logger, ctx);
-  const emulator = createEmulator({ secret, logger: logger.child({ component: 'emulator' }) });
+  // Inlet's own lines already show every delivery; the emulator speaks up only when something goes wrong.
+  const emulatorLogger = logger.child({ component: 'emulator' }, { level: 'warn' });
+  const emulator = createEmulator({ secret, logger: emulatorLogger });
   let apiUrl: string;
   try {
     apiUrl = await emulator.listen(emulatorPort, '127.0.0.1');

@@ -51,16 +51,29 @@ export const COUNT_DUPLICATE_SQL = 'UPDATE events SET duplicates = duplicates + 
 /** Params: delivery key. */
 export const FLAG_CONFLICT_SQL = 'UPDATE events SET conflict = 1 WHERE delivery_key = ?';
 
-const STATE_COLUMNS = `id, kind, status, status_rank, model, observed_at, logs_len, output_kind, output_len,
-  winning_event_key, event_count, conflict_count, first_received_at, last_received_at`;
+/** The `objects` columns that hold an `ObjectState`, in the one order every statement writes them. */
+export const OBJECT_STATE_COLUMNS = [
+  'id',
+  'kind',
+  'status',
+  'status_rank',
+  'model',
+  'observed_at',
+  'logs_len',
+  'output_kind',
+  'output_len',
+  'winning_event_key',
+  'event_count',
+  'conflict_count',
+  'first_received_at',
+  'last_received_at',
+] as const;
+export type ObjectStateColumn = (typeof OBJECT_STATE_COLUMNS)[number];
 
-/** Params: object id. A dialect with row locks appends its locking clause. */
-export const SELECT_OBJECT_STATE_SQL = `SELECT ${STATE_COLUMNS} FROM objects WHERE id = ?`;
+const STATE_COLUMNS = OBJECT_STATE_COLUMNS.join(', ');
 
-export const INSERT_OBJECT_SQL = `INSERT INTO objects (${STATE_COLUMNS}, summary)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-
-export function insertObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
+/** An `ObjectState` as values in `OBJECT_STATE_COLUMNS` order. */
+export function objectStateValues(state: ObjectState): SqlValue[] {
   const { facts } = state;
   return [
     state.id,
@@ -77,34 +90,28 @@ export function insertObjectParams(state: ObjectState, summaryJson: string): Sql
     state.conflictCount,
     state.firstReceivedAtMs,
     state.lastReceivedAtMs,
-    summaryJson,
   ];
+}
+
+/** Params: object id. A dialect with row locks appends its locking clause. */
+export const SELECT_OBJECT_STATE_SQL = `SELECT ${STATE_COLUMNS} FROM objects WHERE id = ?`;
+
+export const INSERT_OBJECT_SQL = `INSERT INTO objects (${STATE_COLUMNS}, summary)
+  VALUES (${[...OBJECT_STATE_COLUMNS, 'summary'].map(() => '?').join(', ')})`;
+
+export function insertObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
+  return [...objectStateValues(state), summaryJson];
 }
 
 /** The event replaced the folded object. */
 export const REPLACE_OBJECT_SQL = `UPDATE objects SET
-  kind = ?, status = ?, status_rank = ?, model = ?, observed_at = ?, logs_len = ?, output_kind = ?,
-  output_len = ?, winning_event_key = ?, summary = ?, event_count = ?, conflict_count = ?, last_received_at = ?
+  ${OBJECT_STATE_COLUMNS.slice(1)
+    .map((column) => `${column} = ?`)
+    .join(', ')}, summary = ?
   WHERE id = ?`;
 
 export function replaceObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
-  const { facts } = state;
-  return [
-    state.kind,
-    facts.status,
-    facts.rank,
-    state.model,
-    facts.observedAtSec,
-    facts.logsLength,
-    facts.outputKind,
-    facts.outputLength,
-    state.winningEventKey,
-    summaryJson,
-    state.eventCount,
-    state.conflictCount,
-    state.lastReceivedAtMs,
-    state.id,
-  ];
+  return [...objectStateValues(state).slice(1), summaryJson, state.id];
 }
 
 /** The event was kept but not applied (ignored or conflict): only counters and times move. */

@@ -13,6 +13,9 @@ import { foldEvent, type ObjectState } from '../object-state.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
   eventDetailFromRow,
+  OBJECT_STATE_COLUMNS,
+  objectStateValues,
+  type ObjectStateColumn,
   eventFromRow,
   GET_EVENT_SQL,
   GET_PREDICTION_SQL,
@@ -330,39 +333,43 @@ SELECT stored.delivery_key, stored.seq = incoming.seq AS inserted FROM stored JO
   return { sql, params };
 }
 
-const OBJECT_STATE_COLUMNS = `id, kind, status, status_rank, model, observed_at, logs_len, output_kind, output_len,
-  winning_event_key, event_count, conflict_count, first_received_at, last_received_at`;
+const STATE_COLUMN_LIST = OBJECT_STATE_COLUMNS.join(', ');
 
 /** Locks in id order, as every instance does: commits over the same objects queue rather than deadlock. */
-const LOCK_OBJECTS_SQL = `SELECT ${OBJECT_STATE_COLUMNS} FROM objects WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
+const LOCK_OBJECTS_SQL = `SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
 
 /**
  * A row for each object seen for the first time, locked by this transaction until the fold below
  * overwrites it. `ON CONFLICT DO NOTHING` waits for another instance creating the same object.
  */
-const INSERT_OBJECT_PLACEHOLDERS_SQL = `INSERT INTO objects (${OBJECT_STATE_COLUMNS}, summary)
+const INSERT_OBJECT_PLACEHOLDERS_SQL = `INSERT INTO objects (${STATE_COLUMN_LIST}, summary)
   SELECT id, 'prediction', '', -1, NULL, 0, 0, 'other', 0, '', 0, 0, 0, 0, '{}'
   FROM unnest($1::text[]) AS t(id) ORDER BY id
   ON CONFLICT (id) DO NOTHING
   RETURNING id`;
 
-const OBJECT_UPDATE_COLUMNS = [
-  ['id', 'text'],
-  ['kind', 'text'],
-  ['status', 'text'],
-  ['status_rank', 'integer'],
-  ['model', 'text'],
-  ['observed_at', 'bigint'],
-  ['logs_len', 'bigint'],
-  ['output_kind', 'text'],
-  ['output_len', 'bigint'],
-  ['winning_event_key', 'text'],
+const POSTGRES_STATE_TYPES: Record<ObjectStateColumn, string> = {
+  id: 'text',
+  kind: 'text',
+  status: 'text',
+  status_rank: 'integer',
+  model: 'text',
+  observed_at: 'bigint',
+  logs_len: 'bigint',
+  output_kind: 'text',
+  output_len: 'bigint',
+  winning_event_key: 'text',
+  event_count: 'bigint',
+  conflict_count: 'bigint',
+  first_received_at: 'bigint',
+  last_received_at: 'bigint',
+};
+
+/** `objectStateValues()` order, then the summary (null when the folded body did not change). */
+const OBJECT_UPDATE_COLUMNS: readonly (readonly [string, string])[] = [
+  ...OBJECT_STATE_COLUMNS.map((name) => [name, POSTGRES_STATE_TYPES[name]] as const),
   ['summary', 'text'],
-  ['event_count', 'bigint'],
-  ['conflict_count', 'bigint'],
-  ['first_received_at', 'bigint'],
-  ['last_received_at', 'bigint'],
-] as const;
+];
 
 const UPDATE_OBJECTS_SQL = `UPDATE objects AS o SET
   ${OBJECT_UPDATE_COLUMNS.slice(1)
@@ -386,24 +393,7 @@ function updateObjectsParams(
 ): SqlValue[][] {
   const columns: SqlValue[][] = OBJECT_UPDATE_COLUMNS.map(() => []);
   for (const state of states) {
-    const { facts } = state;
-    const row: SqlValue[] = [
-      state.id,
-      state.kind,
-      facts.status,
-      facts.rank,
-      state.model,
-      facts.observedAtSec,
-      facts.logsLength,
-      facts.outputKind,
-      facts.outputLength,
-      state.winningEventKey,
-      summaries.get(state.id) ?? null,
-      state.eventCount,
-      state.conflictCount,
-      state.firstReceivedAtMs,
-      state.lastReceivedAtMs,
-    ];
+    const row: SqlValue[] = [...objectStateValues(state), summaries.get(state.id) ?? null];
     row.forEach((value, i) => columns[i]?.push(value));
   }
   return columns;

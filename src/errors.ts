@@ -19,6 +19,21 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** The codes the webhook path can answer (CONTRACT §3), in the order its checks run; the rest are the API's. */
+export const WEBHOOK_ERROR_CODES = [
+  'method_not_allowed',
+  'payload_too_large',
+  'unsupported_media_type',
+  'missing_signature',
+  'malformed_signature',
+  'timestamp_out_of_tolerance',
+  'invalid_signature',
+  'invalid_json',
+  'invalid_payload',
+  'storage_unavailable',
+  'bad_request',
+] as const satisfies readonly ErrorCode[];
+
 /** Exhaustive: adding a code without its status fails to compile. */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
   method_not_allowed: 405,

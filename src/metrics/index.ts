@@ -3,7 +3,6 @@ export {
   DELIVERY_OUTCOMES,
   InletMetrics,
   STORE_OPERATIONS,
-  WEBHOOK_ERROR_CODES,
   type CommitQueueState,
   type DeliveryCode,
   type DeliveryOutcome,

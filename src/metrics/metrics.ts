@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ErrorCode } from '../errors.js';
+import { type ErrorCode, WEBHOOK_ERROR_CODES } from '../errors.js';
 
 /** What became of one webhook delivery (the `outcome` label). */
 export const DELIVERY_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'unavailable'] as const;
@@ -17,21 +17,6 @@ export interface CommitQueueState {
   readonly pending: number;
   readonly healthy: boolean;
 }
-
-/** The error codes the webhook path can answer: every other code belongs to the API. */
-export const WEBHOOK_ERROR_CODES = [
-  'method_not_allowed',
-  'payload_too_large',
-  'unsupported_media_type',
-  'missing_signature',
-  'malformed_signature',
-  'timestamp_out_of_tolerance',
-  'invalid_signature',
-  'invalid_json',
-  'invalid_payload',
-  'bad_request',
-  'storage_unavailable',
-] as const satisfies readonly ErrorCode[];
 
 // Ingest answers in well under a millisecond to a few seconds (the commit timeout).
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

@@ -1,3 +1,4 @@
+import { SUMMARY_OMITTED_FIELDS } from './replicate/types.js';
 import { encodePredictionCursor } from './store/cursor.js';
 import type {
   EventDetailRecord,
@@ -30,16 +31,15 @@ const REPLICATE_FIELDS = [
   'completed_at',
   'urls',
 ] as const;
-const HEAVY_FIELDS = new Set(['input', 'output', 'logs']);
 
 function withReplicateFields(source: Record<string, unknown>, skipHeavy: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const field of REPLICATE_FIELDS) {
-    if (skipHeavy && HEAVY_FIELDS.has(field)) continue;
+    if (skipHeavy && SUMMARY_OMITTED_FIELDS.has(field)) continue;
     out[field] = source[field] ?? null;
   }
   for (const [field, value] of Object.entries(source)) {
-    if (skipHeavy && HEAVY_FIELDS.has(field)) continue;
+    if (skipHeavy && SUMMARY_OMITTED_FIELDS.has(field)) continue;
     if (!(field in out)) out[field] = value;
   }
   return out;

@@ -33,3 +33,6 @@ export function isTrainingOutput(output: unknown): boolean {
     'weights' in output
   );
 }
+
+/** Fields left out of list summaries (CONTRACT §5): the big, cumulative ones. */
+export const SUMMARY_OMITTED_FIELDS: ReadonlySet<string> = new Set(['input', 'output', 'logs']);

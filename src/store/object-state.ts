@@ -1,5 +1,10 @@
 import { decideFold, foldFactsOf, type FoldDecision, type FoldFacts } from '../replicate/fold.js';
-import { isTrainingOutput, type ObjectKind, type ReplicateObject } from '../replicate/types.js';
+import {
+  isTrainingOutput,
+  type ObjectKind,
+  type ReplicateObject,
+  SUMMARY_OMITTED_FIELDS,
+} from '../replicate/types.js';
 import type { IncomingEvent } from './types.js';
 
 /** The folded state of one object as the store keeps it (one `objects` row), minus the summary. */
@@ -22,13 +27,10 @@ export interface FoldStep {
   summaryJson: string | undefined;
 }
 
-/** Fields left out of summaries: the big ones (CONTRACT §5). */
-const SUMMARY_OMITTED = new Set(['input', 'output', 'logs']);
-
 export function summaryOf(object: ReplicateObject): Record<string, unknown> {
   const summary: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(object)) {
-    if (!SUMMARY_OMITTED.has(name)) summary[name] = value;
+    if (!SUMMARY_OMITTED_FIELDS.has(name)) summary[name] = value;
   }
   return summary;
 }

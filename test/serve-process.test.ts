@@ -81,6 +81,8 @@ describe('inlet serve as a process', () => {
       );
       expect(res.code).toBe(2);
       expect(res.stderr).toContain(String(server.port));
+      // It could not listen, so it never opened (or created) its database.
+      expect(existsSync(join(tmp.dir, 'port2.db'))).toBe(false);
     } finally {
       expect(await stop(server)).toBe(0);
     }

@@ -54,7 +54,7 @@ export interface RunningServer {
   webhookUrl: string;
 }
 
-/** Opens the store (or keeps retrying it), listens, and prints the webhook URL line. */
+/** Listens, opens the store (or keeps retrying it), and prints the webhook URL line. */
 export async function startServer(
   config: ServeConfig,
   logger: Logger,
@@ -82,8 +82,6 @@ export async function startServer(
     { maxConcurrentCommits: 1, multiInstance: false },
   );
   const inlet = createInlet(config, store, logger);
-  // Usually the store opens at once; only when it cannot does serve listen without it (answering 503).
-  await store.firstAttempt();
 
   let address: string;
   try {
@@ -103,6 +101,8 @@ export async function startServer(
     }
     throw error;
   }
+  // Usually the store opens at once; only when it cannot does serve stay up without it (answering 503).
+  await store.connect();
   const port = new URL(address).port || String(config.port);
   const base = `http://${urlHost(config.host)}:${port}`;
   const webhookUrl = `${base}${config.webhookPath}`;

@@ -4,7 +4,8 @@ import type { Store, StoreCapabilities } from './types.js';
 
 /**
  * A store that may not be reachable yet: `serve` listens at once and answers 503 until the first
- * connection succeeds, retrying in the background (CONTRACT §2).
+ * connection succeeds, retrying in the background (CONTRACT §2). Nothing is opened before `connect()`,
+ * so a `serve` that cannot even listen never touches (or creates) its database.
  */
 export class DeferredStore implements Store {
   readonly location: string;
@@ -12,9 +13,9 @@ export class DeferredStore implements Store {
   #closed = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
-  #connecting: Promise<void>;
-  #firstAttempt: Promise<void>;
-  #firstAttemptDone: () => void = () => undefined;
+  #firstAttempt: Promise<void> | undefined;
+  readonly #open: () => Promise<Store>;
+  readonly #logger: Logger;
 
   constructor(
     readonly dialect: string,
@@ -24,8 +25,16 @@ export class DeferredStore implements Store {
     readonly fallbackCapabilities: StoreCapabilities,
   ) {
     this.location = location;
-    this.#firstAttempt = new Promise((resolve) => (this.#firstAttemptDone = resolve));
-    this.#connecting = this.#connect(open, logger, 1);
+    this.#open = open;
+    this.#logger = logger;
+  }
+
+  /** Starts connecting (retrying until it works); resolves after the first attempt, whether it worked or not. */
+  connect(): Promise<void> {
+    this.#firstAttempt ??= new Promise<void>((firstAttemptDone) => {
+      void this.#connect(1, firstAttemptDone);
+    });
+    return this.#firstAttempt;
   }
 
   get capabilities(): StoreCapabilities {
@@ -36,28 +45,20 @@ export class DeferredStore implements Store {
     return this.#inner !== undefined;
   }
 
-  /** Resolves after the first connection attempt, whether it worked or not. */
-  firstAttempt(): Promise<void> {
-    return this.#firstAttempt;
-  }
-
-  /** Resolves once connected (or closed). */
-  whenConnected(): Promise<void> {
-    return this.#connecting;
-  }
-
-  async #connect(open: () => Promise<Store>, logger: Logger, attempt: number): Promise<void> {
+  async #connect(attempt: number, firstAttemptDone: () => void): Promise<void> {
+    const logger = this.#logger;
     try {
-      const store = await open();
+      const store = await this.#open();
       if (this.#closed) {
+        firstAttemptDone();
         await store.close();
         return;
       }
       this.#inner = store;
-      this.#firstAttemptDone();
+      firstAttemptDone();
       if (attempt > 1) logger.info({ attempt, location: this.location }, 'store connected');
     } catch (error) {
-      this.#firstAttemptDone();
+      firstAttemptDone();
       if (this.#closed) return;
       const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
       logger.warn(
@@ -70,7 +71,7 @@ export class DeferredStore implements Store {
       });
       this.#retryTimer = undefined;
       this.#wake = undefined;
-      if (!this.#closed) await this.#connect(open, logger, attempt + 1);
+      if (!this.#closed) await this.#connect(attempt + 1, firstAttemptDone);
     }
   }
 

@@ -5,7 +5,7 @@ import {
   type ReplicateObject,
   SUMMARY_OMITTED_FIELDS,
 } from '../replicate/types.js';
-import type { IncomingEvent } from './types.js';
+import type { CommitOutcome, IncomingEvent } from './types.js';
 
 /** The folded state of one object as the store keeps it (one `objects` row), minus the summary. */
 export interface ObjectState {
@@ -104,4 +104,39 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
     },
     summaryJson: undefined,
   };
+}
+
+export interface BatchFold {
+  /** One per event, in order. */
+  outcomes: CommitOutcome[];
+  /** Each touched object's state after the whole batch (the map passed in, updated). */
+  states: Map<string, ObjectState>;
+  /** The summary JSON of each object whose winning event changed in this batch. */
+  summaries: Map<string, string>;
+  /** Keys of the events kept as conflicts. */
+  conflicts: string[];
+}
+
+/**
+ * Folds a committed batch in memory, in order: each object is read once before and written once after,
+ * however many of its events the batch holds. `states` holds the current state of the objects that
+ * exist (new objects are absent); `isNew(event, i)` says whether event `i` was stored (not a duplicate).
+ */
+export function foldBatch(
+  events: readonly IncomingEvent[],
+  isNew: (event: IncomingEvent, index: number) => boolean,
+  states: Map<string, ObjectState>,
+): BatchFold {
+  const summaries = new Map<string, string>();
+  const conflicts: string[] = [];
+  const outcomes = events.map((event, i): CommitOutcome => {
+    if (!isNew(event, i)) return { duplicate: true, applied: false, conflict: false };
+    const id = event.object.id;
+    const step = foldEvent(states.get(id), event);
+    states.set(id, step.next);
+    if (step.summaryJson !== undefined) summaries.set(id, step.summaryJson);
+    if (step.decision === 'conflict') conflicts.push(event.key);
+    return { duplicate: false, applied: step.decision === 'apply', conflict: step.decision === 'conflict' };
+  });
+  return { outcomes, states, summaries, conflicts };
 }

@@ -9,7 +9,7 @@ import {
   SELECT_APPLIED_MIGRATIONS_SQL,
   type DialectTypes,
 } from '../migrations.js';
-import { foldEvent, type ObjectState } from '../object-state.js';
+import { foldBatch, type ObjectState } from '../object-state.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
   eventDetailFromRow,
@@ -549,16 +549,7 @@ export class PostgresStore implements Store {
     const objectIds = [...new Set(events.filter(isNew).map((e) => e.object.id))];
     const states = await this.#lockObjects(client, objectIds);
 
-    const summaries = new Map<string, string>();
-    const conflicts: string[] = [];
-    const outcomes = events.map((event, i): CommitOutcome => {
-      if (!isNew(event, i)) return { duplicate: true, applied: false, conflict: false };
-      const step = foldEvent(states.get(event.object.id), event);
-      states.set(event.object.id, step.next);
-      if (step.summaryJson !== undefined) summaries.set(event.object.id, step.summaryJson);
-      if (step.decision === 'conflict') conflicts.push(event.key);
-      return { duplicate: false, applied: step.decision === 'apply', conflict: step.decision === 'conflict' };
-    });
+    const { outcomes, summaries, conflicts } = foldBatch(events, isNew, states);
 
     if (objectIds.length > 0) {
       const params: unknown[] = updateObjectsParams(

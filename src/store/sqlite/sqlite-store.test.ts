@@ -82,11 +82,11 @@ describe('SqliteStore specifics', () => {
     ]);
   });
 
-  it('sets WAL, synchronous FULL and a short busy timeout', async () => {
+  it('sets WAL, synchronous NORMAL (commits are synced by WalSync) and a short busy timeout', async () => {
     const store = await serve();
     expect(store.pragmas()).toEqual({
       journalMode: 'wal',
-      synchronous: 2,
+      synchronous: 1,
       busyTimeoutMs: DEFAULT_SERVE_BUSY_TIMEOUT_MS,
     });
     expect(DEFAULT_SERVE_BUSY_TIMEOUT_MS).toBeLessThanOrEqual(50);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -10,44 +9,24 @@ import {
   SELECT_APPLIED_MIGRATIONS_SQL,
   type DialectTypes,
 } from '../migrations.js';
-import { foldEvent } from '../object-state.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
-  COUNT_DUPLICATE_SQL,
   eventDetailFromRow,
   eventFromRow,
-  FLAG_CONFLICT_SQL,
   GET_EVENT_SQL,
   GET_PREDICTION_SQL,
-  INSERT_EVENT_SQL,
-  INSERT_OBJECT_SQL,
-  INSERT_REJECTION_SQL,
-  insertEventParams,
-  insertObjectParams,
-  insertRejectionParams,
   listEventsQuery,
   listPredictionsQuery,
   listRejectionsQuery,
-  objectStateFromRow,
   predictionFromRow,
   rejectionFromRow,
-  REJECTION_TOTALS_SQL,
-  REPLACE_OBJECT_SQL,
-  replaceObjectParams,
-  SELECT_OBJECT_STATE_SQL,
   summaryFromRow,
   toNumber,
   toPage,
-  TOUCH_OBJECT_SQL,
-  touchObjectParams,
-  TRIM_REJECTIONS_BY_BYTES_SQL,
-  TRIM_REJECTIONS_BY_ROWS_SQL,
   type EventDetailRow,
   type EventRow,
-  type ObjectStateRow,
   type PredictionRow,
   type RejectionRow,
-  type RejectionTotalsRow,
   type SqlQuery,
   type SqlValue,
   type SummaryRow,
@@ -69,6 +48,8 @@ import type {
   StoreCapabilities,
 } from '../types.js';
 import { toStoreError } from './sqlite-errors.js';
+import { configureConnection, SqliteWriter } from './sqlite-writer.js';
+import { WalSync } from './wal-sync.js';
 
 export const SQLITE_TYPES: DialectTypes = {
   blob: 'BLOB',
@@ -77,8 +58,12 @@ export const SQLITE_TYPES: DialectTypes = {
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
 };
 
+/**
+ * One writer, and each transaction runs to its end on the event loop; but a committed batch waits for
+ * its fsync off the loop, so later batches may commit meanwhile (each waits for a sync of its own).
+ */
 export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
-  maxConcurrentCommits: 1,
+  maxConcurrentCommits: 8,
   multiInstance: false,
 });
 
@@ -96,8 +81,6 @@ export const DEFAULT_SERVE_BUSY_TIMEOUT_MS = 25;
 export const DEFAULT_READ_BUSY_TIMEOUT_MS = 5000;
 /** Migrations run once at start; waiting for a starting sibling process is fine there. */
 const MIGRATION_BUSY_TIMEOUT_MS = 5000;
-// 8 MiB keeps `serve` under 150 MB RSS; list queries on a million deliveries stay ~2-3 ms (docs/benchmarks.md).
-const CACHE_SIZE_KIB = 8 * 1024;
 const MEMORY_PATH = ':memory:';
 const MAX_CACHED_STATEMENTS = 64;
 const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
@@ -126,15 +109,15 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     if (journalMode !== 'wal' && location !== MEMORY_PATH) {
       throw new Error(`SQLite database ${location} refused WAL journal mode (got ${String(journalMode)})`);
     }
-    // FULL fsyncs the WAL on every commit: a 200 is only sent after a commit, and must survive power
-    // loss. NORMAL in WAL mode may lose the last commits on power loss. Group commit pays the cost once
-    // per batch.
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.pragma(`cache_size = -${CACHE_SIZE_KIB}`);
+    // A file's commits are made durable by WalSync after COMMIT (see wal-sync.ts), not inside it.
+    const onDisk = location !== MEMORY_PATH;
+    configureConnection(db, MIGRATION_BUSY_TIMEOUT_MS, onDisk ? 'NORMAL' : 'FULL');
     migrate(db, location, options.logger);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_SERVE_BUSY_TIMEOUT_MS}`);
-    return new SqliteStore(db, location, 'serve');
+    return new SqliteStore(db, location, 'serve', {
+      writer: new SqliteWriter(db),
+      wal: onDisk ? new WalSync(location) : undefined,
+    });
   } catch (error) {
     db?.close();
     if (isFsError(error)) {
@@ -192,7 +175,7 @@ function openForRead(location: string, options: SqliteStoreOptions): SqliteStore
         'Database schema is older than this Inlet; run `inlet serve` once to migrate it',
       );
     }
-    return new SqliteStore(db, location, 'read');
+    return new SqliteStore(db, location, 'read', undefined);
   } catch (error) {
     db?.close();
     if (error instanceof DatabaseNotFoundError) throw error;
@@ -236,7 +219,14 @@ function isFsError(error: unknown): error is NodeJS.ErrnoException & { code: str
 
 type Statement = Database.Statement<SqlValue[]>;
 
-/** The single-node store: one better-sqlite3 connection, synchronous, WAL. */
+/** What `serve` writes with: statements on the store's connection, durability through the WAL sync. */
+interface Writing {
+  writer: SqliteWriter;
+  /** Absent for `:memory:`, which has nothing to make durable. */
+  wal: WalSync | undefined;
+}
+
+/** The single-node store: one better-sqlite3 connection, WAL, commits made durable off the event loop. */
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite';
   readonly capabilities = SQLITE_CAPABILITIES;
@@ -244,64 +234,50 @@ export class SqliteStore implements Store {
   readonly mode: OpenStoreOptions['mode'];
 
   #db: Database.Database;
+  #writing: Writing | undefined;
   #closed = false;
   #dynamic = new Map<string, Statement>();
-  #insertEvent: Statement;
-  #countDuplicate: Statement;
-  #flagConflict: Statement;
-  #selectObjectState: Statement;
-  #insertObject: Statement;
-  #replaceObject: Statement;
-  #touchObject: Statement;
-  #insertRejection: Statement;
-  #rejectionTotals: Statement;
-  #trimByRows: Statement;
-  #trimByBytes: Statement;
   #getPrediction: Statement;
   #getEvent: Statement;
   #ping: Statement;
-  #commitBatch: Database.Transaction<(events: readonly IncomingEvent[]) => CommitOutcome[]>;
-  #recordBatch: Database.Transaction<(rows: readonly NewRejection[], limits: RejectionLimits) => void>;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
-  constructor(db: Database.Database, location: string, mode: OpenStoreOptions['mode']) {
+  constructor(
+    db: Database.Database,
+    location: string,
+    mode: OpenStoreOptions['mode'],
+    writing: Writing | undefined,
+  ) {
     this.#db = db;
+    this.#writing = writing;
     this.location = location;
     this.mode = mode;
     const prepare = (sql: string) => db.prepare<SqlValue[]>(sql);
-    this.#insertEvent = prepare(INSERT_EVENT_SQL);
-    this.#countDuplicate = prepare(COUNT_DUPLICATE_SQL);
-    this.#flagConflict = prepare(FLAG_CONFLICT_SQL);
-    this.#selectObjectState = prepare(SELECT_OBJECT_STATE_SQL);
-    this.#insertObject = prepare(INSERT_OBJECT_SQL);
-    this.#replaceObject = prepare(REPLACE_OBJECT_SQL);
-    this.#touchObject = prepare(TOUCH_OBJECT_SQL);
-    this.#insertRejection = prepare(INSERT_REJECTION_SQL);
-    this.#rejectionTotals = prepare(REJECTION_TOTALS_SQL);
-    this.#trimByRows = prepare(TRIM_REJECTIONS_BY_ROWS_SQL);
-    this.#trimByBytes = prepare(TRIM_REJECTIONS_BY_BYTES_SQL);
     this.#getPrediction = prepare(GET_PREDICTION_SQL);
     this.#getEvent = prepare(GET_EVENT_SQL);
     this.#ping = prepare('SELECT 1');
-    this.#commitBatch = db.transaction((events: readonly IncomingEvent[]) =>
-      events.map((event) => this.#commitOne(event)),
-    );
-    this.#recordBatch = db.transaction((rows: readonly NewRejection[], limits: RejectionLimits) =>
-      this.#recordAndTrim(rows, limits),
-    );
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
-    this.#assertWritable();
-    if (events.length === 0) return [];
-    // IMMEDIATE takes the write lock up front: a busy database fails here, before any work.
-    return this.#run('committing events', () => this.#commitBatch.immediate(events));
+    const { writer, wal } = this.#writable();
+    const outcomes = this.#run('committing events', () => writer.commitEvents(events));
+    if (wal === undefined || outcomes.length === 0) return outcomes;
+    try {
+      // Answered only once on disk: the caller (and so the sender) waits for the WAL sync.
+      await wal.durable();
+    } catch (error) {
+      throw new StoreUnavailableError(
+        `SQLite database ${this.location} unavailable while committing events (WAL sync failed: ${(error as Error).message})`,
+        { cause: error },
+      );
+    }
+    return outcomes;
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {
-    this.#assertWritable();
-    if (rows.length === 0) return;
-    this.#run('recording rejections', () => this.#recordBatch.immediate(rows, limits));
+    const { writer } = this.#writable();
+    // Rejections are a bounded, best-effort log: they reach the disk with the next sync.
+    this.#run('recording rejections', () => writer.recordRejections(rows, limits));
   }
 
   async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
@@ -339,6 +315,9 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // Commits waiting for their sync get it first.
+    await this.#writing?.wal?.settled();
+    this.#writing?.wal?.close();
     if (this.mode === 'serve') {
       try {
         // SQLite's advice for long-lived connections: refresh planner statistics on close.
@@ -357,36 +336,6 @@ export class SqliteStore implements Store {
       synchronous: toNumber(this.#db.pragma('synchronous', { simple: true })),
       busyTimeoutMs: toNumber(this.#db.pragma('busy_timeout', { simple: true })),
     }));
-  }
-
-  #commitOne(event: IncomingEvent): CommitOutcome {
-    if (this.#insertEvent.run(...insertEventParams(event)).changes === 0) {
-      this.#countDuplicate.run(event.key);
-      return { duplicate: true, applied: false, conflict: false };
-    }
-    const row = this.#selectObjectState.get(event.object.id) as ObjectStateRow | undefined;
-    const current = row === undefined ? undefined : objectStateFromRow(row);
-    const step = foldEvent(current, event);
-    if (step.summaryJson === undefined) {
-      this.#touchObject.run(...touchObjectParams(step.next));
-    } else if (current === undefined) {
-      this.#insertObject.run(...insertObjectParams(step.next, step.summaryJson));
-    } else {
-      this.#replaceObject.run(...replaceObjectParams(step.next, step.summaryJson));
-    }
-    if (step.decision === 'conflict') this.#flagConflict.run(event.key);
-    return { duplicate: false, applied: step.decision === 'apply', conflict: step.decision === 'conflict' };
-  }
-
-  #recordAndTrim(rows: readonly NewRejection[], limits: RejectionLimits): void {
-    for (const row of rows) {
-      this.#insertRejection.run(
-        ...insertRejectionParams(`rej_${randomBytes(12).toString('base64url')}`, row),
-      );
-    }
-    const totals = this.#rejectionTotals.get() as RejectionTotalsRow;
-    if (toNumber(totals.row_count) > limits.maxRows) this.#trimByRows.run(limits.maxRows);
-    if (toNumber(totals.body_bytes) > limits.maxBodyBytes) this.#trimByBytes.run(limits.maxBodyBytes);
   }
 
   #all<Row>(doing: string, query: SqlQuery): Row[] {
@@ -413,7 +362,9 @@ export class SqliteStore implements Store {
     }
   }
 
-  #assertWritable(): void {
-    if (this.mode === 'read') throw new Error(`SQLite database ${this.location} was opened read-only`);
+  #writable(): Writing {
+    if (this.#writing === undefined) throw new Error(`SQLite database ${this.location} was opened read-only`);
+    if (this.#closed) throw new StoreUnavailableError(`SQLite database ${this.location} is closed`);
+    return this.#writing;
   }
 }

@@ -26,5 +26,9 @@ export function createLogger(options: { level: LogLevel; format: LogFormat; stre
       }),
     );
   }
-  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, options.stream);
+  // On stdout, lines are written by libuv's thread pool, several at a time under load, instead of one
+  // blocking write per line on the event loop; pino flushes what is left when the process exits.
+  const destination =
+    options.stream === process.stdout ? pino.destination({ dest: 1, sync: false }) : options.stream;
+  return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }

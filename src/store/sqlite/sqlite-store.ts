@@ -320,7 +320,10 @@ export class SqliteStore implements Store {
     this.#writing?.wal?.close();
     if (this.mode === 'serve') {
       try {
-        // SQLite's advice for long-lived connections: refresh planner statistics on close.
+        // SQLite's advice for long-lived connections: refresh planner statistics on close, sampling
+        // (analysis_limit) so shutdown stays quick on a large database (a full ANALYZE took ~0.3 s at
+        // 100,000 deliveries).
+        this.#db.pragma('analysis_limit = 400');
         this.#db.pragma('optimize');
       } catch {
         // Best effort: closing matters more.

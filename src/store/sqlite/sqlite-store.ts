@@ -263,7 +263,9 @@ export class SqliteStore implements Store {
     const outcomes = this.#run('committing events', () => writer.commitEvents(events));
     if (wal === undefined || outcomes.length === 0) return outcomes;
     try {
-      // Answered only once on disk: the caller (and so the sender) waits for the WAL sync.
+      // Answered only once on disk: the caller (and so the sender) waits for the WAL sync. When the sync
+      // fails the rows are committed but not known durable: the batcher retries the batch, which then
+      // commits as duplicates (their counter moves by one) and is answered after a sync that worked.
       await wal.durable();
     } catch (error) {
       throw new StoreUnavailableError(

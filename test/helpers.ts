@@ -36,11 +36,16 @@ export async function createTestInlet(
   flags: Record<string, string | boolean> = {},
   store?: Store,
 ): Promise<TestInlet> {
-  const tmp = tempDir();
   const config = testConfig(env, flags);
-  const s = store ?? (await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' }));
+  // A scratch folder only for a store of its own: a caller's store lives elsewhere.
+  let tmp: ReturnType<typeof tempDir> | undefined;
+  let s = store;
+  if (s === undefined) {
+    tmp = tempDir();
+    s = await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' });
+  }
   const inlet = createInlet(config, s, quietLogger);
-  return { ...inlet, cleanupDir: () => tmp.cleanup() };
+  return { ...inlet, cleanupDir: () => tmp?.cleanup() };
 }
 
 let counter = 0;

@@ -24,6 +24,10 @@ describe('parseDatabaseUrl', () => {
     'postgres://u:p@127.0.0.1:5432/db',
     'postgresql://127.0.0.1/db?sslmode=disable',
     'POSTGRES://h/db',
+    // Unix sockets, as libpq and the pg driver spell them.
+    'postgresql://postgres@/inlet?host=/var/run/postgresql',
+    'postgres:///inlet?host=/var/run/postgresql&user=postgres',
+    'postgres://postgres@%2Fvar%2Frun%2Fpostgresql/inlet',
   ])('%s is PostgreSQL', (url) => {
     expect(parseDatabaseUrl(url)).toEqual({ dialect: 'postgres', url });
   });
@@ -68,6 +72,9 @@ describe('describeDatabase', () => {
       url: 'postgres://inlet:s3cret@db.local:5432/inlet',
     });
     expect(shown).toBe('postgres://inlet:***@db.local:5432/inlet');
+    expect(
+      describeDatabase({ dialect: 'postgres', url: 'postgresql://inlet:s3cret@/inlet?host=/run/postgresql' }),
+    ).toBe('postgresql://inlet:***@/inlet?host=/run/postgresql');
     expect(describeDatabase({ dialect: 'postgres', url: 'postgres://db.local/inlet' })).toBe(
       'postgres://db.local/inlet',
     );

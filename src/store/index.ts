@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { InvalidDatabaseUrlError } from './errors.js';
 import type { OpenStoreOptions } from './options.js';
+import { maskPostgresUrl, parsePostgresUrl } from './postgres/url.js';
 import type { Store } from './types.js';
 
 export { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from './errors.js';
@@ -22,7 +23,7 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
   const scheme = SCHEME.exec(text)?.[1]?.toLowerCase();
   if (scheme === undefined) return { dialect: 'sqlite', path: text };
   if (scheme === 'postgres' || scheme === 'postgresql') {
-    if (!URL.canParse(text)) {
+    if (parsePostgresUrl(text) === undefined) {
       throw new InvalidDatabaseUrlError(
         `The ${scheme}: database URL does not parse: use postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).`,
       );
@@ -43,13 +44,7 @@ export function parseDatabaseUrl(url: string): DatabaseTarget {
 /** Where a target's data lives, for messages: an absolute file path, or the URL without its password. */
 export function describeDatabase(target: DatabaseTarget): string {
   if (target.dialect === 'sqlite') return target.path === ':memory:' ? target.path : resolve(target.path);
-  try {
-    const url = new URL(target.url);
-    if (url.password !== '') url.password = '***';
-    return url.toString();
-  } catch {
-    return `${target.url.slice(0, target.url.indexOf(':'))}://…`;
-  }
+  return maskPostgresUrl(target.url) ?? `${target.url.slice(0, target.url.indexOf(':'))}://…`;
 }
 
 /**

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
@@ -36,6 +38,9 @@ if (probe.ok) {
     return { store, cleanup: () => store.close() };
   });
 }
+
+/** Where Debian's PostgreSQL puts its socket (the test is skipped when there is none). */
+const SOCKET_DIR = '/var/run/postgresql';
 
 const T0 = Date.UTC(2026, 10, 27, 13, 38, 7, 123);
 const started = (id: string): ReplicateObject => ({ id, status: 'starting', model: 'acme/m' });
@@ -76,6 +81,21 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     expect(store.capabilities).toEqual({ maxConcurrentCommits: 4, multiInstance: true });
     expect(store.location).toContain(db.name);
   });
+
+  it.skipIf(!existsSync(join(SOCKET_DIR, '.s.PGSQL.5432')))(
+    'connects over a Unix socket named the libpq way (user@/database?host=DIR)',
+    async () => {
+      url = await db.freshSchema();
+      const target = new URL(url);
+      const viaSocket = `postgresql://${target.username}@/${db.name}?host=${SOCKET_DIR}${target.search.replace('?', '&')}`;
+      const store = await openStore(viaSocket, { mode: 'serve' });
+      opened.push(store);
+      const [outcome] = await store.commitEvents([makeEvent('msg_socket1', started('socketpred1'))]);
+      expect(outcome?.duplicate).toBe(false);
+      expect((await store.getPrediction('socketpred1'))?.status).toBe('starting');
+      expect(store.location).toContain(`@/${db.name}`);
+    },
+  );
 
   it('never shows the password in its location', async () => {
     const withPassword = new URL(await db.freshSchema());

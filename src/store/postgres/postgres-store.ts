@@ -67,6 +67,7 @@ import {
   isRetryableConflict,
   toStoreError,
 } from './postgres-errors.js';
+import { maskPostgresUrl } from './url.js';
 
 export const POSTGRES_TYPES: DialectTypes = {
   blob: 'BYTEA',
@@ -133,17 +134,14 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
 
 /** The URL with its password masked; throws `InvalidDatabaseUrlError` when it does not parse. */
 export function describePostgresUrl(url: string): string {
-  let parsed: URL;
-  try {
-    parsed = new URL(url.trim());
-  } catch {
+  const masked = maskPostgresUrl(url);
+  if (masked === undefined) {
     // The URL is never quoted: it may hold a password.
     throw new InvalidDatabaseUrlError(
       'The PostgreSQL URL does not parse: use postgres://USER:PASSWORD@HOST:PORT/DATABASE (percent-encode special characters in the password).',
     );
   }
-  if (parsed.password !== '') parsed.password = '***';
-  return parsed.toString();
+  return masked;
 }
 
 function createPool(url: string, options: PostgresStoreOptions): pg.Pool {

@@ -5,7 +5,6 @@ let inlet: TestInlet | undefined;
 
 afterEach(async () => {
   await inlet?.close();
-  inlet?.cleanupDir();
   inlet = undefined;
 });
 

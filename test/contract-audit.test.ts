@@ -3,16 +3,22 @@ import { createHash, createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestInlet, prediction, SECRET, signedHeaders, tempDir, type TestInlet } from './helpers.js';
+import {
+  createTestInlet,
+  prediction,
+  SECRET,
+  signedHeaders,
+  tempDir,
+  type TestInlet,
+  postWebhook,
+} from './helpers.js';
 import { runCli } from './process-helpers.js';
 
-const PATH = '/replicate-webhook';
 const KEY = Buffer.from(SECRET.slice('whsec_'.length), 'base64');
 let inlet: TestInlet | undefined;
 
 afterEach(async () => {
   await inlet?.close();
-  inlet?.cleanupDir();
   inlet = undefined;
 });
 
@@ -32,10 +38,7 @@ const nowSec = () => Math.floor(Date.now() / 1000);
 let seq = 0;
 const msgId = () => `msg_audit_${process.pid}_${++seq}`;
 
-async function post(body: string | Buffer, headers: Record<string, string>) {
-  const res = await inlet!.app.inject({ method: 'POST', url: PATH, payload: body, headers });
-  return { status: res.statusCode, headers: res.headers, json: res.json() };
-}
+const post = (body: string | Buffer, headers: Record<string, string>) => postWebhook(inlet!, body, headers);
 
 async function get(url: string, headers: Record<string, string> = {}, remoteAddress?: string) {
   const res = await inlet!.app.inject({ url, headers, ...(remoteAddress ? { remoteAddress } : {}) });

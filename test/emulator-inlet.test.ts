@@ -67,7 +67,6 @@ describe('emulate + serve', () => {
   afterAll(async () => {
     await pair.emulator.close();
     await pair.inlet.close();
-    pair.inlet.cleanupDir();
   });
 
   it('folds every model × every filter with `completed` to the emulator’s final GET', async () => {
@@ -158,7 +157,6 @@ describe('emulate + serve with faults', () => {
     } finally {
       await pair.emulator.close();
       await pair.inlet.close();
-      pair.inlet.cleanupDir();
     }
   });
 });

@@ -294,7 +294,6 @@ function scratchDir(parent: string): { dir: string; cleanup(): void } {
 
 afterAll(async () => {
   await inlet?.close();
-  inlet?.cleanupDir();
   dir?.cleanup();
 });
 

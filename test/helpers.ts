@@ -26,9 +26,8 @@ export function testConfig(
   return parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: SECRET, ...env }, { isTty: false });
 }
 
-export interface TestInlet extends Inlet {
-  cleanupDir(): void;
-}
+/** An Inlet whose `close()` also removes the scratch folder it made for its store. */
+export type TestInlet = Inlet;
 
 /** An Inlet on a fresh SQLite file (or the given store), built without listening. */
 export async function createTestInlet(
@@ -45,7 +44,26 @@ export async function createTestInlet(
     s = await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' });
   }
   const inlet = createInlet(config, s, quietLogger);
-  return { ...inlet, cleanupDir: () => tmp?.cleanup() };
+  return {
+    ...inlet,
+    close: async () => {
+      await inlet.close();
+      tmp?.cleanup();
+    },
+  };
+}
+
+export const WEBHOOK_PATH = '/replicate-webhook';
+
+/** POSTs through `inject()` and answers status, headers and the parsed JSON body. */
+export async function postWebhook(
+  inlet: Inlet,
+  body: string | Buffer,
+  headers: Record<string, string>,
+  path = WEBHOOK_PATH,
+) {
+  const res = await inlet.app.inject({ method: 'POST', url: path, payload: body, headers });
+  return { status: res.statusCode, headers: res.headers, json: res.json() };
 }
 
 let counter = 0;

@@ -10,14 +10,14 @@ import {
   signedHeaders,
   tempDir,
   type TestInlet,
+  WEBHOOK_PATH,
 } from './helpers.js';
 
-const PATH = '/replicate-webhook';
+const PATH = WEBHOOK_PATH;
 let inlet: TestInlet | undefined;
 
 afterEach(async () => {
   await inlet?.close();
-  inlet?.cleanupDir();
   inlet = undefined;
 });
 
@@ -157,7 +157,6 @@ describe('GET /metrics', () => {
       expect(deliveries(await scrape(), 'accepted', 'ok')).toBe(0);
     } finally {
       await other.close();
-      other.cleanupDir();
     }
   });
 
@@ -172,7 +171,6 @@ describe('GET /metrics', () => {
     });
     expect(proxied.statusCode).toBe(403);
     await inlet.close();
-    inlet.cleanupDir();
 
     inlet = await createTestInlet({ INLET_ADMIN_TOKEN: 'scrape-me' });
     const bare = await inlet.app.inject({ url: '/metrics' });

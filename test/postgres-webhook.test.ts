@@ -4,11 +4,18 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../src/store/index.js';
-import { createTestInlet, prediction, signedHeaders, type TestInlet } from './helpers.js';
+import {
+  createTestInlet,
+  prediction,
+  signedHeaders,
+  type TestInlet,
+  WEBHOOK_PATH,
+  postWebhook,
+} from './helpers.js';
 import { createTestDatabase, postgresOrSkip, type TestDatabase } from './pg-helpers.js';
 
 const probe = await postgresOrSkip('the webhook tests on PostgreSQL');
-const PATH = '/replicate-webhook';
+const PATH = WEBHOOK_PATH;
 
 describe.skipIf(!probe.ok)('POST /replicate-webhook on PostgreSQL', () => {
   let db: TestDatabase;
@@ -24,7 +31,6 @@ describe.skipIf(!probe.ok)('POST /replicate-webhook on PostgreSQL', () => {
 
   afterEach(async () => {
     await inlet?.close();
-    inlet?.cleanupDir();
     inlet = undefined;
   });
 
@@ -34,10 +40,7 @@ describe.skipIf(!probe.ok)('POST /replicate-webhook on PostgreSQL', () => {
     return inlet;
   }
 
-  async function post(body: string, headers: Record<string, string>) {
-    const res = await inlet!.app.inject({ method: 'POST', url: PATH, payload: body, headers });
-    return { status: res.statusCode, json: res.json() };
-  }
+  const post = (body: string, headers: Record<string, string>) => postWebhook(inlet!, body, headers);
 
   async function api(url: string) {
     const res = await inlet!.app.inject({ url });

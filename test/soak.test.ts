@@ -21,7 +21,6 @@ let scratch: string | undefined;
 
 afterAll(async () => {
   await inlet?.close();
-  inlet?.cleanupDir();
   if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 

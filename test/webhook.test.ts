@@ -9,14 +9,15 @@ import {
   SECRET,
   signedHeaders,
   type TestInlet,
+  WEBHOOK_PATH,
+  postWebhook,
 } from './helpers.js';
 
-const PATH = '/replicate-webhook';
+const PATH = WEBHOOK_PATH;
 let inlet: TestInlet | undefined;
 
 afterEach(async () => {
   await inlet?.close();
-  inlet?.cleanupDir();
   inlet = undefined;
 });
 
@@ -29,10 +30,8 @@ async function start(
   return inlet;
 }
 
-async function post(body: string | Buffer, headers: Record<string, string>, path = PATH) {
-  const res = await inlet!.app.inject({ method: 'POST', url: path, payload: body, headers });
-  return { status: res.statusCode, headers: res.headers, json: res.json() };
-}
+const post = (body: string | Buffer, headers: Record<string, string>, path = PATH) =>
+  postWebhook(inlet!, body, headers, path);
 
 describe('POST /replicate-webhook (CONTRACT §3)', () => {
   it('accepts a signed prediction once, then answers duplicate', async () => {
@@ -138,7 +137,6 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
       expect(res).toMatchObject({ status: 403, json: { error: { code: 'timestamp_out_of_tolerance' } } });
     }
     await inlet!.close();
-    inlet!.cleanupDir();
     await start({ INLET_TOLERANCE_SECONDS: '0' });
     expect((await post(body, signedHeaders(body, { timestampSec: 1614265330 }))).status).toBe(200);
   });
@@ -206,7 +204,6 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
         .code,
     ).toBe('missing_signature');
     await inlet!.close();
-    inlet!.cleanupDir();
     await start({ INLET_ACCEPT_HEX_SIGNATURE: '1' });
     expect(
       await post(body, { 'content-type': 'application/json', 'x-replicate-signature': hex }),
@@ -249,7 +246,9 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
     failing = false;
     expect(await post(body, headers)).toMatchObject({ status: 200, json: { duplicate: false } });
     expect((await inlet!.app.inject({ url: '/readyz' })).statusCode).toBe(200);
-    real.cleanupDir();
+    await inlet!.close();
+    inlet = undefined;
+    await real.close();
   });
 
   it('records every 4xx in the rejection log, redacted', async () => {

@@ -1,25 +1,4 @@
-/** The closed set of error codes (CONTRACT §7). A code is never reused for another meaning or removed. */
-export const ERROR_CODES = [
-  'method_not_allowed',
-  'payload_too_large',
-  'unsupported_media_type',
-  'missing_signature',
-  'malformed_signature',
-  'timestamp_out_of_tolerance',
-  'invalid_signature',
-  'invalid_json',
-  'invalid_payload',
-  'storage_unavailable',
-  'unauthorized',
-  'forbidden',
-  'not_found',
-  'invalid_query',
-  'bad_request',
-] as const;
-
-export type ErrorCode = (typeof ERROR_CODES)[number];
-
-/** The codes the webhook path can answer (CONTRACT §3), in the order its checks run; the rest are the API's. */
+/** The codes the webhook path can answer (CONTRACT §3), in the order its checks run. */
 export const WEBHOOK_ERROR_CODES = [
   'method_not_allowed',
   'payload_too_large',
@@ -32,7 +11,21 @@ export const WEBHOOK_ERROR_CODES = [
   'invalid_payload',
   'storage_unavailable',
   'bad_request',
-] as const satisfies readonly ErrorCode[];
+] as const;
+
+/**
+ * The closed set of error codes (CONTRACT §7): the webhook's, then those only the API answers. A code is
+ * never reused for another meaning or removed.
+ */
+export const ERROR_CODES = [
+  ...WEBHOOK_ERROR_CODES,
+  'unauthorized',
+  'forbidden',
+  'not_found',
+  'invalid_query',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** Exhaustive: adding a code without its status fails to compile. */
 export const ERROR_STATUS: Record<ErrorCode, number> = {

@@ -23,8 +23,8 @@ export interface ObjectState {
 export interface FoldStep {
   decision: FoldDecision;
   next: ObjectState;
-  /** The new summary JSON, only when the event replaced the folded object. */
-  summaryJson: string | undefined;
+  /** The event's object, only when it replaced the folded one (its summary is written). */
+  winner: ReplicateObject | undefined;
 }
 
 export function summaryOf(object: ReplicateObject): Record<string, unknown> {
@@ -90,7 +90,7 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
         firstReceivedAtMs,
         lastReceivedAtMs,
       },
-      summaryJson: summaryJsonOf(object),
+      winner: object,
     };
   }
   return {
@@ -102,7 +102,7 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
       conflictCount: current.conflictCount + (decision === 'conflict' ? 1 : 0),
       lastReceivedAtMs,
     },
-    summaryJson: undefined,
+    winner: undefined,
   };
 }
 
@@ -127,16 +127,18 @@ export function foldBatch(
   isNew: (event: IncomingEvent, index: number) => boolean,
   states: Map<string, ObjectState>,
 ): BatchFold {
-  const summaries = new Map<string, string>();
+  const winners = new Map<string, ReplicateObject>();
   const conflicts: string[] = [];
   const outcomes = events.map((event, i): CommitOutcome => {
     if (!isNew(event, i)) return { duplicate: true, applied: false, conflict: false };
     const id = event.object.id;
     const step = foldEvent(states.get(id), event);
     states.set(id, step.next);
-    if (step.summaryJson !== undefined) summaries.set(id, step.summaryJson);
+    if (step.winner !== undefined) winners.set(id, step.winner);
     if (step.decision === 'conflict') conflicts.push(event.key);
     return { duplicate: false, applied: step.decision === 'apply', conflict: step.decision === 'conflict' };
   });
+  // Serialised once per object, for the batch's last winner only.
+  const summaries = new Map([...winners].map(([id, object]) => [id, summaryJsonOf(object)]));
   return { outcomes, states, summaries, conflicts };
 }

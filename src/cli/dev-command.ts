@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { parseServeConfig, type ServeFlags } from '../config.js';
 import { createEmulator } from '../emulator/index.js';
 import { newWebhookSecret } from '../emulator/random.js';
-import { createLogger } from '../logger.js';
 import { isTerminalStatus } from '../replicate/status.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
 import { startServer } from './serve-command.js';
@@ -55,6 +54,7 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
     emulatorPortText,
     flags.emulatorPort ? '--emulator-port' : 'INLET_EMULATOR_PORT',
   );
+  const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
 
   const server = await startServer(config, logger, ctx);

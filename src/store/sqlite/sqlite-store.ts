@@ -262,24 +262,29 @@ export class SqliteStore implements Store {
     const { writer, wal } = this.#writable();
     const outcomes = this.#run('committing events', () => writer.commitEvents(events));
     if (wal === undefined || outcomes.length === 0) return outcomes;
-    try {
-      // Answered only once on disk: the caller (and so the sender) waits for the WAL sync. When the sync
-      // fails the rows are committed but not known durable: the batcher retries the batch, which then
-      // commits as duplicates (their counter moves by one) and is answered after a sync that worked.
-      await wal.durable();
-    } catch (error) {
-      throw new StoreUnavailableError(
-        `SQLite database ${this.location} unavailable while committing events (WAL sync failed: ${(error as Error).message})`,
-        { cause: error },
-      );
-    }
+    // Answered only once on disk: the caller (and so the sender) waits for the WAL sync. When the sync
+    // fails the rows are committed but not known durable: the batcher retries the batch, which then
+    // commits as duplicates (their counter moves by one) and is answered after a sync that worked.
+    await this.#durable(wal, 'committing events');
     return outcomes;
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {
-    const { writer } = this.#writable();
-    // Rejections are a bounded, best-effort log: they reach the disk with the next sync.
+    const { writer, wal } = this.#writable();
     this.#run('recording rejections', () => writer.recordRejections(rows, limits));
+    // Written in the background after their answers (RejectionLog), so nobody waits for this sync.
+    if (wal !== undefined && rows.length > 0) await this.#durable(wal, 'recording rejections');
+  }
+
+  async #durable(wal: WalSync, doing: string): Promise<void> {
+    try {
+      await wal.durable();
+    } catch (error) {
+      throw new StoreUnavailableError(
+        `SQLite database ${this.location} unavailable while ${doing} (WAL sync failed: ${(error as Error).message})`,
+        { cause: error },
+      );
+    }
   }
 
   async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {

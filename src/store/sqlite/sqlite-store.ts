@@ -49,6 +49,7 @@ import type {
 } from '../types.js';
 import { toStoreError } from './sqlite-errors.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
+import { WalCheckpointer } from './wal-checkpoint.js';
 import { WalSync } from './wal-sync.js';
 
 export const SQLITE_TYPES: DialectTypes = {
@@ -74,6 +75,8 @@ export interface SqliteStoreOptions extends OpenStoreOptions {
    * short in `serve` mode; the ingest batcher retries asynchronously.
    */
   busyTimeoutMs?: number;
+  /** WAL frames that start a checkpoint (`CHECKPOINT_FRAMES`, SQLite's default); tests set fewer. */
+  checkpointFrames?: number;
 }
 
 export const DEFAULT_SERVE_BUSY_TIMEOUT_MS = 25;
@@ -109,15 +112,21 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     if (journalMode !== 'wal' && location !== MEMORY_PATH) {
       throw new Error(`SQLite database ${location} refused WAL journal mode (got ${String(journalMode)})`);
     }
-    // A file's commits are made durable by WalSync after COMMIT (see wal-sync.ts), not inside it.
+    // A file's commits are made durable by WalSync after COMMIT (see wal-sync.ts), not inside it,
+    // and its checkpoints sync off the event loop too (wal-checkpoint.ts).
     const onDisk = location !== MEMORY_PATH;
     configureConnection(db, MIGRATION_BUSY_TIMEOUT_MS, onDisk ? 'NORMAL' : 'FULL');
     migrate(db, location, options.logger);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_SERVE_BUSY_TIMEOUT_MS}`);
-    return new SqliteStore(db, location, 'serve', {
-      writer: new SqliteWriter(db),
-      wal: onDisk ? new WalSync(location) : undefined,
-    });
+    const wal = onDisk ? new WalSync(location) : undefined;
+    const checkpoints =
+      wal === undefined
+        ? undefined
+        : new WalCheckpointer(db, location, wal, {
+            ...(options.checkpointFrames === undefined ? {} : { frames: options.checkpointFrames }),
+            ...(options.logger === undefined ? {} : { logger: options.logger }),
+          });
+    return new SqliteStore(db, location, 'serve', { writer: new SqliteWriter(db), wal, checkpoints });
   } catch (error) {
     db?.close();
     if (isFsError(error)) {
@@ -224,6 +233,8 @@ interface Writing {
   writer: SqliteWriter;
   /** Absent for `:memory:`, which has nothing to make durable. */
   wal: WalSync | undefined;
+  /** Absent for `:memory:`, which has no WAL. */
+  checkpoints: WalCheckpointer | undefined;
 }
 
 /** The single-node store: one better-sqlite3 connection, WAL, commits made durable off the event loop. */
@@ -259,8 +270,9 @@ export class SqliteStore implements Store {
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
-    const { writer, wal } = this.#writable();
-    const outcomes = this.#run('committing events', () => writer.commitEvents(events));
+    const { result: outcomes, wal } = await this.#write('committing events', (writer) =>
+      writer.commitEvents(events),
+    );
     if (wal === undefined || outcomes.length === 0) return outcomes;
     // Answered only once on disk: the caller (and so the sender) waits for the WAL sync. When the sync
     // fails the rows are committed but not known durable: the batcher retries the batch, which then
@@ -270,8 +282,9 @@ export class SqliteStore implements Store {
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {
-    const { writer, wal } = this.#writable();
-    this.#run('recording rejections', () => writer.recordRejections(rows, limits));
+    const { wal } = await this.#write('recording rejections', (writer) =>
+      writer.recordRejections(rows, limits),
+    );
     // Written in the background after their answers (RejectionLog), so nobody waits for this sync.
     if (wal !== undefined && rows.length > 0) await this.#durable(wal, 'recording rejections');
   }
@@ -323,7 +336,9 @@ export class SqliteStore implements Store {
     if (this.#closed) return;
     this.#closed = true;
     // Commits waiting for their sync get it first.
+    await this.#writing?.checkpoints?.idle();
     await this.#writing?.wal?.settled();
+    this.#writing?.checkpoints?.close();
     this.#writing?.wal?.close();
     if (this.mode === 'serve') {
       try {
@@ -369,6 +384,27 @@ export class SqliteStore implements Store {
       return work();
     } catch (error) {
       throw toStoreError(error, doing, this.location);
+    }
+  }
+
+  /**
+   * Runs a write transaction once no checkpoint holds writes (wal-checkpoint.ts). The check, the
+   * write and the checkpoint's count run in one synchronous stretch, so no write can slip in between a
+   * checkpoint's WAL sync and its copy.
+   */
+  async #write<T>(
+    doing: string,
+    work: (writer: SqliteWriter) => T,
+  ): Promise<{ result: T; wal: WalSync | undefined }> {
+    for (;;) {
+      const { writer, wal, checkpoints } = this.#writable();
+      const hold = checkpoints?.writeHold();
+      if (hold === undefined) {
+        const result = this.#run(doing, () => work(writer));
+        checkpoints?.committed();
+        return { result, wal };
+      }
+      await hold;
     }
   }
 

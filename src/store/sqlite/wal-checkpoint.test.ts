@@ -1,0 +1,170 @@
+import { statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../errors.js';
+import type { IncomingEvent } from '../types.js';
+import { openSqliteStore } from './sqlite-store.js';
+import { WalCheckpointer } from './wal-checkpoint.js';
+import { WalSync, type SyncFunction } from './wal-sync.js';
+
+/** A fake fsync of the database file whose calls finish only when the test says so. */
+function controlledSync() {
+  const calls: ((error: NodeJS.ErrnoException | null) => void)[] = [];
+  const sync: SyncFunction = (_fd, done) => {
+    calls.push(done);
+  };
+  return { sync, calls };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 2));
+  expect(check()).toBe(true);
+}
+
+function event(n: number): IncomingEvent {
+  const body = JSON.stringify({ id: `p${n}`, status: 'succeeded', logs: 'x'.repeat(1500) });
+  return {
+    key: `msg_${n}`,
+    scheme: 'standard',
+    receivedAtMs: 1_700_000_000_000 + n,
+    webhookTimestampSec: 1_700_000_000,
+    headers: {},
+    body: Buffer.from(body),
+    object: JSON.parse(body) as IncomingEvent['object'],
+  };
+}
+
+describe('WalCheckpointer', () => {
+  let dir: string;
+  let path: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'inlet-checkpoint-'));
+    path = join(dir, 'inlet.db');
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps the WAL bounded under steady concurrent commits, and loses nothing', async () => {
+    const store = await openSqliteStore(path, { mode: 'serve', checkpointFrames: 50 });
+    let largestWal = 0;
+    const total = 2400;
+    // Eight batches in flight at any time, as the commit batcher runs them: never a quiet moment.
+    let next = 0;
+    const worker = async () => {
+      while (next < total) {
+        const batch = Array.from({ length: 12 }, () => event(next++));
+        await store.commitEvents(batch);
+        largestWal = Math.max(largestWal, statSync(`${path}-wal`).size);
+      }
+    };
+    await Promise.all(Array.from({ length: 8 }, worker));
+    await store.close();
+    // Each delivery writes about a page (≈ 10 MB in all); without restarts the WAL would hold them all.
+    expect(largestWal).toBeLessThan(2 * 1024 * 1024);
+    const db = new Database(path, { readonly: true });
+    expect(db.prepare('SELECT count(*) AS n FROM events').get()).toEqual({ n: total });
+    db.close();
+  });
+
+  describe('one checkpoint, step by step', () => {
+    let db: Database.Database;
+    let wal: WalSync;
+    let insert: Database.Statement;
+    beforeEach(async () => {
+      await (await openSqliteStore(path, { mode: 'serve' })).close();
+      db = new Database(path);
+      db.pragma('synchronous = NORMAL');
+      db.exec('CREATE TABLE t (x BLOB)');
+      insert = db.prepare('INSERT INTO t VALUES (randomblob(3000))');
+      wal = new WalSync(path);
+    });
+    afterEach(() => {
+      wal.close();
+      db.close();
+    });
+
+    /** Writes until the checkpointer starts a checkpoint. */
+    function writeUntilCheckpoint(checkpoints: WalCheckpointer): void {
+      for (let i = 0; i < 100 && checkpoints.writeHold() === undefined; i++) {
+        insert.run();
+        checkpoints.committed();
+      }
+      expect(checkpoints.writeHold()).toBeInstanceOf(Promise);
+    }
+
+    it('holds writes until the database file is synced, then the WAL restarts', async () => {
+      const { sync, calls } = controlledSync();
+      const checkpoints = new WalCheckpointer(db, path, wal, { frames: 20, syncDatabase: sync });
+      writeUntilCheckpoint(checkpoints);
+      const framesBefore = checkpoints.walFrames();
+      expect(framesBefore).toBeGreaterThanOrEqual(20);
+      // The WAL is synced first, then the copy, then the database file's sync starts.
+      await until(() => calls.length === 1);
+      expect(checkpoints.writeHold()).toBeInstanceOf(Promise);
+      calls[0]!(null);
+      await checkpoints.idle();
+      expect(checkpoints.writeHold()).toBeUndefined();
+      insert.run();
+      expect(checkpoints.walFrames()).toBeLessThan(framesBefore);
+      checkpoints.close();
+    });
+
+    it('keeps another connection from restarting the WAL before the database file is synced', async () => {
+      const { sync, calls } = controlledSync();
+      const checkpoints = new WalCheckpointer(db, path, wal, { frames: 20, syncDatabase: sync });
+      writeUntilCheckpoint(checkpoints);
+      await until(() => calls.length === 1);
+      const framesCopied = checkpoints.walFrames();
+      // Another process writing meanwhile must append to the WAL, not overwrite its start.
+      const other = new Database(path);
+      other.prepare('INSERT INTO t VALUES (randomblob(3000))').run();
+      expect(checkpoints.walFrames()).toBeGreaterThan(framesCopied);
+      other.close();
+      calls[0]!(null);
+      await checkpoints.idle();
+      checkpoints.close();
+    });
+
+    it('stops writes when the database file cannot be synced, and the WAL still holds everything', async () => {
+      const { sync, calls } = controlledSync();
+      const checkpoints = new WalCheckpointer(db, path, wal, { frames: 20, syncDatabase: sync });
+      writeUntilCheckpoint(checkpoints);
+      const rows = (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+      await until(() => calls.length === 1);
+      calls[0]!(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' }));
+      await checkpoints.idle();
+      expect(() => checkpoints.writeHold()).toThrow(StoreUnavailableError);
+      expect(() => checkpoints.writeHold()).toThrow(/restart Inlet/);
+      checkpoints.close();
+      db.close();
+      const reopened = new Database(path);
+      expect(reopened.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: rows });
+      reopened.close();
+      db = new Database(':memory:');
+    });
+
+    it('does not try again after every commit while a reader keeps frames in the WAL', async () => {
+      const reader = new Database(path, { readonly: true });
+      reader.prepare('BEGIN').run();
+      insert.run();
+      reader.prepare('SELECT count(*) FROM t').get();
+      const { sync, calls } = controlledSync();
+      const checkpoints = new WalCheckpointer(db, path, wal, { frames: 20, syncDatabase: sync });
+      writeUntilCheckpoint(checkpoints);
+      await until(() => calls.length === 1);
+      calls[0]!(null);
+      await checkpoints.idle();
+      // The reader's frames could not be copied: no new checkpoint until 20 more frames.
+      insert.run();
+      checkpoints.committed();
+      expect(checkpoints.writeHold()).toBeUndefined();
+      reader.prepare('COMMIT').run();
+      reader.close();
+      checkpoints.close();
+    });
+  });
+});

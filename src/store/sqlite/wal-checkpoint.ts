@@ -1,0 +1,203 @@
+import { closeSync, fsync, openSync, readSync } from 'node:fs';
+import { endianness } from 'node:os';
+import Database from 'better-sqlite3';
+import { StoreUnavailableError } from '../errors.js';
+import { SCHEMA_MIGRATIONS_TABLE } from '../migrations.js';
+import type { StoreLogger } from '../options.js';
+import type { SyncFunction, WalSync } from './wal-sync.js';
+
+/** SQLite's own default (`wal_autocheckpoint`): checkpoint once the WAL holds this many frames. */
+export const CHECKPOINT_FRAMES = 1000;
+
+/** `mxFrame`, the WAL's frame count, in the wal-index header at the start of `<db>-shm` (sqlite.org/walformat.html). */
+const MX_FRAME_OFFSET = 16;
+
+interface CheckpointResult {
+  busy: number;
+  /** Frames in the WAL. */
+  log: number;
+  /** Frames now copied into the database file. */
+  checkpointed: number;
+}
+
+export interface WalCheckpointOptions {
+  /** Frames in the WAL that start a checkpoint. */
+  frames?: number;
+  /** Replaces `fs.fsync` of the database file in tests. */
+  syncDatabase?: SyncFunction;
+  logger?: StoreLogger;
+}
+
+/**
+ * Checkpoints the WAL without blocking the event loop on fsync.
+ *
+ * SQLite's automatic checkpoint runs inside a commit and, at `synchronous = NORMAL`, fsyncs the WAL
+ * and then the database file there: ~10 ms on the event loop every ~1,000 frames, most of it waiting
+ * for the disk. Inlet turns it off (`wal_autocheckpoint = 0`) and checkpoints itself, keeping SQLite's
+ * order: (1) hold new writes, (2) wait for a WAL sync that started now (`WalSync`), so every frame
+ * copied is already on disk in the WAL, (3) copy the frames into the database file with syncing off
+ * (the only part on the loop, ~2 ms), (4) fsync the database file on libuv's pool, (5) let writes go
+ * on. The first write after that restarts the WAL from its beginning, overwriting frames only once
+ * their pages are on disk in the database file: the guarantee SQLite's own checkpoint gives. A read
+ * transaction on a second connection, begun before the copy and ended after the sync, keeps any other
+ * process that writes to the file meanwhile from restarting the WAL early (a writer restarts it only
+ * when no reader uses it). Holding writes is also what lets the WAL restart under steady load; a
+ * checkpoint from another connection never finds a moment without writes and the WAL grows without
+ * bound.
+ *
+ * If the database file cannot be synced, its pages cannot be trusted, so the WAL must never restart:
+ * the store stops writing (every write fails `StoreUnavailableError`) until Inlet is restarted, when
+ * SQLite recovers from the WAL, which still holds every commit.
+ */
+export class WalCheckpointer {
+  readonly #db: Database.Database;
+  readonly #databasePath: string;
+  readonly #wal: WalSync;
+  readonly #frames: number;
+  readonly #syncDatabase: SyncFunction;
+  readonly #logger: StoreLogger | undefined;
+  readonly #header = Buffer.alloc(4);
+  #shmFd: number | undefined;
+  #dbFd: number | undefined;
+  #pin:
+    | { db: Database.Database; begin: Database.Statement; read: Database.Statement; end: Database.Statement }
+    | undefined;
+  /** Frames in the WAL that start the next checkpoint. */
+  #nextAt: number;
+  #hold: Promise<void> | undefined;
+  #running: Promise<void> | undefined;
+  #failure: StoreUnavailableError | undefined;
+
+  constructor(db: Database.Database, databasePath: string, wal: WalSync, options: WalCheckpointOptions = {}) {
+    this.#db = db;
+    this.#databasePath = databasePath;
+    this.#wal = wal;
+    this.#frames = options.frames ?? CHECKPOINT_FRAMES;
+    this.#nextAt = this.#frames;
+    this.#syncDatabase = options.syncDatabase ?? fsync;
+    this.#logger = options.logger;
+    db.pragma('wal_autocheckpoint = 0');
+  }
+
+  /**
+   * Undefined when a write may start now; otherwise a promise to wait for before asking again.
+   * Throws once the database file could not be synced.
+   */
+  writeHold(): Promise<void> | undefined {
+    if (this.#failure !== undefined) throw this.#failure;
+    return this.#hold;
+  }
+
+  /** Call after each write transaction: starts a checkpoint once the WAL holds enough frames. */
+  committed(): void {
+    if (this.#running !== undefined || this.#failure !== undefined) return;
+    const frames = this.walFrames();
+    // A smaller WAL than last time: it restarted, so count from the threshold again.
+    if (frames < this.#nextAt - this.#frames) this.#nextAt = this.#frames;
+    if (frames < this.#nextAt) return;
+    this.#running = this.#checkpoint().finally(() => {
+      this.#running = undefined;
+    });
+  }
+
+  /** Frames in the WAL now (0 before the first write). */
+  walFrames(): number {
+    try {
+      this.#shmFd ??= openSync(`${this.#databasePath}-shm`, 'r');
+      readSync(this.#shmFd, this.#header, 0, 4, MX_FRAME_OFFSET);
+    } catch {
+      return 0;
+    }
+    return endianness() === 'LE' ? this.#header.readUInt32LE(0) : this.#header.readUInt32BE(0);
+  }
+
+  /** Resolves once no checkpoint runs (before closing the connection). */
+  async idle(): Promise<void> {
+    await this.#running;
+  }
+
+  close(): void {
+    this.#pin?.db.close();
+    this.#pin = undefined;
+    for (const fd of [this.#shmFd, this.#dbFd]) if (fd !== undefined) closeSync(fd);
+    this.#shmFd = undefined;
+    this.#dbFd = undefined;
+  }
+
+  async #checkpoint(): Promise<void> {
+    let release!: () => void;
+    this.#hold = new Promise((resolve) => (release = resolve));
+    let copied = false;
+    let pinned = false;
+    try {
+      await this.#wal.durable();
+      this.#pinWal();
+      pinned = true;
+      const result = this.#copy();
+      copied = result.checkpointed > 0;
+      if (copied) await this.#fsyncDatabase();
+      // Frames an open reader (a CLI command) still needs stay in the WAL: try again once as many
+      // frames again have been added, not after every commit.
+      this.#nextAt = result.checkpointed < result.log ? result.log + this.#frames : this.#frames;
+    } catch (error) {
+      if (copied) {
+        this.#failure = new StoreUnavailableError(
+          `SQLite database ${this.#databasePath} could not be synced after a checkpoint ` +
+            `(${(error as Error).message}); restart Inlet: the WAL still holds every commit`,
+          { cause: error },
+        );
+        this.#logger?.warn({ err: this.#failure.message }, 'SQLite checkpoint failed; no more writes');
+      } else {
+        // Nothing reached the database file unsynced: the WAL keeps everything, try again later.
+        this.#nextAt = this.walFrames() + this.#frames;
+        this.#logger?.warn({ err: (error as Error).message }, 'SQLite checkpoint failed; will try again');
+      }
+    } finally {
+      if (pinned && this.#failure === undefined) this.#pin?.end.run();
+      this.#hold = undefined;
+      release();
+    }
+  }
+
+  /** Begins a read transaction on the WAL as it is now; no writer can restart the WAL until it ends. */
+  #pinWal(): void {
+    if (this.#pin === undefined) {
+      const db = new Database(this.#databasePath, { fileMustExist: true });
+      db.pragma('cache_size = 16');
+      this.#pin = {
+        db,
+        begin: db.prepare('BEGIN'),
+        read: db.prepare(`SELECT count(*) FROM ${SCHEMA_MIGRATIONS_TABLE}`),
+        end: db.prepare('COMMIT'),
+      };
+    }
+    this.#pin.begin.run();
+    try {
+      this.#pin.read.get();
+    } catch (error) {
+      this.#pin.end.run();
+      throw error;
+    }
+  }
+
+  /** Copies every frame no reader still needs into the database file, syncing neither file. */
+  #copy(): CheckpointResult {
+    this.#db.pragma('synchronous = OFF');
+    try {
+      return (this.#db.pragma('wal_checkpoint(PASSIVE)') as CheckpointResult[])[0]!;
+    } finally {
+      this.#db.pragma('synchronous = NORMAL');
+    }
+  }
+
+  #fsyncDatabase(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.#dbFd ??= openSync(this.#databasePath, 'r');
+        this.#syncDatabase(this.#dbFd, (error) => (error === null ? resolve() : reject(error)));
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  }
+}

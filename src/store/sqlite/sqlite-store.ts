@@ -329,6 +329,9 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
+    // A store that may not write any more is not ready, even though it still reads.
+    const failure = this.#writing?.checkpoints?.failure;
+    if (failure !== undefined) throw failure;
     this.#run('answering a ping', () => this.#ping.get());
   }
 
@@ -338,6 +341,13 @@ export class SqliteStore implements Store {
     // Commits waiting for their sync get it first.
     await this.#writing?.checkpoints?.idle();
     await this.#writing?.wal?.settled();
+    if (this.#writing?.checkpoints?.failure !== undefined) {
+      // The database file may have lost pages only the WAL still holds. Closing the last connection
+      // would checkpoint and delete the WAL, and any write would restart it: leave both connections
+      // open, so the process exits with the WAL intact and SQLite recovers from it on the next start.
+      this.#writing.wal?.close();
+      return;
+    }
     this.#writing?.checkpoints?.close();
     this.#writing?.wal?.close();
     if (this.mode === 'serve') {

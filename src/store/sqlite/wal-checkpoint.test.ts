@@ -139,6 +139,7 @@ describe('WalCheckpointer', () => {
       await checkpoints.idle();
       expect(() => checkpoints.writeHold()).toThrow(StoreUnavailableError);
       expect(() => checkpoints.writeHold()).toThrow(/restart Inlet/);
+      expect(checkpoints.failure).toBeInstanceOf(StoreUnavailableError);
       checkpoints.close();
       db.close();
       const reopened = new Database(path);

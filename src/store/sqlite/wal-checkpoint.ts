@@ -88,6 +88,11 @@ export class WalCheckpointer {
     return this.#hold;
   }
 
+  /** Set once the database file could not be synced: the store must not write again. */
+  get failure(): StoreUnavailableError | undefined {
+    return this.#failure;
+  }
+
   /** Call after each write transaction: starts a checkpoint once the WAL holds enough frames. */
   committed(): void {
     if (this.#running !== undefined || this.#failure !== undefined) return;

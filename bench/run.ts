@@ -26,6 +26,7 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const HERE = join(ROOT, 'bench');
 const BIN = join(ROOT, 'dist/cli/bin.js');
 const BARE = join(ROOT, 'dist/.bench/bench/bare-server.js');
+const FLOOR = join(ROOT, 'dist/.bench/bench/floor-server.js');
 const TUTORIAL = '/work/shared/tutorial';
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const PATH = '/replicate-webhook';
@@ -517,7 +518,7 @@ async function main(): Promise<void> {
   if (spawnSync('wrk', ['-v']).error !== undefined) {
     throw new Error("wrk is not installed: apt-get install -y wrk (Debian's package)");
   }
-  if (!existsSync(BIN) || !existsSync(BARE))
+  if (!existsSync(BIN) || !existsSync(BARE) || !existsSync(FLOOR))
     throw new Error('build first: npm run bench builds dist/ and dist/.bench/');
   const work = mkdtempSync(join(env.INLET_BENCH_DIR ?? tmpdir(), 'inlet-bench-'));
   const startedAt = new Date();
@@ -532,6 +533,18 @@ async function main(): Promise<void> {
           [BARE],
           nodeEnv({}),
           join(w, `bare-${round}.log`),
+          /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
+        ),
+    },
+    {
+      name: 'floor: verify + insert (not Inlet)',
+      signed: true,
+      start: (w, round) =>
+        startProcess(
+          process.execPath,
+          [FLOOR],
+          nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, FLOOR_DATABASE: join(w, `floor-${round}.db`) }),
+          join(w, `floor-${round}.log`),
           /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
         ),
     },

@@ -1,5 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
-import { openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import type { IncomingEvent } from '../src/store/types.js';
 import type { ReplicateObject } from '../src/replicate/types.js';
 import { signWebhook } from '../src/verify/index.js';
@@ -93,6 +93,9 @@ export function writeSignedDeliveries(
       }
     }
     if (chunk.length > 0) writeSync(fd, chunk.join(''));
+    // Hundreds of MB left dirty would be written back by the kernel ~30 s later, in the middle of a
+    // later measurement, and stall the servers' own fsyncs: write them now.
+    fsyncSync(fd);
   } finally {
     closeSync(fd);
   }

@@ -574,6 +574,8 @@ async function main(): Promise<void> {
     for (let round = 1; round <= ROUNDS; round++) {
       for (const spec of servers) {
         log(`round ${round}: ${spec.name}`);
+        // The previous server's database and log are written back now, not during this measurement.
+        spawnSync('sync');
         let server: Started;
         try {
           server = await spec.start(work, round);

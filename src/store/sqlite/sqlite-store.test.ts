@@ -82,12 +82,13 @@ describe('SqliteStore specifics', () => {
     ]);
   });
 
-  it('sets WAL, synchronous NORMAL (commits are synced by WalSync) and a short busy timeout', async () => {
+  it('sets WAL, synchronous NORMAL (commits are synced by WalSync), Inlet-run checkpoints and a short busy timeout', async () => {
     const store = await serve();
     expect(store.pragmas()).toEqual({
       journalMode: 'wal',
       synchronous: 1,
       busyTimeoutMs: DEFAULT_SERVE_BUSY_TIMEOUT_MS,
+      walAutocheckpoint: 0,
     });
     expect(DEFAULT_SERVE_BUSY_TIMEOUT_MS).toBeLessThanOrEqual(50);
   });

@@ -93,6 +93,8 @@ export interface SqlitePragmas {
   /** 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
   synchronous: number;
   busyTimeoutMs: number;
+  /** 0 while Inlet runs the checkpoints itself (wal-checkpoint.ts). */
+  walAutocheckpoint: number;
 }
 
 /** Opens (and in `serve` mode creates and migrates) the SQLite database at `path`. */
@@ -370,6 +372,7 @@ export class SqliteStore implements Store {
       journalMode: String(this.#db.pragma('journal_mode', { simple: true })),
       synchronous: toNumber(this.#db.pragma('synchronous', { simple: true })),
       busyTimeoutMs: toNumber(this.#db.pragma('busy_timeout', { simple: true })),
+      walAutocheckpoint: toNumber(this.#db.pragma('wal_autocheckpoint', { simple: true })),
     }));
   }
 

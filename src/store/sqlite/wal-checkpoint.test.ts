@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { statSync, unlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,6 +62,8 @@ describe('WalCheckpointer', () => {
       }
     };
     await Promise.all(Array.from({ length: 8 }, worker));
+    // Inlet's checkpoints did it, not SQLite's automatic ones.
+    expect(store.pragmas().walAutocheckpoint).toBe(0);
     await store.close();
     // Each delivery writes about a page (≈ 10 MB in all); without restarts the WAL would hold them all.
     expect(largestWal).toBeLessThan(2 * 1024 * 1024);
@@ -146,6 +148,23 @@ describe('WalCheckpointer', () => {
       expect(reopened.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: rows });
       reopened.close();
       db = new Database(':memory:');
+    });
+
+    it("hands checkpoints back to SQLite when it cannot read the WAL's size", () => {
+      const warnings: string[] = [];
+      const logger = {
+        info: () => undefined,
+        warn: (_: object, msg?: string) => void warnings.push(msg ?? ''),
+      };
+      const checkpoints = new WalCheckpointer(db, path, wal, { frames: 20, logger });
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(0);
+      unlinkSync(`${path}-shm`);
+      insert.run();
+      checkpoints.committed();
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(20);
+      expect(warnings).toEqual(['cannot read the WAL size; SQLite checkpoints automatically from now on']);
+      expect(checkpoints.writeHold()).toBeUndefined();
+      checkpoints.close();
     });
 
     it('does not try again after every commit while a reader keeps frames in the WAL', async () => {

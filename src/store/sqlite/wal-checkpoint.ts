@@ -67,6 +67,8 @@ export class WalCheckpointer {
   #hold: Promise<void> | undefined;
   #running: Promise<void> | undefined;
   #failure: StoreUnavailableError | undefined;
+  /** Set when the WAL's size cannot be read: SQLite checkpoints by itself again. */
+  #handedBack = false;
 
   constructor(db: Database.Database, databasePath: string, wal: WalSync, options: WalCheckpointOptions = {}) {
     this.#db = db;
@@ -95,8 +97,21 @@ export class WalCheckpointer {
 
   /** Call after each write transaction: starts a checkpoint once the WAL holds enough frames. */
   committed(): void {
-    if (this.#running !== undefined || this.#failure !== undefined) return;
-    const frames = this.walFrames();
+    if (this.#running !== undefined || this.#failure !== undefined || this.#handedBack) return;
+    let frames: number;
+    try {
+      frames = this.walFrames();
+    } catch (error) {
+      // Without the frame count Inlet cannot tell when to checkpoint: SQLite's own checkpoints, which
+      // block the event loop but keep the WAL bounded, take over.
+      this.#handedBack = true;
+      this.#db.pragma(`wal_autocheckpoint = ${this.#frames}`);
+      this.#logger?.warn(
+        { err: (error as Error).message },
+        'cannot read the WAL size; SQLite checkpoints automatically from now on',
+      );
+      return;
+    }
     // A smaller WAL than last time: it restarted, so count from the threshold again.
     if (frames < this.#nextAt - this.#frames) this.#nextAt = this.#frames;
     if (frames < this.#nextAt) return;
@@ -105,14 +120,10 @@ export class WalCheckpointer {
     });
   }
 
-  /** Frames in the WAL now (0 before the first write). */
+  /** Frames in the WAL now; throws when the wal-index cannot be read. */
   walFrames(): number {
-    try {
-      this.#shmFd ??= openSync(`${this.#databasePath}-shm`, 'r');
-      readSync(this.#shmFd, this.#header, 0, 4, MX_FRAME_OFFSET);
-    } catch {
-      return 0;
-    }
+    this.#shmFd ??= openSync(`${this.#databasePath}-shm`, 'r');
+    if (readSync(this.#shmFd, this.#header, 0, 4, MX_FRAME_OFFSET) !== 4) throw new Error('short wal-index');
     return endianness() === 'LE' ? this.#header.readUInt32LE(0) : this.#header.readUInt32BE(0);
   }
 
@@ -154,7 +165,7 @@ export class WalCheckpointer {
         this.#logger?.warn({ err: this.#failure.message }, 'SQLite checkpoint failed; no more writes');
       } else {
         // Nothing reached the database file unsynced: the WAL keeps everything, try again later.
-        this.#nextAt = this.walFrames() + this.#frames;
+        this.#nextAt += this.#frames;
         this.#logger?.warn({ err: (error as Error).message }, 'SQLite checkpoint failed; will try again');
       }
     } finally {

@@ -272,34 +272,15 @@ export class SqliteStore implements Store {
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
-    const { result: outcomes, wal } = await this.#write('committing events', (writer) =>
-      writer.commitEvents(events),
-    );
-    if (wal === undefined || outcomes.length === 0) return outcomes;
     // Answered only once on disk: the caller (and so the sender) waits for the WAL sync. When the sync
     // fails the rows are committed but not known durable: the batcher retries the batch, which then
     // commits as duplicates (their counter moves by one) and is answered after a sync that worked.
-    await this.#durable(wal, 'committing events');
-    return outcomes;
+    return this.#write('committing events', events.length, (writer) => writer.commitEvents(events));
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {
-    const { wal } = await this.#write('recording rejections', (writer) =>
-      writer.recordRejections(rows, limits),
-    );
     // Written in the background after their answers (RejectionLog), so nobody waits for this sync.
-    if (wal !== undefined && rows.length > 0) await this.#durable(wal, 'recording rejections');
-  }
-
-  async #durable(wal: WalSync, doing: string): Promise<void> {
-    try {
-      await wal.durable();
-    } catch (error) {
-      throw new StoreUnavailableError(
-        `SQLite database ${this.location} unavailable while ${doing} (WAL sync failed: ${(error as Error).message})`,
-        { cause: error },
-      );
-    }
+    await this.#write('recording rejections', rows.length, (writer) => writer.recordRejections(rows, limits));
   }
 
   async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
@@ -401,24 +382,30 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Runs a write transaction once no checkpoint holds writes (wal-checkpoint.ts). The check, the
-   * write and the checkpoint's count run in one synchronous stretch, so no write can slip in between a
-   * checkpoint's WAL sync and its copy.
+   * Runs a write transaction once no checkpoint holds writes (wal-checkpoint.ts), then waits until it
+   * is on disk. The check, the write and the checkpoint's count run in one synchronous stretch, so no
+   * write can slip in between a checkpoint's WAL sync and its copy.
    */
-  async #write<T>(
-    doing: string,
-    work: (writer: SqliteWriter) => T,
-  ): Promise<{ result: T; wal: WalSync | undefined }> {
-    for (;;) {
-      const { writer, wal, checkpoints } = this.#writable();
-      const hold = checkpoints?.writeHold();
-      if (hold === undefined) {
-        const result = this.#run(doing, () => work(writer));
-        checkpoints?.committed();
-        return { result, wal };
-      }
+  async #write<T>(doing: string, rows: number, work: (writer: SqliteWriter) => T): Promise<T> {
+    let writing = this.#writable();
+    for (let hold = writing.checkpoints?.writeHold(); hold !== undefined;) {
       await hold;
+      writing = this.#writable();
+      hold = writing.checkpoints?.writeHold();
     }
+    const { writer, wal, checkpoints } = writing;
+    const result = this.#run(doing, () => work(writer));
+    checkpoints?.committed();
+    if (wal === undefined || rows === 0) return result;
+    try {
+      await wal.durable();
+    } catch (error) {
+      throw new StoreUnavailableError(
+        `SQLite database ${this.location} unavailable while ${doing} (WAL sync failed: ${(error as Error).message})`,
+        { cause: error },
+      );
+    }
+    return result;
   }
 
   #writable(): Writing {

@@ -8,16 +8,8 @@ import { StoreUnavailableError } from '../errors.js';
 import type { IncomingEvent } from '../types.js';
 import { openSqliteStore } from './sqlite-store.js';
 import { WalCheckpointer } from './wal-checkpoint.js';
-import { WalSync, type SyncFunction } from './wal-sync.js';
-
-/** A fake fsync of the database file whose calls finish only when the test says so. */
-function controlledSync() {
-  const calls: ((error: NodeJS.ErrnoException | null) => void)[] = [];
-  const sync: SyncFunction = (_fd, done) => {
-    calls.push(done);
-  };
-  return { sync, calls };
-}
+import { controlledSync } from './controlled-sync.test-suite.js';
+import { WalSync } from './wal-sync.js';
 
 async function until(check: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !check(); i++) await new Promise((resolve) => setTimeout(resolve, 2));

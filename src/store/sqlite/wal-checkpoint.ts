@@ -59,9 +59,8 @@ export class WalCheckpointer {
   readonly #header = Buffer.alloc(4);
   #shmFd: number | undefined;
   #dbFd: number | undefined;
-  #pin:
-    | { db: Database.Database; begin: Database.Statement; read: Database.Statement; end: Database.Statement }
-    | undefined;
+  /** The second connection whose read transaction pins the WAL during a checkpoint. */
+  #pin: Database.Database | undefined;
   /** Frames in the WAL that start the next checkpoint. */
   #nextAt: number;
   #hold: Promise<void> | undefined;
@@ -133,7 +132,7 @@ export class WalCheckpointer {
   }
 
   close(): void {
-    this.#pin?.db.close();
+    this.#pin?.close();
     this.#pin = undefined;
     for (const fd of [this.#shmFd, this.#dbFd]) if (fd !== undefined) closeSync(fd);
     this.#shmFd = undefined;
@@ -144,11 +143,9 @@ export class WalCheckpointer {
     let release!: () => void;
     this.#hold = new Promise((resolve) => (release = resolve));
     let copied = false;
-    let pinned = false;
     try {
       await this.#wal.durable();
       this.#pinWal();
-      pinned = true;
       const result = this.#copy();
       copied = result.checkpointed > 0;
       if (copied) await this.#fsyncDatabase();
@@ -169,7 +166,8 @@ export class WalCheckpointer {
         this.#logger?.warn({ err: (error as Error).message }, 'SQLite checkpoint failed; will try again');
       }
     } finally {
-      if (pinned && this.#failure === undefined) this.#pin?.end.run();
+      // After a failed sync the pin stays: no other process may restart the WAL either.
+      if (this.#failure === undefined && this.#pin?.inTransaction === true) this.#pin.exec('COMMIT');
       this.#hold = undefined;
       release();
     }
@@ -178,31 +176,27 @@ export class WalCheckpointer {
   /** Begins a read transaction on the WAL as it is now; no writer can restart the WAL until it ends. */
   #pinWal(): void {
     if (this.#pin === undefined) {
-      const db = new Database(this.#databasePath, { fileMustExist: true });
-      db.pragma('cache_size = 16');
-      this.#pin = {
-        db,
-        begin: db.prepare('BEGIN'),
-        read: db.prepare(`SELECT count(*) FROM ${SCHEMA_MIGRATIONS_TABLE}`),
-        end: db.prepare('COMMIT'),
-      };
+      this.#pin = new Database(this.#databasePath, { fileMustExist: true });
+      this.#pin.pragma('cache_size = 16');
     }
-    this.#pin.begin.run();
+    this.#pin.exec('BEGIN');
     try {
-      this.#pin.read.get();
+      // A read transaction takes its snapshot at its first read.
+      this.#pin.prepare(`SELECT count(*) FROM ${SCHEMA_MIGRATIONS_TABLE}`).get();
     } catch (error) {
-      this.#pin.end.run();
+      this.#pin.exec('COMMIT');
       throw error;
     }
   }
 
   /** Copies every frame no reader still needs into the database file, syncing neither file. */
   #copy(): CheckpointResult {
+    const synchronous = this.#db.pragma('synchronous', { simple: true }) as number;
     this.#db.pragma('synchronous = OFF');
     try {
       return (this.#db.pragma('wal_checkpoint(PASSIVE)') as CheckpointResult[])[0]!;
     } finally {
-      this.#db.pragma('synchronous = NORMAL');
+      this.#db.pragma(`synchronous = ${synchronous}`);
     }
   }
 

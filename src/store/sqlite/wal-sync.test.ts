@@ -2,16 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { WalSync, type SyncFunction } from './wal-sync.js';
-
-/** A fake fdatasync whose calls finish only when the test says so. */
-function controlledSync() {
-  const calls: ((error: NodeJS.ErrnoException | null) => void)[] = [];
-  const sync: SyncFunction = (_fd, done) => {
-    calls.push(done);
-  };
-  return { sync, calls };
-}
+import { controlledSync } from './controlled-sync.test-suite.js';
+import { WalSync } from './wal-sync.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

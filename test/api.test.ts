@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestInlet, prediction, signedHeaders, type TestInlet } from './helpers.js';
+import { createTestInlet, postWebhook, prediction, signedHeaders, type TestInlet } from './helpers.js';
 
 let inlet: TestInlet | undefined;
 
@@ -116,14 +116,9 @@ describe('admin API (CONTRACT §5)', () => {
     inlet = await createTestInlet();
     const body = `{"id": "pred_exact", "status":"starting",  "x": "\u00e9"}`;
     const headers = { ...signedHeaders(body, { id: 'msg_exact' }), cookie: 'a=b' };
-    await inlet.app.inject({ method: 'POST', url: '/replicate-webhook', payload: body, headers });
-    const again = await inlet.app.inject({
-      method: 'POST',
-      url: '/replicate-webhook',
-      payload: body,
-      headers,
-    });
-    expect(again.json()).toEqual({ received: true, duplicate: true });
+    await postWebhook(inlet, body, headers);
+    const again = await postWebhook(inlet, body, headers);
+    expect(again.json).toEqual({ received: true, duplicate: true });
     const event = await get('/api/events/msg_exact');
     expect(event.json).toMatchObject({
       id: 'msg_exact',

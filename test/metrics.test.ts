@@ -11,9 +11,9 @@ import {
   tempDir,
   type TestInlet,
   WEBHOOK_PATH,
+  postWebhook,
 } from './helpers.js';
 
-const PATH = WEBHOOK_PATH;
 let inlet: TestInlet | undefined;
 
 afterEach(async () => {
@@ -44,7 +44,12 @@ const deliveries = (m: Map<string, number>, outcome: string, code: string) =>
   m.get(`inlet_webhook_deliveries_total{outcome="${outcome}",code="${code}"}`) ?? 0;
 
 async function post(body: string, headers: Record<string, string>, method: 'POST' | 'GET' = 'POST') {
-  return inlet!.app.inject({ method, url: PATH, payload: method === 'POST' ? body : undefined, headers });
+  return inlet!.app.inject({
+    method,
+    url: WEBHOOK_PATH,
+    payload: method === 'POST' ? body : undefined,
+    headers,
+  });
 }
 
 describe('GET /metrics', () => {
@@ -153,7 +158,7 @@ describe('GET /metrics', () => {
     const other = await createTestInlet();
     try {
       const body = JSON.stringify(prediction());
-      await other.app.inject({ method: 'POST', url: PATH, payload: body, headers: signedHeaders(body) });
+      await postWebhook(other, body, signedHeaders(body));
       expect(deliveries(await scrape(), 'accepted', 'ok')).toBe(0);
     } finally {
       await other.close();

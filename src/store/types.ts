@@ -1,4 +1,5 @@
 import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
+import type { RecoverStore } from './recover-types.js';
 
 /** How a delivery was authenticated (CONTRACT §5). `poll` is reserved for the reconciler. */
 export const SCHEMES = ['standard', 'hex', 'unsigned', 'poll'] as const;
@@ -153,6 +154,9 @@ export interface Store {
   getEvent(key: string): Promise<EventDetailRecord | undefined>;
   /** Newest first; `after` is the seq of the last row seen. */
   listRejections(query: SeqQuery): Promise<Page<RejectionRecord>>;
+
+  /** Reconcile's tracked objects and the archive's files (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;

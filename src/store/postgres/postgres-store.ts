@@ -67,6 +67,8 @@ import {
   isRetryableConflict,
   toStoreError,
 } from './postgres-errors.js';
+import type { RecoverStore } from '../recover-types.js';
+import { createPostgresRecoverStore } from './postgres-recover.js';
 import { maskPostgresUrl } from './url.js';
 
 export const POSTGRES_TYPES: DialectTypes = {
@@ -423,6 +425,8 @@ export class PostgresStore implements Store {
   readonly capabilities = POSTGRES_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
+  /** Reconcile and archive rows (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   #pool: pg.Pool;
   #eventSequence: string | undefined;
@@ -441,6 +445,10 @@ export class PostgresStore implements Store {
     this.mode = options.mode;
     this.#eventSequence = eventSequence;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_POSTGRES_SETTINGS.pingTimeoutMs;
+    this.recover = createPostgresRecoverStore({
+      transaction: (doing, work) => this.#transaction(doing, work),
+      query: (doing, query) => this.#all(doing, query),
+    });
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {

@@ -47,7 +47,9 @@ import type {
   Store,
   StoreCapabilities,
 } from '../types.js';
+import type { RecoverStore } from '../recover-types.js';
 import { toStoreError } from './sqlite-errors.js';
+import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
 import { WalCheckpointer } from './wal-checkpoint.js';
 import { WalSync } from './wal-sync.js';
@@ -245,6 +247,8 @@ export class SqliteStore implements Store {
   readonly capabilities = SQLITE_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
+  /** Reconcile and archive rows (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   #db: Database.Database;
   #writing: Writing | undefined;
@@ -269,6 +273,11 @@ export class SqliteStore implements Store {
     this.#getPrediction = prepare(GET_PREDICTION_SQL);
     this.#getEvent = prepare(GET_EVENT_SQL);
     this.#ping = prepare('SELECT 1');
+    this.recover = createSqliteRecoverStore({
+      db,
+      read: (doing, work) => this.#run(doing, work),
+      write: (doing, work) => this.#write(doing, 1, () => work()),
+    });
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {

@@ -121,6 +121,7 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     getEvent: (k) => store.getEvent(k),
     listRejections: (q) => store.listRejections(q),
     jobs: store.jobs,
+    recover: store.recover,
     ping: () => store.ping(),
     close: () => store.close(),
   };

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
+import type { RecoverStore } from './recover-types.js';
 import type { Store, StoreCapabilities } from './types.js';
 
 /**
@@ -97,6 +98,15 @@ export class DeferredStore implements Store {
       return async (...args: unknown[]) => {
         const jobs = this.#store().jobs;
         return (jobs[name] as (...a: unknown[]) => Promise<unknown>).apply(jobs, args);
+      };
+    },
+  });
+  /** Each call goes to the connected store's (or fails as unavailable, like the rest). */
+  readonly recover: RecoverStore = new Proxy({} as RecoverStore, {
+    get: (_target, name: keyof RecoverStore) => {
+      return async (...args: unknown[]) => {
+        const recover = this.#store().recover;
+        return (recover[name] as (...a: unknown[]) => Promise<unknown>).apply(recover, args);
       };
     },
   });

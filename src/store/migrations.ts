@@ -145,6 +145,46 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX message_attempts_message ON message_attempts (message_id, seq)',
     ],
   },
+  {
+    id: 4,
+    name: 'tracked_objects_archive_files',
+    up: (t) => [
+      // Objects reconcile polls: created by `inlet predict`, or gone quiet before ending.
+      `CREATE TABLE tracked_objects (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  source TEXT NOT NULL,
+  created_at ${t.bigint} NOT NULL,
+  last_polled_at ${t.bigint},
+  next_poll_at ${t.bigint} NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  done INTEGER NOT NULL DEFAULT 0
+)`,
+      'CREATE INDEX tracked_objects_due ON tracked_objects (done, next_poll_at)',
+      // One row per URL in a succeeded output; the bytes live in the archive store under sha256.
+      `CREATE TABLE archive_files (
+  prediction_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  source_url TEXT NOT NULL,
+  sha256 TEXT,
+  size ${t.bigint},
+  content_type TEXT,
+  archived_at ${t.bigint},
+  error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at ${t.bigint},
+  PRIMARY KEY (prediction_id, path)
+)`,
+      'CREATE INDEX archive_files_due ON archive_files (next_attempt_at)',
+      'CREATE INDEX archive_files_sha256 ON archive_files (sha256)',
+      // Succeeded objects whose output was looked at (with or without URLs in it).
+      `CREATE TABLE archive_scans (
+  prediction_id TEXT PRIMARY KEY,
+  scanned_at ${t.bigint} NOT NULL,
+  files INTEGER NOT NULL
+)`,
+    ],
+  },
 ];
 
 export interface MigrationPlan {

@@ -47,8 +47,10 @@ import type {
   Store,
   StoreCapabilities,
 } from '../types.js';
+import type { RecoverStore } from '../recover-types.js';
 import { toStoreError } from './sqlite-errors.js';
 import { SqliteJobs } from './sqlite-jobs.js';
+import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
 import { WalCheckpointer } from './wal-checkpoint.js';
 import { WalSync } from './wal-sync.js';
@@ -247,6 +249,8 @@ export class SqliteStore implements Store {
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
   readonly jobs: SqliteJobs;
+  /** Reconcile and archive rows (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   #db: Database.Database;
   #writing: Writing | undefined;
@@ -275,6 +279,11 @@ export class SqliteStore implements Store {
       db,
       read: (doing, work) => this.#run(doing, work),
       write: (doing, work) => this.#write(doing, 0, () => work()),
+    });
+    this.recover = createSqliteRecoverStore({
+      db,
+      read: (doing, work) => this.#run(doing, work),
+      write: (doing, work) => this.#write(doing, 1, () => work()),
     });
   }
 

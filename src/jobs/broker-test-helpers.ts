@@ -71,7 +71,18 @@ export class PrivateBroker {
     const args =
       this.#kind === 'nats'
         ? ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.#dir]
-        : ['--bind', '127.0.0.1', '--port', String(this.port), '--save', '', '--appendonly', 'no', '--dir', this.#dir];
+        : [
+            '--bind',
+            '127.0.0.1',
+            '--port',
+            String(this.port),
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            this.#dir,
+          ];
     const bin = BINARIES[this.#kind];
     this.#proc = spawn(bin, args, { stdio: 'ignore' });
     await waitUntil(() => answers('127.0.0.1', this.port), `${this.#kind} on ${this.port}`);
@@ -107,7 +118,11 @@ export function testMessage(n: number, prefix: string): OutboundMessage {
 }
 
 /** Runs `fn` over `items`, at most `width` at a time. */
-export async function inParallel<T, R>(items: readonly T[], width: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function inParallel<T, R>(
+  items: readonly T[],
+  width: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
   const worker = async () => {

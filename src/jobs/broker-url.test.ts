@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { describeTarget, parseBrokerUrl } from './broker-url.js';
 import { DestinationSchema } from './destination-config.js';
+import { createDeliverer } from './create-deliverer.js';
 import { streamNameFor } from './nats-deliverer.js';
 
 describe('broker URLs', () => {
@@ -42,5 +43,25 @@ describe('broker URLs', () => {
   it('name created streams after their subject', () => {
     expect(streamNameFor('inlet.events')).toBe('INLET_EVENTS');
     expect(streamNameFor('a-b_c')).toBe('A-B_C');
+  });
+});
+
+describe('createDeliverer', () => {
+  const base = {
+    secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+    headers: {},
+    timeoutMs: 1000,
+    maxInFlight: 1,
+    allowPrivateNetwork: false,
+  };
+  it('picks the deliverer by scheme', async () => {
+    const made = [
+      createDeliverer({ ...base, name: 'h', url: 'https://example.com/x' }),
+      createDeliverer({ ...base, name: 'n', url: 'nats://127.0.0.1:4222/x' }),
+      createDeliverer({ ...base, name: 'r', url: 'redis://127.0.0.1:6379/x' }),
+    ];
+    expect(made.map((d) => d.constructor.name)).toEqual(['HttpDeliverer', 'NatsDeliverer', 'RedisDeliverer']);
+    for (const d of made) await d.close?.();
+    expect(() => createDeliverer({ ...base, name: 'n', url: 'nats://127.0.0.1:4222/' })).toThrow(/subject/);
   });
 });

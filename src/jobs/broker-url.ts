@@ -40,7 +40,9 @@ export function isBrokerUrl(url: string): boolean {
 }
 
 /** The target of a broker URL, or a sentence saying what is wrong with it. */
-export function parseBrokerUrl(text: string): { ok: true; target: BrokerTarget } | { ok: false; problem: string } {
+export function parseBrokerUrl(
+  text: string,
+): { ok: true; target: BrokerTarget } | { ok: false; problem: string } {
   let url: URL;
   try {
     url = new URL(text);
@@ -58,7 +60,10 @@ export function parseBrokerUrl(text: string): { ok: true; target: BrokerTarget }
       return { ok: false, problem: 'must name a subject without wildcards: nats://HOST:PORT/SUBJECT' };
     }
     const port = url.port === '' ? DEFAULT_NATS_PORT : Number(url.port);
-    return { ok: true, target: { scheme, host, port, subject: name, ...(user && { user }), ...(pass && { pass }) } };
+    return {
+      ok: true,
+      target: { scheme, host, port, subject: name, ...(user && { user }), ...(pass && { pass }) },
+    };
   }
   if (scheme === 'redis' || scheme === 'rediss') {
     if (name === '') return { ok: false, problem: 'must name a stream: redis://HOST:PORT/STREAM' };

@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type NatsConnection } from 'nats';
 import { parseBrokerUrl, type NatsTarget } from './broker-url.js';
-import { answers, canStartBroker, inParallel, NATS_URL_BASE, PrivateBroker, testMessage } from './broker-test-helpers.js';
+import {
+  answers,
+  canStartBroker,
+  inParallel,
+  NATS_URL_BASE,
+  PrivateBroker,
+  testMessage,
+} from './broker-test-helpers.js';
 import { NatsDeliverer, streamNameFor } from './nats-deliverer.js';
 
 function target(url: string): NatsTarget {
@@ -29,7 +36,11 @@ async function readStream(nc: NatsConnection, stream: string): Promise<{ msgId: 
 describe.skipIf(!reachable)('NatsDeliverer (the machine’s JetStream)', () => {
   const subject = `inlet-test.${randomBytes(4).toString('hex')}`;
   let nc: NatsConnection;
-  const deliverer = new NatsDeliverer({ name: 'nats', target: target(`${NATS_URL_BASE}/${subject}`), timeoutMs: 5000 });
+  const deliverer = new NatsDeliverer({
+    name: 'nats',
+    target: target(`${NATS_URL_BASE}/${subject}`),
+    timeoutMs: 5000,
+  });
 
   beforeAll(async () => {
     nc = await connect({ servers: `${base.hostname}:${base.port || 4222}` });
@@ -65,7 +76,11 @@ describe.skipIf(!reachable)('NatsDeliverer (the machine’s JetStream)', () => {
     const jsm = await nc.jetstreamManager();
     const own = `inlet-own.${randomBytes(4).toString('hex')}`;
     await jsm.streams.add({ name: `OWN_${randomBytes(4).toString('hex')}`, subjects: [`${own}.>`] });
-    const d = new NatsDeliverer({ name: 'own', target: target(`${NATS_URL_BASE}/${own}.x`), timeoutMs: 5000 });
+    const d = new NatsDeliverer({
+      name: 'own',
+      target: target(`${NATS_URL_BASE}/${own}.x`),
+      timeoutMs: 5000,
+    });
     try {
       const result = await d.deliver(testMessage(1, own), new AbortController().signal);
       expect(result.outcome).toBe('delivered');
@@ -96,7 +111,10 @@ describe.skipIf(!canStartBroker('nats'))('NatsDeliverer with the broker down', (
     const signal = new AbortController().signal;
     try {
       const down = await d.deliver(testMessage(1, 'down'), signal);
-      expect(down).toMatchObject({ outcome: 'retry', error: expect.stringContaining(`127.0.0.1:${broker.port}`) });
+      expect(down).toMatchObject({
+        outcome: 'retry',
+        error: expect.stringContaining(`127.0.0.1:${broker.port}`),
+      });
 
       await broker.start();
       expect((await d.deliver(testMessage(1, 'down'), signal)).outcome).toBe('delivered');
@@ -106,7 +124,8 @@ describe.skipIf(!canStartBroker('nats'))('NatsDeliverer with the broker down', (
       expect((await d.deliver(testMessage(2, 'down'), signal)).outcome).toBe('retry');
       await broker.start();
       let result = await d.deliver(testMessage(2, 'down'), signal);
-      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++) result = await d.deliver(testMessage(2, 'down'), signal);
+      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++)
+        result = await d.deliver(testMessage(2, 'down'), signal);
       expect(result.outcome).toBe('delivered');
 
       const nc = await connect({ servers: `127.0.0.1:${broker.port}` });

@@ -9,7 +9,7 @@ import {
 } from 'nats';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import { describeTarget, type NatsTarget } from './broker-url.js';
-import { brokerMessageBody } from './message-body.js';
+import { messageBody } from './http-deliverer.js';
 
 export interface NatsDelivererOptions {
   /** A destination's `name` (for errors). */
@@ -66,7 +66,7 @@ export class NatsDeliverer implements Deliverer {
     try {
       const { js } = await Promise.race([this.#connection(), abortedPromise]);
       const ack = await Promise.race([
-        js.publish(this.#options.target.subject, Buffer.from(brokerMessageBody(message), 'utf8'), {
+        js.publish(this.#options.target.subject, Buffer.from(messageBody(message), 'utf8'), {
           msgID: message.id,
           timeout: this.#options.timeoutMs,
         }),

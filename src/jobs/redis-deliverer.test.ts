@@ -2,7 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBrokerUrl, type RedisTarget } from './broker-url.js';
-import { answers, canStartBroker, inParallel, PrivateBroker, REDIS_URL_BASE, testMessage } from './broker-test-helpers.js';
+import {
+  answers,
+  canStartBroker,
+  inParallel,
+  PrivateBroker,
+  REDIS_URL_BASE,
+  testMessage,
+} from './broker-test-helpers.js';
 import { RedisDeliverer } from './redis-deliverer.js';
 
 function target(url: string): RedisTarget {
@@ -20,7 +27,11 @@ const signal = () => new AbortController().signal;
 describe.skipIf(!reachable)('RedisDeliverer (the machine’s Redis)', () => {
   const stream = `inlet-test:${randomBytes(4).toString('hex')}`;
   const redis = new Redis({ host: base.hostname, port: Number(base.port || 6379), lazyConnect: true });
-  const deliverer = new RedisDeliverer({ name: 'redis', target: target(`${REDIS_URL_BASE}/${stream}`), timeoutMs: 5000 });
+  const deliverer = new RedisDeliverer({
+    name: 'redis',
+    target: target(`${REDIS_URL_BASE}/${stream}`),
+    timeoutMs: 5000,
+  });
 
   afterAll(async () => {
     await deliverer.close();
@@ -69,18 +80,23 @@ describe.skipIf(!canStartBroker('redis'))('RedisDeliverer with the broker down',
     });
     try {
       const down = await d.deliver(testMessage(1, 'down'), signal());
-      expect(down).toMatchObject({ outcome: 'retry', error: expect.stringContaining(`127.0.0.1:${broker.port}/down`) });
+      expect(down).toMatchObject({
+        outcome: 'retry',
+        error: expect.stringContaining(`127.0.0.1:${broker.port}/down`),
+      });
 
       await broker.start();
       let result = await d.deliver(testMessage(1, 'down'), signal());
-      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++) result = await d.deliver(testMessage(1, 'down'), signal());
+      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++)
+        result = await d.deliver(testMessage(1, 'down'), signal());
       expect(result.outcome).toBe('delivered');
 
       await broker.stop();
       expect((await d.deliver(testMessage(2, 'down'), signal())).outcome).toBe('retry');
       await broker.start();
       result = await d.deliver(testMessage(2, 'down'), signal());
-      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++) result = await d.deliver(testMessage(2, 'down'), signal());
+      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++)
+        result = await d.deliver(testMessage(2, 'down'), signal());
       expect(result.outcome).toBe('delivered');
 
       const check = new Redis({ port: broker.port, host: '127.0.0.1' });

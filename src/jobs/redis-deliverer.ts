@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import { describeTarget, type RedisTarget } from './broker-url.js';
-import { brokerMessageBody } from './message-body.js';
+import { messageBody } from './http-deliverer.js';
 
 export interface RedisDelivererOptions {
   /** A destination's `name` (for errors). */
@@ -60,9 +60,18 @@ export class RedisDeliverer implements Deliverer {
     });
     abortedPromise.catch(() => {});
     try {
-      const body = brokerMessageBody(message);
+      const body = messageBody(message);
       await Promise.race([
-        this.#redis.xadd(this.#options.target.stream, '*', 'id', message.id, 'type', message.type, 'body', body),
+        this.#redis.xadd(
+          this.#options.target.stream,
+          '*',
+          'id',
+          message.id,
+          'type',
+          message.type,
+          'body',
+          body,
+        ),
         abortedPromise,
       ]);
       return { outcome: 'delivered', durationMs: elapsed() };

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { CliContext } from './context.js';
 import { registerDevCommand } from './dev-command.js';
 import { registerEmulateCommand } from './emulate-command.js';
+import { registerJobsCommands } from './jobs-commands.js';
 import { registerMigrateCommand } from './migrate-command.js';
 import { registerReadCommands } from './read-commands.js';
 import { registerServeCommand } from './serve-command.js';
@@ -13,6 +14,7 @@ import { registerVerifyCommand } from './verify-command.js';
 export function registerCommands(program: Command, ctx: CliContext): void {
   registerServeCommand(program, ctx);
   registerReadCommands(program, ctx);
+  registerJobsCommands(program, ctx);
   registerMigrateCommand(program, ctx);
   registerVerifyCommand(program, ctx);
   registerSignCommand(program, ctx);

@@ -41,8 +41,10 @@ export interface RunnerLogger {
 export interface RunnerMetrics {
   /** One attempt, by consumer and what became of the message. */
   messageAttempt(consumer: string, outcome: AttemptVerdict['state'], seconds: number): void;
-  /** Consumers' lag is read at scrape time. */
-  watchConsumerLag(read: () => Promise<Map<string, number>>): void;
+  /** Consumers' counts and lag are read at scrape time. */
+  watchConsumers(
+    read: () => Promise<{ name: string; pending: number; dead: number; lagSeconds: number }[]>,
+  ): void;
 }
 
 export interface RunnerOptions {
@@ -175,7 +177,7 @@ export class Runner {
     this.#stopGraceMs = options.stopGraceMs ?? RUNNER_DEFAULTS.stopGraceMs;
     this.#random = options.random ?? Math.random;
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
-    options.metrics?.watchConsumerLag(() => this.consumerLag());
+    options.metrics?.watchConsumers(() => this.consumerGauges());
     this.#metrics = options.metrics;
   }
 
@@ -258,15 +260,29 @@ export class Runner {
     }
   }
 
-  /** Age (ms) of the oldest transition each consumer has not delivered; 0 when none waits. */
-  async consumerLag(): Promise<Map<string, number>> {
-    const lag = new Map<string, number>();
+  /**
+   * Per consumer: pending and dead messages, and the lag: age of the oldest transition it has not
+   * delivered (its oldest pending message, or the first transition past its position), 0 when none.
+   */
+  async consumerGauges(): Promise<{ name: string; pending: number; dead: number; lagSeconds: number }[]> {
     const now = this.#clock.now();
-    for (const name of this.#consumers.keys()) {
+    const gauges = [];
+    for (const [name, active] of this.#consumers) {
       const stats = await this.#jobs.consumerStats(name);
-      lag.set(name, stats.oldestPendingAtMs === null ? 0 : Math.max(0, now - stats.oldestPendingAtMs));
+      let oldest = stats.oldestPendingAtMs;
+      const position = active.record?.position;
+      if (position !== undefined) {
+        const [next] = await this.#log.listTransitions({ afterSeq: position, limit: 1 });
+        if (next !== undefined && (oldest === null || next.recordedAtMs < oldest)) oldest = next.recordedAtMs;
+      }
+      gauges.push({
+        name,
+        pending: stats.pending,
+        dead: stats.dead,
+        lagSeconds: oldest === null ? 0 : Math.max(0, now - oldest) / 1000,
+      });
     }
-    return lag;
+    return gauges;
   }
 
   async #loop(): Promise<void> {

@@ -25,6 +25,22 @@ const BATCH_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
 type LabelledInc = { inc(value?: number): void };
 type LabelledObserve = { observe(value: number): void };
 
+/** What became of one message attempt (the `outcome` label of `inlet_messages_total`). */
+export const MESSAGE_OUTCOMES = ['delivered', 'retry', 'dead', 'disable'] as const;
+export type MessageOutcome = (typeof MESSAGE_OUTCOMES)[number];
+
+/** One consumer as the gauges read it at scrape time. */
+export interface ConsumerGaugeState {
+  readonly name: string;
+  readonly pending: number;
+  readonly dead: number;
+  /** Age of the oldest transition it has not delivered; 0 when none waits. */
+  readonly lagSeconds: number;
+}
+
+// An attempt takes from a millisecond (a local handler) to the destination's timeout (10 s by default).
+const ATTEMPT_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
 let processRegistry: Registry | undefined;
 
 /**
@@ -60,6 +76,9 @@ export class InletMetrics {
   readonly #rejectionsRecorded: Counter;
   readonly #rejectionsDropped: Counter;
   #queue: CommitQueueState | undefined;
+  readonly #messages: Counter;
+  readonly #attemptDuration: Histogram;
+  #consumers: (() => Promise<readonly ConsumerGaugeState[]>) | undefined;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [new Registry()];
@@ -162,12 +181,64 @@ export class InletMetrics {
       },
     });
 
+    this.#messages = new Counter({
+      name: 'inlet_messages_total',
+      help: 'Message attempts, by destination (consumer) and outcome: delivered, retry, dead (schedule used up), disable (410).',
+      labelNames: ['destination', 'outcome'],
+      registers,
+    });
+    this.#attemptDuration = new Histogram({
+      name: 'inlet_message_attempt_duration_seconds',
+      help: 'Time one message attempt took (request to answer, or to the failure), by destination.',
+      labelNames: ['destination'],
+      buckets: ATTEMPT_BUCKETS,
+      registers,
+    });
+    const consumers = () => this.#consumers?.() ?? Promise.resolve([]);
+    const perConsumer = (name: string, help: string, pick: (c: ConsumerGaugeState) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['destination'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const c of await consumers().catch(() => [])) this.set({ destination: c.name }, pick(c));
+        },
+      });
+    perConsumer(
+      'inlet_consumer_lag_seconds',
+      'Age of the oldest transition a consumer has not delivered yet (0 when none waits).',
+      (c) => c.lagSeconds,
+    );
+    perConsumer(
+      'inlet_messages_pending',
+      'Messages waiting for delivery (or a retry), by destination.',
+      (c) => c.pending,
+    );
+    perConsumer(
+      'inlet_messages_dead',
+      'Dead letters: messages whose retry schedule is used up, by destination.',
+      (c) => c.dead,
+    );
+
     this.registry = options.processMetrics === false ? own : Registry.merge([sharedProcessRegistry(), own]);
   }
 
   /** The gauges read the batcher's queue at scrape time. */
   watchCommitQueue(state: CommitQueueState): void {
     this.#queue = state;
+  }
+
+  /** One message attempt by the runner. */
+  messageAttempt(destination: string, outcome: MessageOutcome, seconds: number): void {
+    this.#messages.labels(destination, outcome).inc();
+    this.#attemptDuration.labels(destination).observe(seconds);
+  }
+
+  /** The consumer gauges read this at scrape time (the runner's consumers). */
+  watchConsumers(read: () => Promise<readonly ConsumerGaugeState[]>): void {
+    this.#consumers = read;
   }
 
   /** One answered webhook delivery; `seconds` from receiving the request to the answer. */

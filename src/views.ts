@@ -1,5 +1,6 @@
 import { SUMMARY_OMITTED_FIELDS } from './replicate/types.js';
 import { encodePredictionCursor } from './store/cursor.js';
+import type { TransitionRecord } from './store/transition-types.js';
 import type {
   EventDetailRecord,
   EventRecord,
@@ -45,7 +46,9 @@ function withReplicateFields(source: Record<string, unknown>, skipHeavy: boolean
   return out;
 }
 
-function inletFields(record: ObjectSummaryRecord): Record<string, unknown> {
+function inletFields(
+  record: Pick<ObjectSummaryRecord, 'kind' | 'eventCount' | 'firstReceivedAtMs' | 'lastReceivedAtMs'>,
+): Record<string, unknown> {
   return {
     kind: record.kind,
     event_count: record.eventCount,
@@ -65,6 +68,23 @@ export function predictionSummaryView(record: ObjectSummaryRecord): Record<strin
 
 export function predictionView(record: ObjectRecord): Record<string, unknown> {
   return { ...withReplicateFields(record.object, false), ...inletFields(record) };
+}
+
+/**
+ * The folded object as it was right after a transition, shaped as `GET /api/predictions/:id` shows it:
+ * the `data` of every message (HTTP destinations and library handlers alike).
+ */
+export function transitionDataView(record: TransitionRecord): Record<string, unknown> {
+  const object = JSON.parse(record.body.toString('utf8')) as Record<string, unknown>;
+  return {
+    ...withReplicateFields(object, false),
+    ...inletFields({
+      kind: record.kind,
+      eventCount: record.eventCount,
+      firstReceivedAtMs: record.firstReceivedAtMs,
+      lastReceivedAtMs: record.lastReceivedAtMs,
+    }),
+  };
 }
 
 export function eventView(record: EventRecord): Record<string, unknown> {

@@ -18,6 +18,8 @@ interface EmulateFlags {
   faultDelay?: string;
   faultDelayMs?: string;
   seed?: string;
+  faultRateLimit?: string;
+  faultRetryAfter?: string;
   publicUrl?: string;
   quiet?: boolean;
 }
@@ -90,6 +92,8 @@ export function registerEmulateCommand(program: Command, ctx: CliContext): void 
     .option('--fault-reorder <fraction>', 'share of intermediate webhooks sent after the next one')
     .option('--fault-delay <fraction>', 'share of webhooks held back for --fault-delay-ms')
     .option('--fault-delay-ms <ms>', 'how long a delayed webhook waits (scaled by --time-scale)', '2000')
+    .option('--fault-rate-limit <fraction>', 'share of API calls answered 429 with Retry-After')
+    .option('--fault-retry-after <seconds>', 'Retry-After of a rate-limited answer', '1')
     .option('--seed <n>', 'seed for the fault PRNG (default: random, printed)')
     .option('--public-url <url>', 'origin clients reach the emulator at, when not http://HOST:PORT')
     .option('--quiet', 'do not log each webhook attempt')
@@ -167,6 +171,14 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
     outputTtlMs,
     attemptTimeoutMs,
     faults,
+    rateLimit: {
+      fraction: fraction('--fault-rate-limit', flags.faultRateLimit),
+      retryAfterSec: parseNumberFlag('--fault-retry-after', flags.faultRetryAfter ?? '1', {
+        min: 0,
+        max: 3600,
+        integer: true,
+      }),
+    },
     ...(seed === undefined ? {} : { seed }),
     ...(publicUrl === undefined ? {} : { publicUrl }),
     ...(flags.quiet === true ? {} : { logger: lineLogger(ctx) }),

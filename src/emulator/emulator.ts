@@ -28,6 +28,7 @@ import {
   type WebhookEvent,
 } from './prediction.js';
 import { newPredictionId, newWebhookSecret } from './random.js';
+import { type RateLimitOptions, withRateLimit } from './rate-limit.js';
 import { ScriptRun } from './runner.js';
 import {
   WebhookSender,
@@ -61,6 +62,8 @@ export interface EmulatorOptions {
   readonly maxDeliveryLog?: number;
   /** Wall clock (epoch ms) for object times and `webhook-timestamp`. */
   readonly nowMs?: () => number;
+  /** The rate-limit fault: a share of API calls answered 429 with `Retry-After`. */
+  readonly rateLimit?: RateLimitOptions;
 }
 
 export const EMULATOR_DEFAULTS = {
@@ -188,7 +191,8 @@ export class ReplicateEmulator implements EmulatorCore {
       ...(options.logger ? { logger: options.logger } : {}),
       ...(options.onDelivery ? { onDelivery: options.onDelivery } : {}),
     });
-    this.#server = createServer(createApiHandler(this));
+    checkFraction('rateLimit.fraction', options.rateLimit?.fraction);
+    this.#server = createServer(withRateLimit(createApiHandler(this), options.rateLimit));
   }
 
   /** `http://host:port` the emulator is reached at; known once listening (or given as `publicUrl`). */

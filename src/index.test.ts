@@ -2,10 +2,11 @@ import { describe, expect, it } from 'vitest';
 import * as inlet from './index.js';
 
 describe('the library entry point', () => {
-  it('exports the verifier, the signer and the emulator', async () => {
+  it('exports the verifier, the signer, the emulator and createInlet', async () => {
     expect(Object.keys(inlet).sort()).toEqual([
       'ERROR_CODES',
       'createEmulator',
+      'createInlet',
       'createVerifier',
       'signWebhook',
       'verifyWebhook',

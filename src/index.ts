@@ -16,3 +16,5 @@ export { createEmulator } from './emulator/index.js';
 export type { EmulatorOptions, ReplicateEmulator } from './emulator/index.js';
 export { ERROR_CODES } from './errors.js';
 export type { ErrorCode } from './errors.js';
+export { createInlet } from './library/index.js';
+export type { CreateInletOptions, FetchHandler, Inlet, NodeListener } from './library/index.js';

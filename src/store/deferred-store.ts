@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from './errors.js';
+import type { JobStore } from './job-types.js';
+import type { RecoverStore } from './recover-types.js';
 import type { Store, StoreCapabilities } from './types.js';
 
 /**
@@ -90,6 +92,24 @@ export class DeferredStore implements Store {
   getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);
   listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
   ping: Store['ping'] = async () => this.#store().ping();
+  /** Each call goes to the connected store's job store (or fails as unavailable, like the rest). */
+  readonly jobs: JobStore = new Proxy({} as JobStore, {
+    get: (_target, name: keyof JobStore) => {
+      return async (...args: unknown[]) => {
+        const jobs = this.#store().jobs;
+        return (jobs[name] as (...a: unknown[]) => Promise<unknown>).apply(jobs, args);
+      };
+    },
+  });
+  /** Each call goes to the connected store's (or fails as unavailable, like the rest). */
+  readonly recover: RecoverStore = new Proxy({} as RecoverStore, {
+    get: (_target, name: keyof RecoverStore) => {
+      return async (...args: unknown[]) => {
+        const recover = this.#store().recover;
+        return (recover[name] as (...a: unknown[]) => Promise<unknown>).apply(recover, args);
+      };
+    },
+  });
 
   async close(): Promise<void> {
     this.#closed = true;

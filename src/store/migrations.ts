@@ -88,6 +88,103 @@ export const MIGRATIONS: readonly Migration[] = [
       'CREATE INDEX rejections_seq_body_len ON rejections (seq, body_len)',
     ],
   },
+  {
+    id: 3,
+    name: 'consumers_messages_attempts',
+    up: (t) => [
+      // One row per consumer; `position` is the seq of the last transition fanned out into messages.
+      `CREATE TABLE consumers (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  position ${t.bigint} NOT NULL,
+  enabled INTEGER NOT NULL DEFAULT 1,
+  disabled_reason TEXT,
+  secret TEXT,
+  config_hash TEXT NOT NULL,
+  config TEXT NOT NULL,
+  created_at ${t.bigint} NOT NULL,
+  updated_at ${t.bigint} NOT NULL,
+  last_delivered_at ${t.bigint},
+  last_error TEXT
+)`,
+      `CREATE TABLE messages (
+  seq ${t.serialPrimaryKey},
+  id TEXT NOT NULL UNIQUE,
+  consumer TEXT NOT NULL,
+  transition_seq ${t.bigint} NOT NULL,
+  transition_id TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  type TEXT NOT NULL,
+  recorded_at ${t.bigint} NOT NULL,
+  state TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  round_attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at ${t.bigint},
+  lease_owner TEXT,
+  lease_until ${t.bigint},
+  last_status INTEGER,
+  last_error TEXT,
+  created_at ${t.bigint} NOT NULL,
+  delivered_at ${t.bigint}
+)`,
+      // Partial indexes keep the runner's scans on pending rows, however many were delivered.
+      "CREATE INDEX messages_due ON messages (consumer, next_attempt_at) WHERE state = 'pending'",
+      "CREATE INDEX messages_pending_object ON messages (consumer, object_id, transition_seq) WHERE state = 'pending'",
+      'CREATE INDEX messages_leased ON messages (consumer, lease_until) WHERE lease_until IS NOT NULL',
+      'CREATE INDEX messages_consumer_seq ON messages (consumer, seq)',
+      'CREATE INDEX messages_state_seq ON messages (state, consumer, seq)',
+      'CREATE INDEX messages_object_seq ON messages (object_id, seq)',
+      `CREATE TABLE message_attempts (
+  seq ${t.serialPrimaryKey},
+  message_id TEXT NOT NULL,
+  at ${t.bigint} NOT NULL,
+  status INTEGER,
+  duration_ms ${t.bigint} NOT NULL,
+  error TEXT
+)`,
+      'CREATE INDEX message_attempts_message ON message_attempts (message_id, seq)',
+    ],
+  },
+  {
+    id: 4,
+    name: 'tracked_objects_archive_files',
+    up: (t) => [
+      // Objects reconcile polls: created by `inlet predict`, or gone quiet before ending.
+      `CREATE TABLE tracked_objects (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  source TEXT NOT NULL,
+  created_at ${t.bigint} NOT NULL,
+  last_polled_at ${t.bigint},
+  next_poll_at ${t.bigint} NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  done INTEGER NOT NULL DEFAULT 0
+)`,
+      'CREATE INDEX tracked_objects_due ON tracked_objects (done, next_poll_at)',
+      // One row per URL in a succeeded output; the bytes live in the archive store under sha256.
+      `CREATE TABLE archive_files (
+  prediction_id TEXT NOT NULL,
+  path TEXT NOT NULL,
+  source_url TEXT NOT NULL,
+  sha256 TEXT,
+  size ${t.bigint},
+  content_type TEXT,
+  archived_at ${t.bigint},
+  error TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at ${t.bigint},
+  PRIMARY KEY (prediction_id, path)
+)`,
+      'CREATE INDEX archive_files_due ON archive_files (next_attempt_at)',
+      'CREATE INDEX archive_files_sha256 ON archive_files (sha256)',
+      // Succeeded objects whose output was looked at (with or without URLs in it).
+      `CREATE TABLE archive_scans (
+  prediction_id TEXT PRIMARY KEY,
+  scanned_at ${t.bigint} NOT NULL,
+  files INTEGER NOT NULL
+)`,
+    ],
+  },
 ];
 
 export interface MigrationPlan {

@@ -1,4 +1,6 @@
 import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
+import type { JobStore } from './job-types.js';
+import type { RecoverStore } from './recover-types.js';
 
 /** How a delivery was authenticated (CONTRACT §5). `poll` is reserved for the reconciler. */
 export const SCHEMES = ['standard', 'hex', 'unsigned', 'poll'] as const;
@@ -153,6 +155,11 @@ export interface Store {
   getEvent(key: string): Promise<EventDetailRecord | undefined>;
   /** Newest first; `after` is the seq of the last row seen. */
   listRejections(query: SeqQuery): Promise<Page<RejectionRecord>>;
+
+  /** Consumers, messages and attempts (CONTRACT §8, §9). */
+  readonly jobs: JobStore;
+  /** Reconcile's tracked objects and the archive's files (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;

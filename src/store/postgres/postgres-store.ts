@@ -67,6 +67,9 @@ import {
   isRetryableConflict,
   toStoreError,
 } from './postgres-errors.js';
+import { PostgresJobs } from './postgres-jobs.js';
+import type { RecoverStore } from '../recover-types.js';
+import { createPostgresRecoverStore } from './postgres-recover.js';
 import { maskPostgresUrl } from './url.js';
 
 export const POSTGRES_TYPES: DialectTypes = {
@@ -423,6 +426,9 @@ export class PostgresStore implements Store {
   readonly capabilities = POSTGRES_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
+  readonly jobs: PostgresJobs;
+  /** Reconcile and archive rows (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   #pool: pg.Pool;
   #eventSequence: string | undefined;
@@ -441,6 +447,14 @@ export class PostgresStore implements Store {
     this.mode = options.mode;
     this.#eventSequence = eventSequence;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_POSTGRES_SETTINGS.pingTimeoutMs;
+    this.jobs = new PostgresJobs({
+      transaction: (doing, work) => this.#transaction(doing, work),
+      query: (doing, query) => this.#all(doing, query),
+    });
+    this.recover = createPostgresRecoverStore({
+      transaction: (doing, work) => this.#transaction(doing, work),
+      query: (doing, query) => this.#all(doing, query),
+    });
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {

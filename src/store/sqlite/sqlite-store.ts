@@ -47,7 +47,10 @@ import type {
   Store,
   StoreCapabilities,
 } from '../types.js';
+import type { RecoverStore } from '../recover-types.js';
 import { toStoreError } from './sqlite-errors.js';
+import { SqliteJobs } from './sqlite-jobs.js';
+import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
 import { WalCheckpointer } from './wal-checkpoint.js';
 import { WalSync } from './wal-sync.js';
@@ -245,6 +248,9 @@ export class SqliteStore implements Store {
   readonly capabilities = SQLITE_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
+  readonly jobs: SqliteJobs;
+  /** Reconcile and archive rows (CONTRACT §11). */
+  readonly recover: RecoverStore;
 
   #db: Database.Database;
   #writing: Writing | undefined;
@@ -269,6 +275,16 @@ export class SqliteStore implements Store {
     this.#getPrediction = prepare(GET_PREDICTION_SQL);
     this.#getEvent = prepare(GET_EVENT_SQL);
     this.#ping = prepare('SELECT 1');
+    this.jobs = new SqliteJobs({
+      db,
+      read: (doing, work) => this.#run(doing, work),
+      write: (doing, work) => this.#write(doing, 0, () => work()),
+    });
+    this.recover = createSqliteRecoverStore({
+      db,
+      read: (doing, work) => this.#run(doing, work),
+      write: (doing, work) => this.#write(doing, 1, () => work()),
+    });
   }
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {

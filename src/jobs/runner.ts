@@ -1,0 +1,545 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type {
+  AttemptOutcome,
+  AttemptVerdict,
+  ConsumerRecord,
+  JobStore,
+  MessageRecord,
+} from '../store/job-types.js';
+import type { TransitionLog, TransitionRecord } from '../store/transition-types.js';
+import type { ObjectRecord } from '../store/types.js';
+import { predictionView } from '../views.js';
+import { configHash, consumerWants, newMessageFor, type ConsumerDefinition } from './consumer.js';
+import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
+
+/** Time as the runner sees it: injected so tests run retry schedules without waiting. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const SYSTEM_CLOCK: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return timer;
+  },
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
+
+/** The few logger methods the runner uses (a pino logger fits). */
+export interface RunnerLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** What the runner reports (InletMetrics implements it). */
+export interface RunnerMetrics {
+  /** One attempt, by consumer and what became of the message. */
+  messageAttempt(consumer: string, outcome: AttemptVerdict['state'], seconds: number): void;
+  /** Consumers' lag is read at scrape time. */
+  watchConsumerLag(read: () => Promise<Map<string, number>>): void;
+}
+
+export interface RunnerOptions {
+  jobs: JobStore;
+  log: TransitionLog;
+  logger?: RunnerLogger;
+  metrics?: RunnerMetrics;
+  clock?: Clock;
+  /** Multiplies retry delays and `Retry-After` (`INLET_TIME_SCALE`; tests run schedules fast). */
+  timeScale?: number;
+  /** Names this runner's leases; unique per process by default. */
+  owner?: string;
+  /** Look for work at least this often (other instances, the CLI, due retries). */
+  pollIntervalMs?: number;
+  /** Transitions read per fan-out step. */
+  fanOutBatch?: number;
+  /** How long `stop()` lets attempts in flight finish before aborting them. */
+  stopGraceMs?: number;
+  /** Jitter source in [0, 1). */
+  random?: () => number;
+}
+
+export const RUNNER_DEFAULTS = Object.freeze({
+  pollIntervalMs: 1000,
+  fanOutBatch: 500,
+  stopGraceMs: 5000,
+  /** A lease outlasts the attempt's timeout by this much, then another runner may take it over. */
+  leaseMarginMs: 30_000,
+  transitionCacheSize: 10_000,
+});
+
+/** ±20% (CONTRACT §9). */
+const JITTER = 0.2;
+
+/**
+ * What an attempt's result does to its message: delivered, retried after the next delay of the
+ * schedule (or a longer `Retry-After`), dead after the last, or the consumer disabled (410).
+ */
+export function verdictFor(
+  result: AttemptResult,
+  context: {
+    retryDelaysMs: readonly number[];
+    /** Attempts of this round including this one. */
+    roundAttempts: number;
+    nowMs: number;
+    timeScale: number;
+    random: () => number;
+  },
+): AttemptVerdict {
+  switch (result.outcome) {
+    case 'delivered':
+      return { state: 'delivered' };
+    case 'disable':
+      return { state: 'disable', reason: result.reason };
+    case 'retry': {
+      const base = context.retryDelaysMs[context.roundAttempts - 1];
+      if (base === undefined) return { state: 'dead' };
+      const jittered = base * (1 - JITTER + 2 * JITTER * context.random());
+      const asked = result.retryAfterMs ?? 0;
+      const delay = Math.max(jittered, asked) * context.timeScale;
+      return { state: 'retry', nextAttemptAtMs: context.nowMs + Math.round(delay) };
+    }
+  }
+}
+
+/** The message body's `data`: the folded object right after the transition, as the API shows it. */
+export function transitionData(transition: TransitionRecord): Record<string, unknown> {
+  const object = JSON.parse(transition.body.toString('utf8')) as ObjectRecord['object'];
+  return predictionView({
+    object,
+    kind: transition.kind,
+    eventCount: transition.eventCount,
+    firstReceivedAtMs: transition.firstReceivedAtMs,
+    lastReceivedAtMs: transition.lastReceivedAtMs,
+  } as ObjectRecord);
+}
+
+interface InFlight {
+  readonly controller: AbortController;
+  readonly done: Promise<void>;
+}
+
+interface Active {
+  readonly definition: ConsumerDefinition;
+  record: ConsumerRecord | undefined;
+  deliverer: Deliverer | undefined;
+  readonly inFlight: Map<string, InFlight>;
+}
+
+const STOPPING = 'the runner is stopping';
+
+/**
+ * Moves transitions to consumers: fans each consumer's new transitions out into messages, claims due
+ * messages under leases, makes one attempt each through the consumer's deliverer, and records the
+ * outcome. Runs inside `serve` and alone as `inlet worker`; several runners may share one PostgreSQL.
+ */
+export class Runner {
+  readonly owner: string;
+  readonly #jobs: JobStore;
+  readonly #log: TransitionLog;
+  readonly #logger: RunnerLogger | undefined;
+  readonly #clock: Clock;
+  readonly #timeScale: number;
+  readonly #pollIntervalMs: number;
+  readonly #fanOutBatch: number;
+  readonly #stopGraceMs: number;
+  readonly #random: () => number;
+  readonly #consumers = new Map<string, Active>();
+  /** Transitions read by fan-out, so an attempt rarely reads the log again. */
+  readonly #transitions = new Map<string, TransitionRecord>();
+  #running = false;
+  #stopping = false;
+  #passChain: Promise<unknown> = Promise.resolve();
+  #loopScheduled = false;
+  #looping = false;
+  #again = false;
+  #timer: unknown;
+  #completions: { outcome: AttemptOutcome; resolve: () => void }[] = [];
+  #flushScheduled = false;
+  #flushing: Promise<void> = Promise.resolve();
+
+  constructor(options: RunnerOptions) {
+    this.#jobs = options.jobs;
+    this.#log = options.log;
+    this.#logger = options.logger;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
+    this.#timeScale = options.timeScale ?? 1;
+    this.#pollIntervalMs = options.pollIntervalMs ?? RUNNER_DEFAULTS.pollIntervalMs;
+    this.#fanOutBatch = options.fanOutBatch ?? RUNNER_DEFAULTS.fanOutBatch;
+    this.#stopGraceMs = options.stopGraceMs ?? RUNNER_DEFAULTS.stopGraceMs;
+    this.#random = options.random ?? Math.random;
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    options.metrics?.watchConsumerLag(() => this.consumerLag());
+    this.#metrics = options.metrics;
+  }
+
+  readonly #metrics: RunnerMetrics | undefined;
+
+  /** Adds a consumer; it is created (at the end of the log) or updated on the next pass. */
+  add(definition: ConsumerDefinition): void {
+    if (this.#consumers.has(definition.name)) {
+      throw new Error(`A consumer named "${definition.name}" is already registered.`);
+    }
+    this.#consumers.set(definition.name, {
+      definition,
+      record: undefined,
+      deliverer: undefined,
+      inFlight: new Map(),
+    });
+    this.wake();
+  }
+
+  get consumerNames(): string[] {
+    return [...this.#consumers.keys()];
+  }
+
+  /** Registers every consumer, then works in the background until `stop()`. */
+  async start(): Promise<void> {
+    await this.#serial(async () => {
+      for (const active of this.#consumers.values()) await this.#register(active);
+    });
+    this.#running = true;
+    this.wake();
+  }
+
+  /** New transitions, a freed slot, a change from elsewhere: look for work soon. */
+  wake(): void {
+    if (!this.#running || this.#stopping) return;
+    if (this.#looping) {
+      this.#again = true;
+      return;
+    }
+    if (this.#loopScheduled) return;
+    this.#loopScheduled = true;
+    setImmediate(() => {
+      this.#loopScheduled = false;
+      void this.#loop();
+    });
+  }
+
+  /**
+   * One pass over every consumer (fan out, claim, attempt), waiting for the attempts it started and
+   * any already in flight. Answers how many attempts it started. For tests and `inlet worker --once`.
+   */
+  async runOnce(): Promise<number> {
+    const started = await this.#serial(() => this.#pass());
+    await this.#allInFlight();
+    await this.#flushing;
+    return started;
+  }
+
+  /** Runs passes until one finds nothing due now. */
+  async idle(): Promise<void> {
+    while ((await this.runOnce()) > 0);
+  }
+
+  /** Stops claiming; lets attempts in flight finish for a grace period, then aborts and releases them. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.#running = false;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    await this.#passChain.catch(() => undefined);
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, this.#stopGraceMs).unref());
+    await Promise.race([this.#allInFlight(), grace]);
+    for (const active of this.#consumers.values()) {
+      for (const flight of active.inFlight.values()) flight.controller.abort(STOPPING);
+    }
+    await this.#allInFlight();
+    await this.#flushing;
+    for (const active of this.#consumers.values()) {
+      await active.deliverer?.close?.().catch(() => undefined);
+    }
+  }
+
+  /** Age (ms) of the oldest transition each consumer has not delivered; 0 when none waits. */
+  async consumerLag(): Promise<Map<string, number>> {
+    const lag = new Map<string, number>();
+    const now = this.#clock.now();
+    for (const name of this.#consumers.keys()) {
+      const stats = await this.#jobs.consumerStats(name);
+      lag.set(name, stats.oldestPendingAtMs === null ? 0 : Math.max(0, now - stats.oldestPendingAtMs));
+    }
+    return lag;
+  }
+
+  async #loop(): Promise<void> {
+    if (this.#looping) return;
+    this.#looping = true;
+    try {
+      do {
+        this.#again = false;
+        await this.#serial(() => this.#pass()).catch((error: unknown) => {
+          this.#logger?.warn({ err: describe(error) }, 'runner pass failed; trying again shortly');
+        });
+      } while (this.#again && this.#running);
+    } finally {
+      this.#looping = false;
+    }
+    if (this.#running) await this.#armTimer();
+  }
+
+  async #armTimer(): Promise<void> {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    let delay = this.#pollIntervalMs;
+    const now = this.#clock.now();
+    for (const active of this.#consumers.values()) {
+      if (active.record?.enabled !== true) continue;
+      const due = await this.#jobs.nextDueAtMs(active.definition.name).catch(() => undefined);
+      if (due !== undefined) delay = Math.min(delay, Math.max(0, due - now));
+    }
+    if (!this.#running) return;
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.wake();
+    }, delay);
+  }
+
+  /** Passes never overlap: one fan-out and one claim per consumer at a time in this process. */
+  #serial<T>(work: () => Promise<T>): Promise<T> {
+    const next = this.#passChain.then(work, work);
+    this.#passChain = next.catch(() => undefined);
+    return next;
+  }
+
+  async #pass(): Promise<number> {
+    let started = 0;
+    for (const active of this.#consumers.values()) {
+      if (this.#stopping) break;
+      try {
+        if (active.record === undefined) await this.#register(active);
+        await this.#fanOut(active);
+        started += await this.#dispatch(active);
+      } catch (error) {
+        this.#logger?.warn(
+          { err: describe(error), consumer: active.definition.name },
+          'consumer pass failed; trying again shortly',
+        );
+      }
+    }
+    return started;
+  }
+
+  async #register(active: Active): Promise<void> {
+    const d = active.definition;
+    const startPosition = d.startAt === 'beginning' ? 0 : await this.#log.lastTransitionSeq();
+    const record = await this.#jobs.upsertConsumer({
+      name: d.name,
+      kind: d.kind,
+      config: d.config ?? { events: d.events, models: d.models ?? null },
+      configHash: configHash(d),
+      ...(d.secret === undefined ? {} : { secret: d.secret }),
+      ...(d.generateSecret === undefined ? {} : { generateSecret: d.generateSecret }),
+      startPosition,
+      nowMs: this.#clock.now(),
+    });
+    active.record = record;
+    active.deliverer ??= typeof d.deliverer === 'function' ? d.deliverer(record) : d.deliverer;
+  }
+
+  async #fanOut(active: Active): Promise<void> {
+    const name = active.definition.name;
+    // Enabling (CLI, API, another instance) happens elsewhere: read the row again while disabled.
+    if (active.record?.enabled !== true) active.record = await this.#jobs.getConsumer(name);
+    let record = active.record;
+    if (record === undefined || !record.enabled) return;
+    for (;;) {
+      const transitions = await this.#log.listTransitions({
+        afterSeq: record.position,
+        limit: this.#fanOutBatch,
+      });
+      const last = transitions.at(-1);
+      if (last === undefined) return;
+      const wanted = transitions.filter((t) => consumerWants(active.definition, t));
+      const moved = await this.#jobs.fanOut(
+        name,
+        record.position,
+        last.seq,
+        wanted.map((t) => newMessageFor(name, t)),
+        this.#clock.now(),
+      );
+      if (!moved) {
+        // Another instance fanned out first, or the consumer was disabled: start from the stored row.
+        active.record = await this.#jobs.getConsumer(name);
+        return;
+      }
+      for (const t of wanted) this.#remember(t);
+      record = { ...record, position: last.seq };
+      active.record = record;
+      if (transitions.length < this.#fanOutBatch) return;
+    }
+  }
+
+  async #dispatch(active: Active): Promise<number> {
+    const d = active.definition;
+    if (active.record?.enabled !== true || active.deliverer === undefined) return 0;
+    const free = d.maxInFlight - active.inFlight.size;
+    if (free <= 0) return 0;
+    const claimed = await this.#jobs.claim({
+      consumer: d.name,
+      owner: this.owner,
+      nowMs: this.#clock.now(),
+      leaseMs: d.attemptTimeoutMs + RUNNER_DEFAULTS.leaseMarginMs,
+      limit: free,
+      maxInFlight: d.maxInFlight,
+      ordered: d.ordered,
+    });
+    for (const message of claimed) {
+      const controller = new AbortController();
+      const done = this.#attempt(active, message, controller).finally(() => {
+        active.inFlight.delete(message.id);
+        this.wake();
+      });
+      active.inFlight.set(message.id, { controller, done });
+    }
+    return claimed.length;
+  }
+
+  async #attempt(active: Active, message: MessageRecord, controller: AbortController): Promise<void> {
+    const d = active.definition;
+    const deliverer = active.deliverer!;
+    const attemptAtMs = this.#clock.now();
+    const timeout = setTimeout(() => controller.abort('the attempt timed out'), d.attemptTimeoutMs);
+    timeout.unref();
+    let result: AttemptResult;
+    const started = performance.now();
+    try {
+      const transition = await this.#transition(message.transitionId);
+      if (transition === undefined) {
+        result = {
+          outcome: 'retry',
+          error: `transition ${message.transitionId} is no longer in the log`,
+          durationMs: 0,
+        };
+      } else {
+        const outbound: OutboundMessage = {
+          id: message.id,
+          consumer: d.name,
+          type: message.type,
+          objectId: message.objectId,
+          transitionId: message.transitionId,
+          attempt: message.attempts + 1,
+          recordedAtMs: transition.recordedAtMs,
+          data: transitionData(transition),
+        };
+        result = await deliverer.deliver(outbound, controller.signal);
+      }
+    } catch (error) {
+      result = {
+        outcome: 'retry',
+        error: describe(error),
+        durationMs: Math.round(performance.now() - started),
+      };
+    } finally {
+      clearTimeout(timeout);
+    }
+    if (controller.signal.aborted && controller.signal.reason === STOPPING) {
+      await this.#jobs.release([message.id], this.owner).catch(() => undefined);
+      return;
+    }
+    const verdict = verdictFor(result, {
+      retryDelaysMs: d.retryDelaysMs,
+      roundAttempts: message.roundAttempts + 1,
+      nowMs: this.#clock.now(),
+      timeScale: this.#timeScale,
+      random: this.#random,
+    });
+    this.#metrics?.messageAttempt(d.name, verdict.state, result.durationMs / 1000);
+    if (verdict.state === 'disable') {
+      this.#logger?.warn({ consumer: d.name, reason: verdict.reason }, 'consumer disabled (410 Gone)');
+      if (active.record !== undefined) active.record = { ...active.record, enabled: false };
+    } else if (verdict.state === 'dead') {
+      this.#logger?.warn(
+        {
+          consumer: d.name,
+          messageId: message.id,
+          error: result.outcome === 'retry' ? result.error : undefined,
+        },
+        'message is dead: its retry schedule is used up',
+      );
+    }
+    await this.#record({
+      messageId: message.id,
+      consumer: d.name,
+      owner: this.owner,
+      attempt: {
+        atMs: attemptAtMs,
+        status: result.status ?? null,
+        durationMs: Math.round(result.durationMs),
+        error:
+          result.outcome === 'retry' ? result.error : result.outcome === 'disable' ? result.reason : null,
+      },
+      verdict,
+    });
+  }
+
+  async #transition(id: string): Promise<TransitionRecord | undefined> {
+    const cached = this.#transitions.get(id);
+    if (cached !== undefined) return cached;
+    const found = await this.#log.getTransition(id);
+    if (found !== undefined) this.#remember(found);
+    return found;
+  }
+
+  #remember(transition: TransitionRecord): void {
+    if (this.#transitions.size >= RUNNER_DEFAULTS.transitionCacheSize) {
+      const oldest = this.#transitions.keys().next().value;
+      if (oldest !== undefined) this.#transitions.delete(oldest);
+    }
+    this.#transitions.set(transition.id, transition);
+  }
+
+  /** Outcomes finished in the same turn share one transaction. */
+  #record(outcome: AttemptOutcome): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#completions.push({ outcome, resolve });
+      if (this.#flushScheduled) return;
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flushing = this.#flushing.then(() => this.#flush());
+      });
+    });
+  }
+
+  async #flush(): Promise<void> {
+    const batch = this.#completions;
+    this.#completions = [];
+    if (batch.length === 0) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#jobs.complete(
+          batch.map((c) => c.outcome),
+          this.#clock.now(),
+        );
+        break;
+      } catch (error) {
+        if (attempt >= 5) {
+          // The leases run out and the messages are attempted again (at least once).
+          this.#logger?.error({ err: describe(error), messages: batch.length }, 'could not record attempts');
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+      }
+    }
+    for (const c of batch) c.resolve();
+  }
+
+  async #allInFlight(): Promise<void> {
+    for (;;) {
+      const flights = [...this.#consumers.values()].flatMap((a) => [...a.inFlight.values()]);
+      if (flights.length === 0) return;
+      await Promise.all(flights.map((f) => f.done));
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,142 @@
+import { pino, type Logger } from 'pino';
+import { checkSecret, ConfigError, parseSecretList, SECRET_HELP } from '../config.js';
+import { Ingest } from '../ingest/accept.js';
+import { CommitBatcher } from '../ingest/commit-batcher.js';
+import { RejectionLog } from '../ingest/rejection-log.js';
+import { DeferredStore } from '../store/deferred-store.js';
+import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
+import { createFetchHandler, type FetchHandler } from './fetch-handler.js';
+import { createNodeListener, type NodeListener } from './node-listener.js';
+import { Receiver } from './receiver.js';
+
+/** Options of `createInlet()`; only `secret` is required (or `insecureSkipVerify`). */
+export interface CreateInletOptions {
+  /**
+   * Replicate's webhook signing secret(s), `whsec_…`; several during a rotation (an array, or one
+   * string separated by spaces or commas).
+   */
+  readonly secret?: string | readonly string[] | undefined;
+  /** `sqlite:PATH`, a file path, or `postgres://…`. Default `sqlite:./data/inlet.db`. */
+  readonly database?: string;
+  /**
+   * Serve only this path (and with one trailing slash); other paths answer 404. Default: every path
+   * the listener or handler is given (mount it where you like).
+   */
+  readonly path?: string;
+  /** Allowed clock skew of `webhook-timestamp`, both directions; 0 turns the check off. Default 300. */
+  readonly toleranceSec?: number;
+  /** Larger bodies get 413. Default 16 MiB. */
+  readonly maxBodyBytes?: number;
+  /** Longest wait for a commit before answering 503. Default 5000. */
+  readonly commitTimeoutMs?: number;
+  /** Also accept the tutorial's `X-Replicate-Signature` scheme. Default false. */
+  readonly acceptHexSignature?: boolean;
+  /** Development only: accept unsigned requests. Default false. */
+  readonly insecureSkipVerify?: boolean;
+  /** Rejected requests kept for inspection (newest first). Default 10,000. */
+  readonly maxRejections?: number;
+  /** A pino logger. Default: warnings and errors, as JSON on stderr. */
+  readonly logger?: Logger;
+}
+
+export const LIBRARY_DEFAULTS = {
+  database: 'sqlite:./data/inlet.db',
+  toleranceSec: 300,
+  maxBodyBytes: 16 * 1024 * 1024,
+  commitTimeoutMs: 5000,
+  maxRejections: 10_000,
+  rejectionBodyBudgetBytes: 256 * 1024 * 1024,
+} as const;
+
+/** Inlet inside your own app (CONTRACT §10). */
+export interface Inlet {
+  /** A Node request listener: `http.createServer(inlet.listener)` or `app.post(path, inlet.listener)`. */
+  readonly listener: NodeListener;
+  /** A fetch-style handler: `(Request) => Promise<Response>` (Hono, Next.js route handlers). */
+  readonly fetch: FetchHandler;
+  /** Resolves once the database is open (requests before then wait for it, up to the commit timeout). */
+  ready(): Promise<void>;
+  /** Finishes in-flight commits, then closes the database. */
+  close(): Promise<void>;
+}
+
+function secretList(secret: CreateInletOptions['secret']): string[] {
+  if (secret === undefined) return [];
+  return typeof secret === 'string' ? parseSecretList(secret) : secret.flatMap((s) => parseSecretList(s));
+}
+
+/**
+ * Receives Replicate webhooks inside your own app with the same core as `inlet serve`: verify, store
+ * durably, dedupe, fold. Throws `ConfigError` on unusable options.
+ */
+export function createInlet(options: CreateInletOptions): Inlet {
+  const secrets = secretList(options.secret);
+  secrets.forEach((s) => checkSecret(s, 'secret'));
+  if (secrets.length === 0 && options.insecureSkipVerify !== true) {
+    throw new ConfigError(
+      'secret',
+      `createInlet: no secret given. Pass { secret: process.env.REPLICATE_WEBHOOK_SECRET }. ${SECRET_HELP}`,
+    );
+  }
+  const logger = options.logger ?? pino({ level: 'warn' });
+  const databaseUrl = options.database ?? LIBRARY_DEFAULTS.database;
+  const target = parseDatabaseUrl(databaseUrl);
+  const store = new DeferredStore(
+    target.dialect,
+    describeDatabase(target),
+    () => openStore(databaseUrl, { mode: 'serve', logger }),
+    logger,
+    { maxConcurrentCommits: 1, multiInstance: false },
+  );
+  const connecting = store.connect();
+
+  const batcher = new CommitBatcher(store, {
+    commitTimeoutMs: options.commitTimeoutMs ?? LIBRARY_DEFAULTS.commitTimeoutMs,
+    logger,
+  });
+  const rejections = new RejectionLog(
+    store,
+    {
+      maxRows: options.maxRejections ?? LIBRARY_DEFAULTS.maxRejections,
+      maxBodyBytes: LIBRARY_DEFAULTS.rejectionBodyBudgetBytes,
+    },
+    logger,
+  );
+  const ingest = new Ingest(
+    {
+      secrets,
+      toleranceSec: options.toleranceSec ?? LIBRARY_DEFAULTS.toleranceSec,
+      acceptHexSignature: options.acceptHexSignature === true,
+      insecureSkipVerify: options.insecureSkipVerify === true,
+    },
+    batcher,
+    rejections,
+    logger,
+  );
+  const receiver = new Receiver(ingest, {
+    path: options.path,
+    maxBodyBytes: options.maxBodyBytes ?? LIBRARY_DEFAULTS.maxBodyBytes,
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    listener: createNodeListener(receiver, logger),
+    fetch: createFetchHandler(receiver, logger),
+    async ready() {
+      await connecting;
+      if (!store.connected) {
+        throw new Error(
+          `The database at ${store.location} could not be opened (retrying in the background).`,
+        );
+      }
+    },
+    close() {
+      closing ??= (async () => {
+        await batcher.drain();
+        await rejections.flush();
+        await store.close();
+      })();
+      return closing;
+    },
+  };
+}

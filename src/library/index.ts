@@ -1,0 +1,4 @@
+export { createInlet, LIBRARY_DEFAULTS } from './create-inlet.js';
+export type { CreateInletOptions, Inlet } from './create-inlet.js';
+export type { FetchHandler } from './fetch-handler.js';
+export type { NodeListener } from './node-listener.js';

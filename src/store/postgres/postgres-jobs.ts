@@ -1,0 +1,266 @@
+import type { PoolClient, QueryResultRow } from 'pg';
+import type {
+  AttemptOutcome,
+  ClaimRequest,
+  ConsumerKind,
+  ConsumerRecord,
+  ConsumerStats,
+  ConsumerUpsert,
+  JobStore,
+  MessageDetailRecord,
+  MessageQuery,
+  MessageRecord,
+  NewMessage,
+  RetryResult,
+} from '../job-types.js';
+import {
+  ADVANCE_POSITION_SQL,
+  attemptFromRow,
+  CONSUMER_STATS_SQL,
+  consumerFromRow,
+  COUNT_LEASED_SQL,
+  DISABLE_CONSUMER_SQL,
+  dueMessagesSql,
+  ENABLE_CONSUMER_SQL,
+  GET_CONSUMER_SQL,
+  GET_MESSAGE_SQL,
+  INSERT_CONSUMER_SQL,
+  INSERT_MESSAGE_SQL,
+  insertConsumerParams,
+  insertMessageParams,
+  leaseMessagesSql,
+  LIST_ATTEMPTS_SQL,
+  LIST_CONSUMERS_OF_KIND_SQL,
+  LIST_CONSUMERS_SQL,
+  listMessagesQuery,
+  messageFromRow,
+  MOVE_POSITION_SQL,
+  NEXT_DUE_SQL,
+  outcomeStatements,
+  releaseSql,
+  REQUEUE_MESSAGE_SQL,
+  RETRY_DEAD_SQL,
+  retryAllDeadQuery,
+  selectMessagesBySeqSql,
+  SKIP_PENDING_SQL,
+  statsFromRow,
+  UPDATE_CONSUMER_SQL,
+  updateConsumerParams,
+  type AttemptRow,
+  type ConsumerRow,
+  type MessageRow,
+  type StatsRow,
+} from '../sql-jobs.js';
+import { numberPlaceholders, toNumber, toPage, type SqlQuery, type SqlValue } from '../statements.js';
+import type { Page } from '../types.js';
+
+/** How the job store reaches the pool: the store's own transaction (retries on deadlocks) and queries. */
+export interface PostgresAccess {
+  transaction<T>(doing: string, work: (client: PoolClient) => Promise<T>): Promise<T>;
+  query<Row>(doing: string, query: SqlQuery): Promise<Row[]>;
+}
+
+/** Several instances share this: claims lock the consumer's row, then skip rows others hold. */
+export class PostgresJobs implements JobStore {
+  readonly #access: PostgresAccess;
+
+  constructor(access: PostgresAccess) {
+    this.#access = access;
+  }
+
+  async upsertConsumer(consumer: ConsumerUpsert): Promise<ConsumerRecord> {
+    return this.#access.transaction('saving a consumer', async (client) => {
+      const secret = consumer.secret ?? consumer.generateSecret?.() ?? null;
+      // Inserted or not (another instance may be creating it now: the insert waits for that commit).
+      await run(client, INSERT_CONSUMER_SQL, insertConsumerParams(consumer, secret));
+      await run(client, UPDATE_CONSUMER_SQL, updateConsumerParams(consumer));
+      const [row] = await rows<ConsumerRow>(client, GET_CONSUMER_SQL, [consumer.name]);
+      return consumerFromRow(row!);
+    });
+  }
+
+  async getConsumer(name: string): Promise<ConsumerRecord | undefined> {
+    const [row] = await this.#query<ConsumerRow>('reading a consumer', GET_CONSUMER_SQL, [name]);
+    return row === undefined ? undefined : consumerFromRow(row);
+  }
+
+  async listConsumers(kind?: ConsumerKind): Promise<ConsumerRecord[]> {
+    const found =
+      kind === undefined
+        ? await this.#query<ConsumerRow>('listing consumers', LIST_CONSUMERS_SQL, [])
+        : await this.#query<ConsumerRow>('listing consumers', LIST_CONSUMERS_OF_KIND_SQL, [kind]);
+    return found.map(consumerFromRow);
+  }
+
+  async consumerStats(name: string): Promise<ConsumerStats> {
+    const [row] = await this.#query<StatsRow>('reading consumer stats', CONSUMER_STATS_SQL, [
+      name,
+      name,
+      name,
+    ]);
+    return statsFromRow(row);
+  }
+
+  async fanOut(
+    consumer: string,
+    fromPosition: number,
+    toPosition: number,
+    messages: readonly NewMessage[],
+    nowMs: number,
+  ): Promise<boolean> {
+    return this.#access.transaction('fanning out transitions', async (client) => {
+      // The position update locks the consumer's row: a second instance fanning out waits, then
+      // finds the position moved and writes nothing.
+      const advanced = await run(client, ADVANCE_POSITION_SQL, [toPosition, consumer, fromPosition]);
+      if (advanced === 0) return false;
+      await insertMessages(client, consumer, messages, nowMs);
+      return true;
+    });
+  }
+
+  async claim(request: ClaimRequest): Promise<MessageRecord[]> {
+    if (request.limit <= 0) return [];
+    return this.#access.transaction('claiming messages', async (client) => {
+      // One claim per consumer at a time across instances, so `maxInFlight` holds for all of them.
+      const [consumer] = await rows<ConsumerRow>(client, `${GET_CONSUMER_SQL} FOR UPDATE`, [
+        request.consumer,
+      ]);
+      if (consumer === undefined || toNumber(consumer.enabled) === 0) return [];
+      const [leased] = await rows<{ n: unknown }>(client, COUNT_LEASED_SQL, [
+        request.consumer,
+        request.nowMs,
+      ]);
+      const limit = Math.min(request.limit, request.maxInFlight - toNumber(leased?.n ?? 0));
+      if (limit <= 0) return [];
+      const seqs = (
+        await rows<{ seq: unknown }>(
+          client,
+          dueMessagesSql(request.ordered, ' FOR UPDATE OF m SKIP LOCKED'),
+          [request.consumer, request.nowMs, request.nowMs, limit],
+        )
+      ).map((r) => toNumber(r.seq));
+      if (seqs.length === 0) return [];
+      await run(client, leaseMessagesSql(seqs.length), [
+        request.owner,
+        request.nowMs + request.leaseMs,
+        ...seqs,
+      ]);
+      return (await rows<MessageRow>(client, selectMessagesBySeqSql(seqs.length), seqs)).map(messageFromRow);
+    });
+  }
+
+  async complete(outcomes: readonly AttemptOutcome[], nowMs: number): Promise<void> {
+    if (outcomes.length === 0) return;
+    // Messages in id order, as every instance writes them, so concurrent batches cannot deadlock.
+    const sorted = [...outcomes].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
+    await this.#access.transaction('recording attempts', async (client) => {
+      for (const outcome of sorted) {
+        for (const s of outcomeStatements(outcome, nowMs)) await run(client, s.sql, s.params);
+      }
+    });
+  }
+
+  async release(messageIds: readonly string[], owner: string): Promise<void> {
+    if (messageIds.length === 0) return;
+    await this.#query('releasing leases', releaseSql(messageIds.length), [owner, ...messageIds]);
+  }
+
+  async nextDueAtMs(consumer: string): Promise<number | undefined> {
+    const [row] = await this.#query<{ due: unknown }>('reading the next due message', NEXT_DUE_SQL, [
+      consumer,
+    ]);
+    return row?.due === null || row?.due === undefined ? undefined : toNumber(row.due);
+  }
+
+  async setConsumerEnabled(
+    name: string,
+    change: { enabled: boolean; reason?: string; position?: number; nowMs: number },
+  ): Promise<boolean> {
+    return this.#access.transaction('enabling a consumer', async (client) => {
+      const changed = change.enabled
+        ? await run(client, ENABLE_CONSUMER_SQL, [change.nowMs, name])
+        : await run(client, DISABLE_CONSUMER_SQL, [
+            change.reason ?? 'disabled by an operator',
+            change.nowMs,
+            name,
+          ]);
+      if (changed === 0) return false;
+      if (change.position !== undefined) {
+        await run(client, MOVE_POSITION_SQL, [change.position, name]);
+        await run(client, SKIP_PENDING_SQL, [name]);
+      }
+      return true;
+    });
+  }
+
+  async listMessages(query: MessageQuery): Promise<Page<MessageRecord>> {
+    const q = listMessagesQuery(query);
+    const found = await this.#query<MessageRow>('listing messages', q.sql, q.params);
+    return toPage(found, query.limit, messageFromRow);
+  }
+
+  async getMessage(id: string): Promise<MessageDetailRecord | undefined> {
+    const [row] = await this.#query<MessageRow>('reading a message', GET_MESSAGE_SQL, [id]);
+    if (row === undefined) return undefined;
+    const attempts = await this.#query<AttemptRow>('reading attempts', LIST_ATTEMPTS_SQL, [id]);
+    return { ...messageFromRow(row), attemptLog: attempts.map(attemptFromRow) };
+  }
+
+  async retryMessage(id: string, nowMs: number): Promise<RetryResult> {
+    return this.#access.transaction('retrying a message', async (client) => {
+      if ((await run(client, RETRY_DEAD_SQL, [nowMs, id])) > 0) return 'retried';
+      return (await rows(client, GET_MESSAGE_SQL, [id])).length === 0 ? 'not_found' : 'not_dead';
+    });
+  }
+
+  async retryDead(consumer: string | undefined, nowMs: number): Promise<number> {
+    const q = retryAllDeadQuery(consumer, nowMs);
+    return this.#access.transaction('retrying dead messages', (client) => run(client, q.sql, q.params));
+  }
+
+  async requeue(consumer: string, messages: readonly NewMessage[], nowMs: number): Promise<number> {
+    if (messages.length === 0) return 0;
+    return this.#access.transaction('replaying messages', async (client) => {
+      for (const m of messages) {
+        if ((await run(client, INSERT_MESSAGE_SQL, insertMessageParams(consumer, m, nowMs))) === 0) {
+          await run(client, REQUEUE_MESSAGE_SQL, [nowMs, m.id]);
+        }
+      }
+      return messages.length;
+    });
+  }
+
+  #query<Row>(doing: string, sql: string, params: SqlValue[]): Promise<Row[]> {
+    return this.#access.query<Row>(doing, { sql, params });
+  }
+}
+
+async function insertMessages(
+  client: PoolClient,
+  consumer: string,
+  messages: readonly NewMessage[],
+  nowMs: number,
+): Promise<void> {
+  // One statement per chunk: fan-out of a busy log is many rows.
+  const CHUNK = 500;
+  const head = INSERT_MESSAGE_SQL.slice(0, INSERT_MESSAGE_SQL.indexOf('VALUES') + 'VALUES'.length);
+  for (let i = 0; i < messages.length; i += CHUNK) {
+    const chunk = messages.slice(i, i + CHUNK);
+    const params: SqlValue[] = [];
+    const tuples = chunk.map((m) => {
+      const p = insertMessageParams(consumer, m, nowMs);
+      const base = params.length;
+      params.push(...p);
+      return `($${base + 1}, $${base + 2}, $${base + 3}, $${base + 4}, $${base + 5}, $${base + 6}, $${base + 7}, 'pending', 0, 0, $${base + 8}, $${base + 9})`;
+    });
+    await client.query(`${head} ${tuples.join(', ')} ON CONFLICT (id) DO NOTHING`, params);
+  }
+}
+
+async function run(client: PoolClient, sql: string, params: SqlValue[]): Promise<number> {
+  return (await client.query(numberPlaceholders(sql), params)).rowCount ?? 0;
+}
+
+async function rows<Row>(client: PoolClient, sql: string, params: SqlValue[]): Promise<Row[]> {
+  return (await client.query<Row & QueryResultRow>(numberPlaceholders(sql), params)).rows;
+}

@@ -1,0 +1,24 @@
+import type { PoolClient } from 'pg';
+import { SqlRecoverStore } from '../sql-recover.js';
+import { numberPlaceholders, type SqlQuery } from '../statements.js';
+
+export interface PostgresRecoverHooks {
+  transaction<T>(doing: string, work: (client: PoolClient) => Promise<T>): Promise<T>;
+  query<Row>(doing: string, query: SqlQuery): Promise<Row[]>;
+}
+
+/** The reconcile and archive tables on PostgreSQL: the shared SQL, each write in one transaction. */
+export function createPostgresRecoverStore(hooks: PostgresRecoverHooks): SqlRecoverStore {
+  return new SqlRecoverStore({
+    all: (doing, query) => hooks.query(doing, query),
+    write: (doing, queries) =>
+      hooks.transaction(doing, async (client) => {
+        const counts: number[] = [];
+        for (const query of queries) {
+          const result = await client.query(numberPlaceholders(query.sql), query.params);
+          counts.push(result.rowCount ?? 0);
+        }
+        return counts;
+      }),
+  });
+}

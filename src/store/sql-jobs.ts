@@ -1,0 +1,350 @@
+/**
+ * The job store's SQL, shared by both dialects (`?` placeholders; `numberPlaceholders` for PostgreSQL),
+ * and the row → record mappers. The dialects differ only in how they lock (sqlite-jobs.ts,
+ * postgres-jobs.ts).
+ */
+import type {
+  AttemptOutcome,
+  AttemptRecord,
+  ConsumerKind,
+  ConsumerRecord,
+  ConsumerUpsert,
+  MessageQuery,
+  MessageRecord,
+  MessageState,
+  NewMessage,
+} from './job-types.js';
+import { toNumber, type SqlQuery, type SqlValue } from './statements.js';
+
+const CONSUMER_COLUMNS =
+  'name, kind, position, enabled, disabled_reason, secret, config_hash, config, created_at, updated_at, last_delivered_at, last_error';
+
+export const GET_CONSUMER_SQL = `SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE name = ?`;
+export const LIST_CONSUMERS_SQL = `SELECT ${CONSUMER_COLUMNS} FROM consumers ORDER BY name`;
+export const LIST_CONSUMERS_OF_KIND_SQL = `SELECT ${CONSUMER_COLUMNS} FROM consumers WHERE kind = ? ORDER BY name`;
+
+export const INSERT_CONSUMER_SQL = `INSERT INTO consumers
+  (name, kind, position, enabled, disabled_reason, secret, config_hash, config, created_at, updated_at)
+  VALUES (?, ?, ?, 1, NULL, ?, ?, ?, ?, ?)
+  ON CONFLICT (name) DO NOTHING`;
+
+export function insertConsumerParams(c: ConsumerUpsert, secret: string | null): SqlValue[] {
+  return [c.name, c.kind, c.startPosition, secret, c.configHash, JSON.stringify(c.config), c.nowMs, c.nowMs];
+}
+
+/** Params: kind, config hash, config, updated at, secret (null keeps the stored one), name. */
+export const UPDATE_CONSUMER_SQL = `UPDATE consumers SET kind = ?, config_hash = ?, config = ?, updated_at = ?,
+  secret = COALESCE(?, secret) WHERE name = ?`;
+
+export function updateConsumerParams(c: ConsumerUpsert): SqlValue[] {
+  return [c.kind, c.configHash, JSON.stringify(c.config), c.nowMs, c.secret ?? null, c.name];
+}
+
+/** Params: new position, name, expected position. */
+export const ADVANCE_POSITION_SQL =
+  'UPDATE consumers SET position = ? WHERE name = ? AND position = ? AND enabled = 1';
+
+export const INSERT_MESSAGE_SQL = `INSERT INTO messages
+  (id, consumer, transition_seq, transition_id, object_id, type, recorded_at, state, attempts, round_attempts,
+   next_attempt_at, created_at)
+  VALUES (?, ?, ?, ?, ?, ?, ?, 'pending', 0, 0, ?, ?)
+  ON CONFLICT (id) DO NOTHING`;
+
+export function insertMessageParams(consumer: string, m: NewMessage, nowMs: number): SqlValue[] {
+  return [m.id, consumer, m.transitionSeq, m.transitionId, m.objectId, m.type, m.recordedAtMs, nowMs, nowMs];
+}
+
+/** Params: now, id. A message being attempted keeps its lease; the new round starts after it. */
+export const REQUEUE_MESSAGE_SQL = `UPDATE messages SET state = 'pending', round_attempts = 0, next_attempt_at = ?,
+  delivered_at = NULL WHERE id = ?`;
+
+const MESSAGE_COLUMNS =
+  'seq, id, consumer, transition_seq, transition_id, object_id, type, recorded_at, state, attempts, round_attempts, next_attempt_at, lease_owner, lease_until, last_status, last_error, created_at, delivered_at';
+
+export const GET_MESSAGE_SQL = `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE id = ?`;
+export const LIST_ATTEMPTS_SQL =
+  'SELECT at, status, duration_ms, error FROM message_attempts WHERE message_id = ? ORDER BY seq';
+
+/** Params: consumer, now, now. The caller appends `ordered` and the limit. */
+function dueMessagesWhere(ordered: boolean): string {
+  // The partial indexes only apply when `state = 'pending'` is spelled out.
+  return `m.consumer = ? AND m.state = 'pending' AND m.next_attempt_at <= ?
+    AND (m.lease_until IS NULL OR m.lease_until <= ?)${
+      ordered
+        ? `
+    AND NOT EXISTS (SELECT 1 FROM messages e WHERE e.consumer = m.consumer AND e.state = 'pending'
+      AND e.object_id = m.object_id AND e.transition_seq < m.transition_seq)`
+        : ''
+    }`;
+}
+
+/** Params: consumer, now, now, limit. */
+export function dueMessagesSql(ordered: boolean, lockClause = ''): string {
+  return `SELECT m.seq FROM messages m WHERE ${dueMessagesWhere(ordered)}
+    ORDER BY m.next_attempt_at, m.transition_seq LIMIT ?${lockClause}`;
+}
+
+/** Params: consumer, now. Leases held right now by any instance. */
+export const COUNT_LEASED_SQL =
+  "SELECT COUNT(*) AS n FROM messages WHERE consumer = ? AND lease_until > ? AND state = 'pending'";
+
+/** Params: owner, lease until; then the seqs. */
+export function leaseMessagesSql(count: number): string {
+  return `UPDATE messages SET lease_owner = ?, lease_until = ? WHERE seq IN (${placeholders(count)})`;
+}
+
+export function selectMessagesBySeqSql(count: number): string {
+  return `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE seq IN (${placeholders(count)}) ORDER BY transition_seq`;
+}
+
+export const INSERT_ATTEMPT_SQL =
+  'INSERT INTO message_attempts (message_id, at, status, duration_ms, error) VALUES (?, ?, ?, ?, ?)';
+
+export function insertAttemptParams(o: AttemptOutcome): SqlValue[] {
+  const a = o.attempt;
+  return [o.messageId, a.atMs, a.status, a.durationMs, a.error];
+}
+
+/** Delivered is the truth even when the lease was lost meanwhile. Params: status, at, id. */
+export const MARK_DELIVERED_SQL = `UPDATE messages SET state = 'delivered', attempts = attempts + 1,
+  round_attempts = round_attempts + 1, next_attempt_at = NULL, lease_owner = NULL, lease_until = NULL,
+  last_status = ?, last_error = NULL, delivered_at = ? WHERE id = ? AND state = 'pending'`;
+
+/** Params: next attempt (null when dead), state, status, error, id, owner. */
+export const MARK_FAILED_SQL = `UPDATE messages SET state = ?, attempts = attempts + 1,
+  round_attempts = round_attempts + 1, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL,
+  last_status = ?, last_error = ? WHERE id = ? AND lease_owner = ? AND state = 'pending'`;
+
+/** 410: the message waits for the consumer to be enabled again. Params: status, error, next, id, owner. */
+export const MARK_DISABLING_SQL = `UPDATE messages SET attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,
+  last_status = ?, last_error = ?, next_attempt_at = ? WHERE id = ? AND lease_owner = ? AND state = 'pending'`;
+
+/** Params: delivered at, name. */
+export const CONSUMER_DELIVERED_SQL = 'UPDATE consumers SET last_delivered_at = ? WHERE name = ?';
+/** Params: error, name. */
+export const CONSUMER_FAILED_SQL = 'UPDATE consumers SET last_error = ? WHERE name = ?';
+/** Params: reason, now, name. */
+export const DISABLE_CONSUMER_SQL =
+  'UPDATE consumers SET enabled = 0, disabled_reason = ?, updated_at = ? WHERE name = ?';
+/** Params: now, name. */
+export const ENABLE_CONSUMER_SQL =
+  'UPDATE consumers SET enabled = 1, disabled_reason = NULL, updated_at = ? WHERE name = ?';
+/** Params: position, name. */
+export const MOVE_POSITION_SQL = 'UPDATE consumers SET position = ? WHERE name = ?';
+/** `enable --from now`: what was waiting is skipped (kept as dead, retryable). Params: now, name. */
+export const SKIP_PENDING_SQL = `UPDATE messages SET state = 'dead', next_attempt_at = NULL,
+  last_error = 'skipped: the destination was enabled from now' WHERE consumer = ? AND state = 'pending' AND lease_until IS NULL`;
+
+export function releaseSql(count: number): string {
+  return `UPDATE messages SET lease_owner = NULL, lease_until = NULL
+    WHERE lease_owner = ? AND id IN (${placeholders(count)})`;
+}
+
+/** Params: consumer. The earliest moment one of its pending messages may be claimed. */
+export const NEXT_DUE_SQL = `SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at
+    THEN lease_until ELSE next_attempt_at END) AS due
+  FROM messages WHERE consumer = ? AND state = 'pending'`;
+
+/** Params: consumer. */
+export const CONSUMER_STATS_SQL = `SELECT
+  (SELECT COUNT(*) FROM messages WHERE state = 'pending' AND consumer = ?) AS pending,
+  (SELECT COUNT(*) FROM messages WHERE state = 'dead' AND consumer = ?) AS dead,
+  (SELECT MIN(recorded_at) FROM messages WHERE consumer = ? AND state = 'pending') AS oldest`;
+
+/** Params: now, id. */
+export const RETRY_DEAD_SQL = `UPDATE messages SET state = 'pending', round_attempts = 0, next_attempt_at = ?
+  WHERE id = ? AND state = 'dead'`;
+
+export function retryAllDeadQuery(consumer: string | undefined, nowMs: number): SqlQuery {
+  return consumer === undefined
+    ? {
+        sql: "UPDATE messages SET state = 'pending', round_attempts = 0, next_attempt_at = ? WHERE state = 'dead'",
+        params: [nowMs],
+      }
+    : {
+        sql: "UPDATE messages SET state = 'pending', round_attempts = 0, next_attempt_at = ? WHERE state = 'dead' AND consumer = ?",
+        params: [nowMs, consumer],
+      };
+}
+
+export function listMessagesQuery(query: MessageQuery): SqlQuery {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  if (query.state !== undefined) {
+    where.push('state = ?');
+    params.push(query.state);
+  }
+  if (query.consumer !== undefined) {
+    where.push('consumer = ?');
+    params.push(query.consumer);
+  }
+  if (query.objectId !== undefined) {
+    where.push('object_id = ?');
+    params.push(query.objectId);
+  }
+  if (query.after !== undefined) {
+    where.push('seq < ?');
+    params.push(query.after);
+  }
+  params.push(query.limit + 1);
+  const whereSql = where.length > 0 ? `WHERE ${where.join(' AND ')} ` : '';
+  return { sql: `SELECT ${MESSAGE_COLUMNS} FROM messages ${whereSql}ORDER BY seq DESC LIMIT ?`, params };
+}
+
+export interface ConsumerRow {
+  name: string;
+  kind: string;
+  position: unknown;
+  enabled: unknown;
+  disabled_reason: string | null;
+  secret: string | null;
+  config_hash: string;
+  config: string;
+  created_at: unknown;
+  updated_at: unknown;
+  last_delivered_at: unknown;
+  last_error: string | null;
+}
+
+export interface MessageRow {
+  seq: unknown;
+  id: string;
+  consumer: string;
+  transition_seq: unknown;
+  transition_id: string;
+  object_id: string;
+  type: string;
+  recorded_at: unknown;
+  state: string;
+  attempts: unknown;
+  round_attempts: unknown;
+  next_attempt_at: unknown;
+  lease_owner: string | null;
+  lease_until: unknown;
+  last_status: unknown;
+  last_error: string | null;
+  created_at: unknown;
+  delivered_at: unknown;
+}
+
+export interface AttemptRow {
+  at: unknown;
+  status: unknown;
+  duration_ms: unknown;
+  error: string | null;
+}
+
+export interface StatsRow {
+  pending: unknown;
+  dead: unknown;
+  oldest: unknown;
+}
+
+function nullableNumber(value: unknown): number | null {
+  return value === null || value === undefined ? null : toNumber(value);
+}
+
+export function consumerFromRow(row: ConsumerRow): ConsumerRecord {
+  return {
+    name: row.name,
+    kind: row.kind as ConsumerKind,
+    position: toNumber(row.position),
+    enabled: toNumber(row.enabled) !== 0,
+    disabledReason: row.disabled_reason,
+    secret: row.secret,
+    configHash: row.config_hash,
+    config: JSON.parse(row.config) as Record<string, unknown>,
+    createdAtMs: toNumber(row.created_at),
+    updatedAtMs: toNumber(row.updated_at),
+    lastDeliveredAtMs: nullableNumber(row.last_delivered_at),
+    lastError: row.last_error,
+  };
+}
+
+export function messageFromRow(row: MessageRow): MessageRecord {
+  return {
+    seq: toNumber(row.seq),
+    id: row.id,
+    consumer: row.consumer,
+    transitionSeq: toNumber(row.transition_seq),
+    transitionId: row.transition_id,
+    objectId: row.object_id,
+    type: row.type,
+    recordedAtMs: toNumber(row.recorded_at),
+    state: row.state as MessageState,
+    attempts: toNumber(row.attempts),
+    roundAttempts: toNumber(row.round_attempts),
+    nextAttemptAtMs: nullableNumber(row.next_attempt_at),
+    leaseOwner: row.lease_owner,
+    leaseUntilMs: nullableNumber(row.lease_until),
+    lastStatus: nullableNumber(row.last_status),
+    lastError: row.last_error,
+    createdAtMs: toNumber(row.created_at),
+    deliveredAtMs: nullableNumber(row.delivered_at),
+  };
+}
+
+export function attemptFromRow(row: AttemptRow): AttemptRecord {
+  return {
+    atMs: toNumber(row.at),
+    status: nullableNumber(row.status),
+    durationMs: toNumber(row.duration_ms),
+    error: row.error,
+  };
+}
+
+export function statsFromRow(row: StatsRow | undefined): {
+  pending: number;
+  dead: number;
+  oldestPendingAtMs: number | null;
+} {
+  return {
+    pending: row === undefined ? 0 : toNumber(row.pending),
+    dead: row === undefined ? 0 : toNumber(row.dead),
+    oldestPendingAtMs: row === undefined ? null : nullableNumber(row.oldest),
+  };
+}
+
+/**
+ * The statements that record one attempt's outcome, in order. `consumerUpdates` collects the
+ * consumer-level changes so a batch writes each consumer once.
+ */
+export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQuery[] {
+  const a = outcome.attempt;
+  const statements: SqlQuery[] = [{ sql: INSERT_ATTEMPT_SQL, params: insertAttemptParams(outcome) }];
+  const v = outcome.verdict;
+  switch (v.state) {
+    case 'delivered':
+      statements.push({ sql: MARK_DELIVERED_SQL, params: [a.status, a.atMs, outcome.messageId] });
+      statements.push({ sql: CONSUMER_DELIVERED_SQL, params: [a.atMs, outcome.consumer] });
+      break;
+    case 'retry':
+    case 'dead':
+      statements.push({
+        sql: MARK_FAILED_SQL,
+        params: [
+          v.state === 'dead' ? 'dead' : 'pending',
+          v.state === 'dead' ? null : v.nextAttemptAtMs,
+          a.status,
+          a.error,
+          outcome.messageId,
+          outcome.owner,
+        ],
+      });
+      statements.push({ sql: CONSUMER_FAILED_SQL, params: [a.error, outcome.consumer] });
+      break;
+    case 'disable':
+      statements.push({
+        sql: MARK_DISABLING_SQL,
+        params: [a.status, a.error, nowMs, outcome.messageId, outcome.owner],
+      });
+      statements.push({ sql: DISABLE_CONSUMER_SQL, params: [v.reason, nowMs, outcome.consumer] });
+      statements.push({ sql: CONSUMER_FAILED_SQL, params: [a.error, outcome.consumer] });
+      break;
+  }
+  return statements;
+}
+
+export function placeholders(count: number): string {
+  return Array.from({ length: count }, () => '?').join(', ');
+}

@@ -1,0 +1,291 @@
+import type Database from 'better-sqlite3';
+import type {
+  AttemptOutcome,
+  ClaimRequest,
+  ConsumerKind,
+  ConsumerRecord,
+  ConsumerStats,
+  ConsumerUpsert,
+  JobStore,
+  MessageDetailRecord,
+  MessageQuery,
+  MessageRecord,
+  NewMessage,
+  RetryResult,
+} from '../job-types.js';
+import {
+  ADVANCE_POSITION_SQL,
+  attemptFromRow,
+  CONSUMER_STATS_SQL,
+  consumerFromRow,
+  COUNT_LEASED_SQL,
+  DISABLE_CONSUMER_SQL,
+  dueMessagesSql,
+  ENABLE_CONSUMER_SQL,
+  GET_CONSUMER_SQL,
+  GET_MESSAGE_SQL,
+  INSERT_CONSUMER_SQL,
+  INSERT_MESSAGE_SQL,
+  insertConsumerParams,
+  insertMessageParams,
+  leaseMessagesSql,
+  LIST_ATTEMPTS_SQL,
+  LIST_CONSUMERS_OF_KIND_SQL,
+  LIST_CONSUMERS_SQL,
+  listMessagesQuery,
+  messageFromRow,
+  MOVE_POSITION_SQL,
+  NEXT_DUE_SQL,
+  outcomeStatements,
+  releaseSql,
+  REQUEUE_MESSAGE_SQL,
+  RETRY_DEAD_SQL,
+  retryAllDeadQuery,
+  selectMessagesBySeqSql,
+  SKIP_PENDING_SQL,
+  statsFromRow,
+  UPDATE_CONSUMER_SQL,
+  updateConsumerParams,
+  type AttemptRow,
+  type ConsumerRow,
+  type MessageRow,
+  type StatsRow,
+} from '../sql-jobs.js';
+import { toNumber, toPage, type SqlValue } from '../statements.js';
+import type { Page } from '../types.js';
+
+/** How the job store reaches the store's one connection. */
+export interface SqliteAccess {
+  readonly db: Database.Database;
+  /** A read on the connection, errors mapped to store errors. */
+  read<T>(doing: string, work: () => T): T;
+  /**
+   * A write transaction on the store's write path, not waiting for its WAL sync: a job row lost to a
+   * power cut only repeats a message (at least once), and the next ingest sync covers it anyway.
+   */
+  write<T>(doing: string, work: () => T): Promise<T>;
+}
+
+type Statement = Database.Statement<SqlValue[]>;
+
+/**
+ * SQLite has one writer and each transaction runs to its end on the event loop, so a claim needs no
+ * row locks: reading the due messages and leasing them is one synchronous transaction.
+ */
+export class SqliteJobs implements JobStore {
+  readonly #access: SqliteAccess;
+  readonly #statements = new Map<string, Statement>();
+
+  constructor(access: SqliteAccess) {
+    this.#access = access;
+  }
+
+  async upsertConsumer(consumer: ConsumerUpsert): Promise<ConsumerRecord> {
+    return this.#access.write('saving a consumer', () =>
+      this.#db
+        .transaction(() => {
+          const existing = this.#get<ConsumerRow>(GET_CONSUMER_SQL, [consumer.name]);
+          if (existing === undefined) {
+            const secret = consumer.secret ?? consumer.generateSecret?.() ?? null;
+            this.#run(INSERT_CONSUMER_SQL, insertConsumerParams(consumer, secret));
+          } else {
+            this.#run(UPDATE_CONSUMER_SQL, updateConsumerParams(consumer));
+          }
+          return consumerFromRow(this.#get<ConsumerRow>(GET_CONSUMER_SQL, [consumer.name])!);
+        })
+        .immediate(),
+    );
+  }
+
+  async getConsumer(name: string): Promise<ConsumerRecord | undefined> {
+    const row = this.#access.read('reading a consumer', () =>
+      this.#get<ConsumerRow>(GET_CONSUMER_SQL, [name]),
+    );
+    return row === undefined ? undefined : consumerFromRow(row);
+  }
+
+  async listConsumers(kind?: ConsumerKind): Promise<ConsumerRecord[]> {
+    const rows = this.#access.read('listing consumers', () =>
+      kind === undefined
+        ? this.#all<ConsumerRow>(LIST_CONSUMERS_SQL, [])
+        : this.#all<ConsumerRow>(LIST_CONSUMERS_OF_KIND_SQL, [kind]),
+    );
+    return rows.map(consumerFromRow);
+  }
+
+  async consumerStats(name: string): Promise<ConsumerStats> {
+    return statsFromRow(
+      this.#access.read('reading consumer stats', () =>
+        this.#get<StatsRow>(CONSUMER_STATS_SQL, [name, name, name]),
+      ),
+    );
+  }
+
+  async fanOut(
+    consumer: string,
+    fromPosition: number,
+    toPosition: number,
+    messages: readonly NewMessage[],
+    nowMs: number,
+  ): Promise<boolean> {
+    return this.#access.write('fanning out transitions', () =>
+      this.#db
+        .transaction(() => {
+          if (this.#run(ADVANCE_POSITION_SQL, [toPosition, consumer, fromPosition]).changes === 0)
+            return false;
+          for (const m of messages) this.#run(INSERT_MESSAGE_SQL, insertMessageParams(consumer, m, nowMs));
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async claim(request: ClaimRequest): Promise<MessageRecord[]> {
+    if (request.limit <= 0) return [];
+    return this.#access.write('claiming messages', () =>
+      this.#db
+        .transaction(() => {
+          const consumer = this.#get<ConsumerRow>(GET_CONSUMER_SQL, [request.consumer]);
+          if (consumer === undefined || toNumber(consumer.enabled) === 0) return [];
+          const leased = toNumber(
+            this.#get<{ n: unknown }>(COUNT_LEASED_SQL, [request.consumer, request.nowMs])?.n ?? 0,
+          );
+          const limit = Math.min(request.limit, request.maxInFlight - leased);
+          if (limit <= 0) return [];
+          const seqs = this.#all<{ seq: unknown }>(dueMessagesSql(request.ordered), [
+            request.consumer,
+            request.nowMs,
+            request.nowMs,
+            limit,
+          ]).map((r) => toNumber(r.seq));
+          if (seqs.length === 0) return [];
+          this.#run(leaseMessagesSql(seqs.length), [request.owner, request.nowMs + request.leaseMs, ...seqs]);
+          return this.#all<MessageRow>(selectMessagesBySeqSql(seqs.length), seqs).map(messageFromRow);
+        })
+        .immediate(),
+    );
+  }
+
+  async complete(outcomes: readonly AttemptOutcome[], nowMs: number): Promise<void> {
+    if (outcomes.length === 0) return;
+    await this.#access.write('recording attempts', () =>
+      this.#db
+        .transaction(() => {
+          for (const outcome of outcomes) {
+            for (const s of outcomeStatements(outcome, nowMs)) this.#run(s.sql, s.params);
+          }
+        })
+        .immediate(),
+    );
+  }
+
+  async release(messageIds: readonly string[], owner: string): Promise<void> {
+    if (messageIds.length === 0) return;
+    await this.#access.write('releasing leases', () => {
+      this.#run(releaseSql(messageIds.length), [owner, ...messageIds]);
+    });
+  }
+
+  async nextDueAtMs(consumer: string): Promise<number | undefined> {
+    const row = this.#access.read('reading the next due message', () =>
+      this.#get<{ due: unknown }>(NEXT_DUE_SQL, [consumer]),
+    );
+    return row?.due === null || row?.due === undefined ? undefined : toNumber(row.due);
+  }
+
+  async setConsumerEnabled(
+    name: string,
+    change: { enabled: boolean; reason?: string; position?: number; nowMs: number },
+  ): Promise<boolean> {
+    return this.#access.write('enabling a consumer', () =>
+      this.#db
+        .transaction(() => {
+          const changed = change.enabled
+            ? this.#run(ENABLE_CONSUMER_SQL, [change.nowMs, name]).changes
+            : this.#run(DISABLE_CONSUMER_SQL, [
+                change.reason ?? 'disabled by an operator',
+                change.nowMs,
+                name,
+              ]).changes;
+          if (changed === 0) return false;
+          if (change.position !== undefined) {
+            this.#run(MOVE_POSITION_SQL, [change.position, name]);
+            this.#run(SKIP_PENDING_SQL, [name]);
+          }
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async listMessages(query: MessageQuery): Promise<Page<MessageRecord>> {
+    const q = listMessagesQuery(query);
+    const rows = this.#access.read('listing messages', () => this.#all<MessageRow>(q.sql, q.params));
+    return toPage(rows, query.limit, messageFromRow);
+  }
+
+  async getMessage(id: string): Promise<MessageDetailRecord | undefined> {
+    return this.#access.read('reading a message', () => {
+      const row = this.#get<MessageRow>(GET_MESSAGE_SQL, [id]);
+      if (row === undefined) return undefined;
+      return {
+        ...messageFromRow(row),
+        attemptLog: this.#all<AttemptRow>(LIST_ATTEMPTS_SQL, [id]).map(attemptFromRow),
+      };
+    });
+  }
+
+  async retryMessage(id: string, nowMs: number): Promise<RetryResult> {
+    return this.#access.write('retrying a message', () => {
+      if (this.#run(RETRY_DEAD_SQL, [nowMs, id]).changes > 0) return 'retried';
+      return this.#get(GET_MESSAGE_SQL, [id]) === undefined ? 'not_found' : 'not_dead';
+    });
+  }
+
+  async retryDead(consumer: string | undefined, nowMs: number): Promise<number> {
+    const q = retryAllDeadQuery(consumer, nowMs);
+    return this.#access.write('retrying dead messages', () => this.#run(q.sql, q.params).changes);
+  }
+
+  async requeue(consumer: string, messages: readonly NewMessage[], nowMs: number): Promise<number> {
+    if (messages.length === 0) return 0;
+    return this.#access.write('replaying messages', () =>
+      this.#db
+        .transaction(() => {
+          for (const m of messages) {
+            if (this.#run(INSERT_MESSAGE_SQL, insertMessageParams(consumer, m, nowMs)).changes === 0) {
+              this.#run(REQUEUE_MESSAGE_SQL, [nowMs, m.id]);
+            }
+          }
+          return messages.length;
+        })
+        .immediate(),
+    );
+  }
+
+  get #db(): Database.Database {
+    return this.#access.db;
+  }
+
+  #prepare(sql: string): Statement {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      if (this.#statements.size >= 128) this.#statements.clear();
+      statement = this.#db.prepare<SqlValue[]>(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  #run(sql: string, params: SqlValue[]): Database.RunResult {
+    return this.#prepare(sql).run(...params);
+  }
+
+  #get<Row>(sql: string, params: SqlValue[]): Row | undefined {
+    return this.#prepare(sql).get(...params) as Row | undefined;
+  }
+
+  #all<Row>(sql: string, params: SqlValue[]): Row[] {
+    return this.#prepare(sql).all(...params) as Row[];
+  }
+}

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isBrokerUrl, parseBrokerUrl } from './broker-url.js';
 
 /** Replicate-style retry schedule (CONTRACT §9): about 24 hours in all. */
 export const DEFAULT_RETRY_DELAYS_MS = [
@@ -19,8 +20,18 @@ export const DestinationSchema = z
       .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'must match [a-z0-9][a-z0-9_-]{0,62}')
       .describe('Unique name: used in the API, the CLI and message ids.'),
     url: z
-      .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
-      .describe('Where messages are POSTed (http or https).'),
+      .url({
+        protocol: /^(https?|nats|rediss?)$/,
+        error: 'must be an http://, https://, nats:// or redis:// URL',
+      })
+      .check((ctx) => {
+        if (!isBrokerUrl(ctx.value)) return;
+        const parsed = parseBrokerUrl(ctx.value);
+        if (!parsed.ok) ctx.issues.push({ code: 'custom', message: parsed.problem, input: ctx.value });
+      })
+      .describe(
+        'Where messages go: POSTed to an http(s) URL, published to nats://HOST:PORT/SUBJECT (JetStream) or appended to redis://HOST:PORT/STREAM.',
+      ),
     secret: z
       .string()
       .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')

@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'forbidden',
   'not_found',
   'invalid_query',
+  'conflict',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -43,6 +44,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   forbidden: 403,
   not_found: 404,
   invalid_query: 400,
+  conflict: 409,
   bad_request: 400,
 };
 

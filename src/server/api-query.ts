@@ -66,6 +66,16 @@ function parseRfc3339(text: string, bound: 'since' | 'until'): number | undefine
   return local + ms - offsetMin * 60_000;
 }
 
+/** An RFC 3339 bound as epoch ms; throws `InvalidQueryError` naming the field. */
+export function parseRfc3339Bound(text: string, name: 'since' | 'until'): number {
+  const ms = parseRfc3339(text, name);
+  if (ms === undefined)
+    throw new InvalidQueryError(
+      `"${name}" must be an RFC 3339 time like 2026-11-27T13:38:07Z; got "${text}".`,
+    );
+  return ms;
+}
+
 function parseTime(query: QueryParams, name: 'since' | 'until'): number | undefined {
   const text = param(query, name);
   if (text === undefined) return undefined;

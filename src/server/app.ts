@@ -16,6 +16,7 @@ import { registerMetricsRoute } from '../metrics/metrics-route.js';
 import type { Store } from '../store/types.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
+import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
 
 export interface AppOptions {
   webhookPath: string;
@@ -34,6 +35,8 @@ export interface AppDeps {
   logger: Logger;
   /** Served at `/metrics` and fed by every webhook answer when present. */
   metrics?: InletMetrics;
+  /** What the destinations, messages and replay routes need besides the store's job store. */
+  jobs?: Omit<JobsRoutesDeps, 'jobs'>;
 }
 
 /** Node checks header and request timeouts on this interval; short timeouts need a shorter one. */
@@ -277,6 +280,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     async (scope) => {
       scope.addHook('onRequest', createAdminAccessHook({ adminToken: options.adminToken }));
       registerApiRoutes(scope, deps.store);
+      registerJobsRoutes(scope, { log: undefined, ...deps.jobs, jobs: deps.store.jobs });
     },
     { prefix: '/api' },
   );

@@ -1,3 +1,7 @@
+/**
+ * The library's public API, published on npm as `inlet-webhooks` (the command it installs is `inlet`):
+ * `import { verifyWebhook, signWebhook, createEmulator } from 'inlet-webhooks'`.
+ */
 export { createVerifier, signWebhook, verifyWebhook } from './verify/index.js';
 export type {
   HeaderBag,

@@ -7,6 +7,10 @@ import { DeferredStore } from '../store/deferred-store.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
 import { createFetchHandler, type FetchHandler } from './fetch-handler.js';
 import { createNodeListener, type NodeListener } from './node-listener.js';
+import { Runner } from '../jobs/runner.js';
+import type { TransitionLog } from '../store/transition-types.js';
+import type { Store } from '../store/types.js';
+import { type Handler, handlerConsumer, type HandlerOptions } from './handlers.js';
 import { Receiver } from './receiver.js';
 
 /** Options of `createInlet()`; only `secret` is required (or `insecureSkipVerify`). */
@@ -54,10 +58,27 @@ export interface Inlet {
   readonly listener: NodeListener;
   /** A fetch-style handler: `(Request) => Promise<Response>` (Hono, Next.js route handlers). */
   readonly fetch: FetchHandler;
+  /**
+   * Runs `handler` for every transition whose type matches `pattern` (`prediction.completed`,
+   * `prediction.*`, `*`, or a list). A handler is a consumer with a durable position: it resumes after
+   * a restart, and a throw retries it on its schedule. Returns the inlet, so calls chain.
+   */
+  on(pattern: string | readonly string[], handler: Handler, options?: HandlerOptions): Inlet;
   /** Resolves once the database is open (requests before then wait for it, up to the commit timeout). */
   ready(): Promise<void>;
-  /** Finishes in-flight commits, then closes the database. */
+  /** Stops the handlers (letting calls in flight finish), finishes in-flight commits, closes the database. */
   close(): Promise<void>;
+}
+
+/** The transitions log of a store (the runner reads it). */
+function transitionLogOf(store: Store): TransitionLog {
+  const candidate = store as Store & Partial<TransitionLog> & { transitions?: TransitionLog };
+  if (candidate.transitions !== undefined) return candidate.transitions;
+  return {
+    listTransitions: (query) => candidate.listTransitions!(query),
+    lastTransitionSeq: () => candidate.lastTransitionSeq!(),
+    getTransition: (id) => candidate.getTransition!(id),
+  };
 }
 
 function secretList(secret: CreateInletOptions['secret']): string[] {
@@ -113,15 +134,45 @@ export function createInlet(options: CreateInletOptions): Inlet {
     rejections,
     logger,
   );
-  const receiver = new Receiver(ingest, {
-    path: options.path,
-    maxBodyBytes: options.maxBodyBytes ?? LIBRARY_DEFAULTS.maxBodyBytes,
-  });
+  const runner = new Runner({ jobs: store.jobs, log: transitionLogOf(store), logger });
+  const receiver = new Receiver(
+    ingest,
+    { path: options.path, maxBodyBytes: options.maxBodyBytes ?? LIBRARY_DEFAULTS.maxBodyBytes },
+    // A new transition may be waiting: the runner looks now rather than at its next poll.
+    () => runner.wake(),
+  );
 
   let closing: Promise<void> | undefined;
-  return {
+  let starting: Promise<void> | undefined;
+  const startHandlers = () => {
+    starting ??= connecting.then(async () => {
+      if (closing !== undefined) return;
+      try {
+        await runner.start();
+      } catch (error) {
+        // The runner registers the handlers again on each pass until the store answers.
+        logger.warn({ err: (error as Error).message }, 'handlers could not start yet; retrying');
+      }
+    });
+  };
+
+  const inlet: Inlet = {
     listener: createNodeListener(receiver, logger),
     fetch: createFetchHandler(receiver, logger),
+    on(pattern, handler, handlerOptions) {
+      if (closing !== undefined) throw new Error('inlet.on(): this Inlet is closed.');
+      const definition = handlerConsumer(pattern, handler, handlerOptions);
+      try {
+        runner.add(definition);
+      } catch {
+        const name = definition.name.slice('handler:'.length);
+        throw new TypeError(
+          `inlet.on(): a handler named "${name}" is already registered; give this one its own { name }.`,
+        );
+      }
+      startHandlers();
+      return inlet;
+    },
     async ready() {
       await connecting;
       if (!store.connected) {
@@ -132,11 +183,14 @@ export function createInlet(options: CreateInletOptions): Inlet {
     },
     close() {
       closing ??= (async () => {
+        await starting;
         await batcher.drain();
+        await runner.stop();
         await rejections.flush();
         await store.close();
       })();
       return closing;
     },
   };
+  return inlet;
 }

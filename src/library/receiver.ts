@@ -21,6 +21,8 @@ export class Receiver {
   constructor(
     readonly ingest: Ingest,
     readonly options: ReceiverOptions,
+    /** Called after a delivery is committed as new (not a duplicate). */
+    readonly onAccepted: () => void = () => undefined,
   ) {}
 
   /** The answer for a request that must not be read further, or `undefined` to read its body. */
@@ -56,8 +58,10 @@ export class Receiver {
     return { ...answer, headers: { ...answer.headers, connection: 'close' } };
   }
 
-  accept(request: ReceivedRequest, body: Buffer): Promise<WebhookAnswer> {
-    return this.ingest.accept({ ...request, body });
+  async accept(request: ReceivedRequest, body: Buffer): Promise<WebhookAnswer> {
+    const answer = await this.ingest.accept({ ...request, body });
+    if (answer.outcome === 'accepted') this.onAccepted();
+    return answer;
   }
 }
 

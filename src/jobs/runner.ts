@@ -203,8 +203,16 @@ export class Runner {
 
   /** Registers every consumer, then works in the background until `stop()`. */
   async start(): Promise<void> {
+    // A store that is not reachable yet is retried by later passes.
     await this.#serial(async () => {
-      for (const active of this.#consumers.values()) await this.#register(active);
+      for (const active of this.#consumers.values()) {
+        await this.#register(active).catch((error: unknown) => {
+          this.#logger?.warn(
+            { err: describe(error), consumer: active.definition.name },
+            'could not register the consumer yet; retrying',
+          );
+        });
+      }
     });
     this.#running = true;
     this.wake();

@@ -1,0 +1,59 @@
+import type { JobStore } from '../store/job-types.js';
+import type { TransitionLog } from '../store/transition-types.js';
+import type { ConsumerDefinition } from './consumer.js';
+import type { DestinationConfig } from './destination-config.js';
+import { destinationConsumer, type DestinationConsumerOptions } from './destinations.js';
+import { Runner, type Clock, type RunnerLogger, type RunnerMetrics } from './runner.js';
+
+export interface JobServiceOptions {
+  jobs: JobStore;
+  log: TransitionLog;
+  /** HTTP destinations of the config file (upserted when the service starts). */
+  destinations: readonly DestinationConfig[];
+  /** Other consumers (library handlers, brokers). */
+  consumers?: readonly ConsumerDefinition[];
+  logger?: RunnerLogger;
+  metrics?: RunnerMetrics;
+  /** `INLET_TIME_SCALE`: multiplies retry delays (tests). */
+  timeScale?: number;
+  pollIntervalMs?: number;
+  clock?: Clock;
+  /** Wake-ups for new transitions (the commit batcher in this process, PostgreSQL notifications). */
+  subscribe?: (wake: () => void) => () => void;
+  destinationOptions?: DestinationConsumerOptions;
+}
+
+/** The runner as a service of `serve` and `inlet worker`: started after the store, stopped before it. */
+export class JobService {
+  readonly name = 'jobs';
+  readonly runner: Runner;
+  readonly #subscribe: JobServiceOptions['subscribe'];
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(options: JobServiceOptions) {
+    this.runner = new Runner({
+      jobs: options.jobs,
+      log: options.log,
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+      ...(options.metrics === undefined ? {} : { metrics: options.metrics }),
+      ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
+      ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
+      ...(options.clock === undefined ? {} : { clock: options.clock }),
+    });
+    for (const destination of options.destinations) {
+      this.runner.add(destinationConsumer(destination, options.destinationOptions));
+    }
+    for (const consumer of options.consumers ?? []) this.runner.add(consumer);
+    this.#subscribe = options.subscribe;
+  }
+
+  async start(): Promise<void> {
+    await this.runner.start();
+    this.#unsubscribe = this.#subscribe?.(() => this.runner.wake());
+  }
+
+  async stop(): Promise<void> {
+    this.#unsubscribe?.();
+    await this.runner.stop();
+  }
+}

@@ -371,6 +371,20 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
   });
 }
 
+/**
+ * `INLET_TIME_SCALE`: multiplies the runner's retry delays and `Retry-After` waits (tests and demos run
+ * a day-long schedule in seconds). Default 1.
+ */
+export function parseTimeScale(env: Env): number {
+  const text = env.INLET_TIME_SCALE?.trim();
+  if (text === undefined || text === '') return 1;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0 || value > 1000) {
+    throw new ConfigError('INLET_TIME_SCALE', `INLET_TIME_SCALE must be a number above 0; got "${text}".`);
+  }
+  return value;
+}
+
 /** The database for commands that only read it (`inlet predictions`, `inlet events`). */
 export function parseDatabaseSetting(flags: ServeFlags, env: Env): string {
   const url = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();

@@ -4,6 +4,11 @@ import type { ServeConfig } from './config.js';
 import { Ingest } from './ingest/accept.js';
 import { CommitBatcher } from './ingest/commit-batcher.js';
 import { RejectionLog } from './ingest/rejection-log.js';
+import type { DestinationConfig } from './jobs/destination-config.js';
+import { httpDestinationOf } from './jobs/destinations.js';
+import { HttpDeliverer } from './jobs/http-deliverer.js';
+import { JobService } from './jobs/job-service.js';
+import { transitionLogOf } from './jobs/transition-log-of.js';
 import { createMetrics, type InletMetrics } from './metrics/metrics.js';
 import { buildApp } from './server/app.js';
 import type { Store } from './store/types.js';
@@ -29,12 +34,29 @@ export interface Inlet {
   readonly store: Store;
   readonly batcher: CommitBatcher;
   readonly metrics: InletMetrics;
+  /** The runner (destinations, handlers), when the store has a transitions log; started by `start()`. */
+  readonly jobs: JobService | undefined;
+  /** Starts the runner (after the store is connected). */
+  start(): Promise<void>;
   /** Stops taking requests, finishes in-flight requests and commits, then closes the store. */
   close(): Promise<void>;
 }
 
+/** What the runner needs beyond the core's config (the config file's destinations, the time scale). */
+export interface InletJobOptions {
+  destinations?: readonly DestinationConfig[];
+  /** `INLET_TIME_SCALE`. */
+  timeScale?: number;
+  pollIntervalMs?: number;
+}
+
 /** Wires the core (ingest, group commit, rejection log) to a store and an HTTP app, without listening. */
-export function createInlet(config: InletConfig, store: Store, logger: Logger): Inlet {
+export function createInlet(
+  config: InletConfig,
+  store: Store,
+  logger: Logger,
+  jobOptions: InletJobOptions = {},
+): Inlet {
   const metrics = createMetrics();
   const batcher = new CommitBatcher(store, { commitTimeoutMs: config.commitTimeoutMs, logger, metrics });
   const rejections = new RejectionLog(
@@ -44,6 +66,21 @@ export function createInlet(config: InletConfig, store: Store, logger: Logger): 
     metrics,
   );
   const ingest = new Ingest(config, batcher, rejections, logger);
+  const log = transitionLogOf(store);
+  const onTransitions = (batcher as { onTransitions?: (listener: () => void) => () => void }).onTransitions;
+  const jobs =
+    log === undefined
+      ? undefined
+      : new JobService({
+          jobs: store.jobs,
+          log,
+          destinations: jobOptions.destinations ?? [],
+          logger,
+          metrics,
+          ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
+          ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
+          ...(onTransitions === undefined ? {} : { subscribe: (wake) => onTransitions.call(batcher, wake) }),
+        });
   const app = buildApp(
     {
       webhookPath: config.webhookPath,
@@ -52,7 +89,18 @@ export function createInlet(config: InletConfig, store: Store, logger: Logger): 
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
     },
-    { store, ingest, batcher, logger, metrics },
+    {
+      store,
+      ingest,
+      batcher,
+      logger,
+      metrics,
+      jobs: {
+        log,
+        ...(jobs === undefined ? {} : { wake: () => jobs.runner.wake() }),
+        testDeliverer: (destination) => new HttpDeliverer(httpDestinationOf(destination)),
+      },
+    },
   );
   let closing: Promise<void> | undefined;
   return {
@@ -60,9 +108,14 @@ export function createInlet(config: InletConfig, store: Store, logger: Logger): 
     store,
     batcher,
     metrics,
+    jobs,
+    async start() {
+      await jobs?.start();
+    },
     close() {
       closing ??= (async () => {
         await app.close();
+        await jobs?.stop();
         await batcher.drain();
         await rejections.flush();
         await store.close();

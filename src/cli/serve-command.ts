@@ -3,11 +3,13 @@ import type { Logger } from 'pino';
 import {
   ConfigError,
   parseServeConfig,
+  parseTimeScale,
   SERVE_SETTINGS,
   type ServeConfig,
   type ServeFlags,
 } from '../config.js';
 import type { Inlet } from '../inlet.js';
+import type { DestinationConfig } from '../jobs/destination-config.js';
 import { DeferredStore } from '../store/deferred-store.js';
 import { InvalidDatabaseUrlError } from '../store/errors.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
@@ -83,7 +85,11 @@ export async function startServer(
     { maxConcurrentCommits: 1, multiInstance: false },
   );
   const { createInlet } = await import('../inlet.js');
-  const inlet = createInlet(config, store, logger);
+  const destinations = (config as { destinations?: readonly DestinationConfig[] }).destinations;
+  const inlet = createInlet(config, store, logger, {
+    timeScale: parseTimeScale(ctx.env),
+    ...(destinations === undefined ? {} : { destinations }),
+  });
 
   let address: string;
   try {
@@ -105,6 +111,7 @@ export async function startServer(
   }
   // Usually the store opens at once; only when it cannot does serve stay up without it (answering 503).
   await store.connect();
+  await inlet.start();
   const port = new URL(address).port || String(config.port);
   const base = `http://${urlHost(config.host)}:${port}`;
   const webhookUrl = `${base}${config.webhookPath}`;

@@ -28,7 +28,10 @@ export class JobService {
   readonly name = 'jobs';
   readonly runner: Runner;
   readonly #subscribe: JobServiceOptions['subscribe'];
+  readonly #jobs: JobStore;
+  readonly #logger: RunnerLogger | undefined;
   #unsubscribe: (() => void) | undefined;
+  #unwatch: (() => Promise<void>) | undefined;
 
   constructor(options: JobServiceOptions) {
     this.runner = new Runner({
@@ -45,15 +48,24 @@ export class JobService {
     }
     for (const consumer of options.consumers ?? []) this.runner.add(consumer);
     this.#subscribe = options.subscribe;
+    this.#jobs = options.jobs;
+    this.#logger = options.logger;
   }
 
   async start(): Promise<void> {
     await this.runner.start();
     this.#unsubscribe = this.#subscribe?.(() => this.runner.wake());
+    try {
+      this.#unwatch = await this.#jobs.watchTransitions(() => this.runner.wake());
+    } catch (error) {
+      // The poll interval still finds the work.
+      this.#logger?.warn({ err: (error as Error).message }, 'cannot listen for other instances’ transitions');
+    }
   }
 
   async stop(): Promise<void> {
     this.#unsubscribe?.();
+    await this.#unwatch?.();
     await this.runner.stop();
   }
 }

@@ -175,4 +175,9 @@ export interface JobStore {
    * message being attempted right now keeps its lease. Answers how many.
    */
   requeue(consumer: string, messages: readonly NewMessage[], nowMs: number): Promise<number>;
+  /**
+   * Calls `onNotify` when another process appends transitions (PostgreSQL `LISTEN inlet_transitions`;
+   * a no-op where one process writes). Answers the unsubscribe.
+   */
+  watchTransitions(onNotify: () => void): Promise<() => Promise<void>>;
 }

@@ -58,7 +58,13 @@ import type { Page } from '../types.js';
 export interface PostgresAccess {
   transaction<T>(doing: string, work: (client: PoolClient) => Promise<T>): Promise<T>;
   query<Row>(doing: string, query: SqlQuery): Promise<Row[]>;
+  /** A connection of its own, held for LISTEN. */
+  connect(): Promise<PoolClient>;
 }
+
+/** Where ingest announces new transitions (`NOTIFY`), every instance listening. */
+export const TRANSITIONS_CHANNEL = 'inlet_transitions';
+const RELISTEN_DELAY_MS = 1000;
 
 /** Several instances share this: claims lock the consumer's row, then skip rows others hold. */
 export class PostgresJobs implements JobStore {
@@ -228,6 +234,50 @@ export class PostgresJobs implements JobStore {
       }
       return messages.length;
     });
+  }
+
+  async watchTransitions(onNotify: () => void): Promise<() => Promise<void>> {
+    let stopped = false;
+    let client: PoolClient | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const listen = async (): Promise<void> => {
+      try {
+        const c = await this.#access.connect();
+        if (stopped) {
+          c.release();
+          return;
+        }
+        client = c;
+        c.on('notification', (n) => {
+          if (n.channel === TRANSITIONS_CHANNEL) onNotify();
+        });
+        c.on('error', (error) => {
+          // The connection is gone: drop it, listen again on a new one, and look for missed work.
+          if (client === c) client = undefined;
+          c.release(error);
+          if (!stopped) timer = setTimeout(() => void listen(), RELISTEN_DELAY_MS);
+        });
+        await c.query(`LISTEN ${TRANSITIONS_CHANNEL}`);
+        onNotify();
+      } catch {
+        if (client !== undefined) {
+          client.release(true);
+          client = undefined;
+        }
+        if (!stopped) timer = setTimeout(() => void listen(), RELISTEN_DELAY_MS);
+      }
+    };
+    await listen();
+    return async () => {
+      stopped = true;
+      clearTimeout(timer);
+      const c = client;
+      client = undefined;
+      if (c !== undefined) {
+        await c.query(`UNLISTEN ${TRANSITIONS_CHANNEL}`).catch(() => undefined);
+        c.release();
+      }
+    };
   }
 
   #query<Row>(doing: string, sql: string, params: SqlValue[]): Promise<Row[]> {

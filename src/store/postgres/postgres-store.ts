@@ -450,6 +450,7 @@ export class PostgresStore implements Store {
     this.jobs = new PostgresJobs({
       transaction: (doing, work) => this.#transaction(doing, work),
       query: (doing, query) => this.#all(doing, query),
+      connect: () => this.#connect('listening for transitions'),
     });
     this.recover = createPostgresRecoverStore({
       transaction: (doing, work) => this.#transaction(doing, work),

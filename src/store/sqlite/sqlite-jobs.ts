@@ -263,6 +263,11 @@ export class SqliteJobs implements JobStore {
     );
   }
 
+  async watchTransitions(): Promise<() => Promise<void>> {
+    // One process writes a SQLite database: its commit batcher wakes the runner directly.
+    return async () => undefined;
+  }
+
   get #db(): Database.Database {
     return this.#access.db;
   }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
-import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
-import { httpDestinationOf } from '../jobs/destinations.js';
+import { ConfigError, parseDatabaseSetting, parseTimeScale, type ServeFlags } from '../config.js';
+import { JobService } from '../jobs/job-service.js';
+import { httpDestinationOf, storedDestinations } from '../jobs/destinations.js';
 import { HttpDeliverer } from '../jobs/http-deliverer.js';
 import { destinationView, messageDetailView, messagePageView } from '../jobs/job-views.js';
 import { replay, type ReplayProgress, type ReplayRequest } from '../jobs/replay.js';
@@ -11,7 +12,15 @@ import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError }
 import { openStore } from '../store/index.js';
 import { MESSAGE_STATES, type MessageState } from '../store/job-types.js';
 import type { Store } from '../store/types.js';
-import { type CliContext, CommandFailedError, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
+import {
+  type CliContext,
+  CommandFailedError,
+  EXIT_CHECK_FAILED,
+  EXIT_OK,
+  UsageError,
+  println,
+} from './context.js';
+import { waitForStopSignal } from './signals.js';
 
 const DATABASE_FLAG = [
   '--database <url>',
@@ -384,4 +393,46 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
         });
       },
     );
+
+  program
+    .command('worker')
+    .description(
+      'run the message runner alone (no webhook listener): deliver to destinations from the same database',
+    )
+    .option('--once', 'one pass (fan out, attempt what is due, record), then exit')
+    .option(...DATABASE_FLAG)
+    .action(async (flags: ServeFlags & { once?: boolean }) => {
+      await runWorker(flags, ctx);
+    });
+}
+
+async function runWorker(flags: ServeFlags & { once?: boolean }, ctx: CliContext): Promise<void> {
+  const timeScale = parseTimeScale(ctx.env);
+  const { createLogger } = await import('../logger.js');
+  const logger = createLogger({
+    level: 'info',
+    format: ctx.stdout.isTTY === true ? 'pretty' : 'json',
+    stream: ctx.stdout,
+  });
+  await withStore(flags, ctx, 'write', async (store) => {
+    const log = transitionLogOf(store);
+    if (log === undefined) throw new CommandFailedError('This database has no transitions log.');
+    const destinations = storedDestinations(await store.jobs.listConsumers('destination'));
+    const service = new JobService({ jobs: store.jobs, log, destinations, logger, timeScale });
+    if (flags.once === true) {
+      const attempted = await service.runner.runOnce();
+      println(ctx.stdout, `Attempted ${attempted} message${attempted === 1 ? '' : 's'}.`);
+      await service.runner.stop();
+      return;
+    }
+    await service.start();
+    logger.info(
+      { destinations: destinations.map((d) => d.name), database: store.location },
+      'worker running',
+    );
+    const signal = await waitForStopSignal();
+    logger.info({ signal }, 'worker stopping: finishing attempts in flight');
+    await service.stop();
+    ctx.setExitCode(EXIT_OK);
+  });
 }

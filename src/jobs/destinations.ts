@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ConsumerRecord } from '../store/job-types.js';
 import type { ConsumerDefinition } from './consumer.js';
 import type { Deliverer } from './deliverer.js';
-import type { DestinationConfig } from './destination-config.js';
+import { DestinationSchema, type DestinationConfig } from './destination-config.js';
 import { HttpDeliverer, type HttpDelivererOptions, type HttpDestination } from './http-deliverer.js';
 
 /** A fresh Standard Webhooks secret for a destination configured without one (stored once). */
@@ -74,4 +74,20 @@ export function destinationConsumer(
     config: destinationSnapshot(config),
     deliverer: (record) => create(httpDestinationOf(record)),
   };
+}
+
+/**
+ * Destinations as `serve` stored them at its last start (their snapshots), for `inlet worker`: the
+ * secrets stay in the store. Rows that no longer parse are left out.
+ */
+export function storedDestinations(
+  consumers: readonly Pick<ConsumerRecord, 'name' | 'config'>[],
+): DestinationConfig[] {
+  const out: DestinationConfig[] = [];
+  for (const c of consumers) {
+    const config = Object.fromEntries(Object.entries(c.config).filter(([, v]) => v !== null));
+    const parsed = DestinationSchema.safeParse({ ...config, name: c.name });
+    if (parsed.success) out.push(parsed.data);
+  }
+  return out;
 }

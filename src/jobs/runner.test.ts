@@ -430,6 +430,21 @@ for (const [dialect, factory] of DIALECTS) {
       expect((await jobs.listMessages({ state: 'dead', limit: 10 })).items).toHaveLength(0);
     });
 
+    it('reports pending, dead and lag per consumer', async () => {
+      const d = new ScriptedDeliverer(['retry']);
+      const r = runner();
+      r.add(consumer(d, { retryDelaysMs: [1000] }));
+      await r.idle();
+      expect(await r.consumerGauges()).toEqual([{ name: 'app', pending: 0, dead: 0, lagSeconds: 0 }]);
+      const t = log.append('p1', 'prediction.completed');
+      clock.nowMs = t.recordedAtMs + 5000;
+      await r.idle();
+      expect(await r.consumerGauges()).toEqual([{ name: 'app', pending: 1, dead: 0, lagSeconds: 5 }]);
+      clock.advance(5000);
+      await r.idle();
+      expect(await r.consumerGauges()).toEqual([{ name: 'app', pending: 0, dead: 1, lagSeconds: 0 }]);
+    });
+
     it('keeps a generated secret once, and a configured one replaces it', async () => {
       let n = 0;
       const generateSecret = () => `whsec_generated${++n}`;

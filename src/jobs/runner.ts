@@ -73,7 +73,8 @@ export const RUNNER_DEFAULTS = Object.freeze({
   stopGraceMs: 5000,
   /** A lease outlasts the attempt's timeout by this much, then another runner may take it over. */
   leaseMarginMs: 30_000,
-  transitionCacheSize: 10_000,
+  /** Transitions kept from fan-out for their attempts (bodies can be large: keep it small). */
+  transitionCacheSize: 512,
 });
 
 /** ±20% (CONTRACT §9). */

@@ -94,7 +94,9 @@ export class DeferredStore implements Store {
   ping: Store['ping'] = async () => this.#store().ping();
   /** Each call goes to the connected store's job store (or fails as unavailable, like the rest). */
   readonly jobs: JobStore = new Proxy({} as JobStore, {
-    get: (_target, name: keyof JobStore) => {
+    get: (_target, name: keyof JobStore | 'then' | symbol) => {
+      // Not a thenable (so it can be returned from async code), and no symbol-keyed methods.
+      if (name === 'then' || typeof name === 'symbol') return undefined;
       return async (...args: unknown[]) => {
         const jobs = this.#store().jobs;
         return (jobs[name] as (...a: unknown[]) => Promise<unknown>).apply(jobs, args);

@@ -426,6 +426,8 @@ async function runWorker(flags: ServeFlags & { once?: boolean }, ctx: CliContext
       return;
     }
     await service.start();
+    // The runner's timers do not hold the process open; this does until a stop signal.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     logger.info(
       { destinations: destinations.map((d) => d.name), database: store.location },
       'worker running',
@@ -433,6 +435,7 @@ async function runWorker(flags: ServeFlags & { once?: boolean }, ctx: CliContext
     const signal = await waitForStopSignal();
     logger.info({ signal }, 'worker stopping: finishing attempts in flight');
     await service.stop();
+    clearInterval(keepAlive);
     ctx.setExitCode(EXIT_OK);
   });
 }

@@ -10,6 +10,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DestinationSchema } from '../src/jobs/destination-config.js';
 import { JobService } from '../src/jobs/job-service.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
@@ -38,7 +39,8 @@ class MemoryLog implements TransitionLog {
 }
 
 async function startReceiver(): Promise<{ url: string; stop(): void }> {
-  const child = spawn(process.execPath, ['dist/.bench/bench/bare-server.js'], {
+  const server = fileURLToPath(new URL('./bare-server.js', import.meta.url));
+  const child = spawn(process.execPath, [server], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const url = await new Promise<string>((resolve) => {
@@ -94,9 +96,8 @@ for (let i = 1; i <= N; i++) {
 const startedAt = performance.now();
 service.runner.wake();
 for (;;) {
-  const stats = await store.jobs.consumerStats('bench');
   const { position } = (await store.jobs.getConsumer('bench'))!;
-  if (position === N && stats.pending === 0) break;
+  if (position === N && (await store.jobs.nextDueAtMs('bench')) === undefined) break;
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
 const seconds = (performance.now() - startedAt) / 1000;

@@ -317,7 +317,9 @@ export class Runner {
     for (const active of this.#consumers.values()) {
       if (active.record?.enabled !== true) continue;
       const due = await this.#jobs.nextDueAtMs(active.definition.name).catch(() => undefined);
-      if (due !== undefined) delay = Math.min(delay, Math.max(0, due - now));
+      // Due already, yet the pass just run did not take it: held back by order or by full slots,
+      // which a finished attempt ends (it wakes the runner), or the poll looks again.
+      if (due !== undefined && due > now) delay = Math.min(delay, due - now);
     }
     if (!this.#running) return;
     this.#timer = this.#clock.setTimeout(() => {

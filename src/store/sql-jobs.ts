@@ -80,8 +80,10 @@ function dueMessagesWhere(ordered: boolean): string {
 
 /** Params: consumer, now, now, limit. */
 export function dueMessagesSql(ordered: boolean, lockClause = ''): string {
+  // Ordered by the due index alone (a second key would sort every pending row on each claim); equal
+  // times come in insertion order, which is transition order.
   return `SELECT m.seq FROM messages m WHERE ${dueMessagesWhere(ordered)}
-    ORDER BY m.next_attempt_at, m.transition_seq LIMIT ?${lockClause}`;
+    ORDER BY m.next_attempt_at LIMIT ?${lockClause}`;
 }
 
 /** Params: consumer, now. Leases held right now by any instance. */
@@ -140,10 +142,14 @@ export function releaseSql(count: number): string {
     WHERE lease_owner = ? AND id IN (${placeholders(count)})`;
 }
 
-/** Params: consumer. The earliest moment one of its pending messages may be claimed. */
-export const NEXT_DUE_SQL = `SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at
-    THEN lease_until ELSE next_attempt_at END) AS due
-  FROM messages WHERE consumer = ? AND state = 'pending'`;
+/**
+ * Params: consumer, consumer. The earliest moment one of its pending messages may be claimed: the
+ * first due message nobody holds, or the first lease to run out. Both walk an index from its start.
+ */
+export const NEXT_DUE_SQL = `SELECT
+  (SELECT MIN(next_attempt_at) FROM messages
+    WHERE consumer = ? AND state = 'pending' AND lease_until IS NULL) AS due,
+  (SELECT MIN(lease_until) FROM messages WHERE consumer = ? AND lease_until IS NOT NULL) AS lease_end`;
 
 /** Params: consumer. */
 export const CONSUMER_STATS_SQL = `SELECT
@@ -347,4 +353,10 @@ export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQu
 
 export function placeholders(count: number): string {
   return Array.from({ length: count }, () => '?').join(', ');
+}
+
+/** The smaller of two nullable database numbers; undefined when both are null. */
+export function earliest(a: unknown, b: unknown): number | undefined {
+  const values = [a, b].filter((v) => v !== null && v !== undefined).map(toNumber);
+  return values.length === 0 ? undefined : Math.min(...values);
 }

@@ -21,6 +21,7 @@ import {
   COUNT_LEASED_SQL,
   DISABLE_CONSUMER_SQL,
   dueMessagesSql,
+  earliest,
   ENABLE_CONSUMER_SQL,
   GET_CONSUMER_SQL,
   GET_MESSAGE_SQL,
@@ -172,10 +173,12 @@ export class PostgresJobs implements JobStore {
   }
 
   async nextDueAtMs(consumer: string): Promise<number | undefined> {
-    const [row] = await this.#query<{ due: unknown }>('reading the next due message', NEXT_DUE_SQL, [
-      consumer,
-    ]);
-    return row?.due === null || row?.due === undefined ? undefined : toNumber(row.due);
+    const [row] = await this.#query<{ due: unknown; lease_end: unknown }>(
+      'reading the next due message',
+      NEXT_DUE_SQL,
+      [consumer, consumer],
+    );
+    return earliest(row?.due, row?.lease_end);
   }
 
   async setConsumerEnabled(

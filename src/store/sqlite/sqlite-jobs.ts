@@ -21,6 +21,7 @@ import {
   COUNT_LEASED_SQL,
   DISABLE_CONSUMER_SQL,
   dueMessagesSql,
+  earliest,
   ENABLE_CONSUMER_SQL,
   GET_CONSUMER_SQL,
   GET_MESSAGE_SQL,
@@ -188,9 +189,9 @@ export class SqliteJobs implements JobStore {
 
   async nextDueAtMs(consumer: string): Promise<number | undefined> {
     const row = this.#access.read('reading the next due message', () =>
-      this.#get<{ due: unknown }>(NEXT_DUE_SQL, [consumer]),
+      this.#get<{ due: unknown; lease_end: unknown }>(NEXT_DUE_SQL, [consumer, consumer]),
     );
-    return row?.due === null || row?.due === undefined ? undefined : toNumber(row.due);
+    return earliest(row?.due, row?.lease_end);
   }
 
   async setConsumerEnabled(

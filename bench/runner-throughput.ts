@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DestinationSchema } from '../src/jobs/destination-config.js';
 import { JobService } from '../src/jobs/job-service.js';
+import { openStore } from '../src/store/index.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { TransitionLog, TransitionQuery, TransitionRecord } from '../src/store/transition-types.js';
 
@@ -54,7 +55,10 @@ async function startReceiver(): Promise<{ url: string; stop(): void }> {
 
 const dir = await mkdtemp(join(tmpdir(), 'inlet-runner-bench-'));
 const receiver = await startReceiver();
-const store = await openSqliteStore(join(dir, 'inlet.db'), { mode: 'serve' });
+// BENCH_DATABASE_URL=postgres://… measures PostgreSQL instead (a fresh database or schema).
+const store = process.env.BENCH_DATABASE_URL
+  ? await openStore(process.env.BENCH_DATABASE_URL, { mode: 'serve' })
+  : await openSqliteStore(join(dir, 'inlet.db'), { mode: 'serve' });
 const log = new MemoryLog();
 const destination = DestinationSchema.parse({
   name: 'bench',
@@ -104,7 +108,7 @@ const seconds = (performance.now() - startedAt) / 1000;
 const delivered = (await store.jobs.listMessages({ consumer: 'bench', state: 'delivered', limit: N })).items
   .length;
 console.log(
-  `runner on SQLite: ${delivered} of ${N} messages delivered in ${seconds.toFixed(2)} s = ${Math.round(
+  `runner on ${store.dialect}: ${delivered} of ${N} messages delivered in ${seconds.toFixed(2)} s = ${Math.round(
     delivered / seconds,
   )} messages/s (maxInFlight ${MAX_IN_FLIGHT}, ordered, receiver: bare node:http in its own process)`,
 );

@@ -344,11 +344,46 @@ export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQu
         sql: MARK_DISABLING_SQL,
         params: [a.status, a.error, nowMs, outcome.messageId, outcome.owner],
       });
-      statements.push({ sql: DISABLE_CONSUMER_SQL, params: [v.reason, nowMs, outcome.consumer] });
-      statements.push({ sql: CONSUMER_FAILED_SQL, params: [a.error, outcome.consumer] });
+      // One statement per row: PostgreSQL runs them as one (see `combinedStatement`).
+      statements.push({ sql: DISABLE_WITH_ERROR_SQL, params: [v.reason, nowMs, a.error, outcome.consumer] });
       break;
   }
   return statements;
+}
+
+/** Params: reason, now, error, name. */
+const DISABLE_WITH_ERROR_SQL =
+  'UPDATE consumers SET enabled = 0, disabled_reason = ?, updated_at = ?, last_error = ? WHERE name = ?';
+
+/**
+ * Statements that each change different rows, as one PostgreSQL statement (data-modifying CTEs): one
+ * round trip instead of several.
+ */
+export function combinedStatement(statements: readonly SqlQuery[]): SqlQuery {
+  const last = statements.at(-1);
+  if (last === undefined) throw new Error('no statements');
+  const ctes = statements.slice(0, -1).map((s, i) => `s${i} AS (${s.sql})`);
+  return {
+    sql: ctes.length === 0 ? last.sql : `WITH ${ctes.join(',\n')}\n${last.sql}`,
+    params: statements.flatMap((s) => s.params),
+  };
+}
+
+/**
+ * PostgreSQL's claim once the consumer's row is locked: count the leases every instance holds, pick
+ * due rows others do not hold, and lease them, in one statement. Params: consumer, now, now, limit,
+ * maxInFlight, consumer, now, owner, lease until.
+ */
+export function claimAndLeaseSql(ordered: boolean): string {
+  return `WITH picked AS (
+  SELECT m.seq FROM messages m WHERE ${dueMessagesWhere(ordered)}
+  ORDER BY m.next_attempt_at
+  LIMIT GREATEST(0, LEAST(?::bigint, ?::bigint - (SELECT COUNT(*) FROM messages
+    WHERE consumer = ? AND lease_until > ? AND state = 'pending')))
+  FOR UPDATE OF m SKIP LOCKED
+)
+UPDATE messages SET lease_owner = ?, lease_until = ? FROM picked WHERE messages.seq = picked.seq
+RETURNING messages.*`;
 }
 
 export function placeholders(count: number): string {

@@ -16,11 +16,11 @@ import type {
 import {
   ADVANCE_POSITION_SQL,
   attemptFromRow,
+  claimAndLeaseSql,
+  combinedStatement,
   CONSUMER_STATS_SQL,
   consumerFromRow,
-  COUNT_LEASED_SQL,
   DISABLE_CONSUMER_SQL,
-  dueMessagesSql,
   earliest,
   ENABLE_CONSUMER_SQL,
   GET_CONSUMER_SQL,
@@ -29,7 +29,6 @@ import {
   INSERT_MESSAGE_SQL,
   insertConsumerParams,
   insertMessageParams,
-  leaseMessagesSql,
   LIST_ATTEMPTS_SQL,
   LIST_CONSUMERS_OF_KIND_SQL,
   LIST_CONSUMERS_SQL,
@@ -42,7 +41,6 @@ import {
   REQUEUE_MESSAGE_SQL,
   RETRY_DEAD_SQL,
   retryAllDeadQuery,
-  selectMessagesBySeqSql,
   SKIP_PENDING_SQL,
   statsFromRow,
   UPDATE_CONSUMER_SQL,
@@ -133,26 +131,18 @@ export class PostgresJobs implements JobStore {
         request.consumer,
       ]);
       if (consumer === undefined || toNumber(consumer.enabled) === 0) return [];
-      const [leased] = await rows<{ n: unknown }>(client, COUNT_LEASED_SQL, [
+      const leased = await rows<MessageRow>(client, claimAndLeaseSql(request.ordered), [
         request.consumer,
         request.nowMs,
-      ]);
-      const limit = Math.min(request.limit, request.maxInFlight - toNumber(leased?.n ?? 0));
-      if (limit <= 0) return [];
-      const seqs = (
-        await rows<{ seq: unknown }>(
-          client,
-          dueMessagesSql(request.ordered, ' FOR UPDATE OF m SKIP LOCKED'),
-          [request.consumer, request.nowMs, request.nowMs, limit],
-        )
-      ).map((r) => toNumber(r.seq));
-      if (seqs.length === 0) return [];
-      await run(client, leaseMessagesSql(seqs.length), [
+        request.nowMs,
+        request.limit,
+        request.maxInFlight,
+        request.consumer,
+        request.nowMs,
         request.owner,
         request.nowMs + request.leaseMs,
-        ...seqs,
       ]);
-      return (await rows<MessageRow>(client, selectMessagesBySeqSql(seqs.length), seqs)).map(messageFromRow);
+      return leased.map(messageFromRow).sort((x, y) => x.transitionSeq - y.transitionSeq);
     });
   }
 
@@ -162,7 +152,8 @@ export class PostgresJobs implements JobStore {
     const sorted = [...outcomes].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
     await this.#access.transaction('recording attempts', async (client) => {
       for (const outcome of sorted) {
-        for (const s of outcomeStatements(outcome, nowMs)) await run(client, s.sql, s.params);
+        const one = combinedStatement(outcomeStatements(outcome, nowMs));
+        await run(client, one.sql, one.params);
       }
     });
   }

@@ -7,7 +7,7 @@ import type { AttemptResult, Deliverer } from '../src/jobs/deliverer.js';
 import { FakeClock, FakeTransitionLog } from '../src/jobs/fakes.test-suite.js';
 import { Runner } from '../src/jobs/runner.js';
 import { openStore } from '../src/store/index.js';
-import { tempDir } from './helpers.js';
+import { createTestInlet, tempDir } from './helpers.js';
 
 async function inlet(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
@@ -125,5 +125,23 @@ describe('inlet destinations / messages (the local database)', () => {
     const missing = await inlet(['messages', '--database', join(tmp.dir, 'none.db')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('No Inlet database');
+  });
+});
+
+describe('the jobs API inside serve', () => {
+  it('answers the destinations and messages routes under the admin access rule', async () => {
+    const inlet = await createTestInlet({ INLET_ADMIN_TOKEN: 'tok' });
+    try {
+      const headers = { authorization: 'Bearer tok' };
+      const destinations = await inlet.app.inject({ method: 'GET', url: '/api/destinations', headers });
+      expect(destinations.json()).toEqual({ data: [] });
+      const messages = await inlet.app.inject({ method: 'GET', url: '/api/messages?state=dead', headers });
+      expect(messages.json()).toEqual({ data: [], next_cursor: null });
+      const retry = await inlet.app.inject({ method: 'POST', url: '/api/messages/msg_x/retry', headers });
+      expect(retry.statusCode).toBe(404);
+      expect((await inlet.app.inject({ method: 'GET', url: '/api/destinations' })).statusCode).toBe(401);
+    } finally {
+      await inlet.close();
+    }
   });
 });

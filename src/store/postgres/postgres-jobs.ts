@@ -65,6 +65,11 @@ export interface PostgresAccess {
 export const TRANSITIONS_CHANNEL = 'inlet_transitions';
 const RELISTEN_DELAY_MS = 1000;
 
+/** Params: consumer. Takes the consumer's claim lock (until the transaction ends), then reads it. */
+const CLAIM_LOCK_SQL = `SELECT c.enabled FROM (
+  SELECT pg_advisory_xact_lock(hashtextextended('inlet.claim.' || current_schema() || '.' || $1::text, 0))
+) AS l, consumers c WHERE c.name = $1::text`;
+
 /** Several instances share this: claims lock the consumer's row, then skip rows others hold. */
 export class PostgresJobs implements JobStore {
   readonly #access: PostgresAccess;
@@ -113,7 +118,7 @@ export class PostgresJobs implements JobStore {
     messages: readonly NewMessage[],
     nowMs: number,
   ): Promise<boolean> {
-    return this.#access.transaction('fanning out transitions', async (client) => {
+    return this.#unsyncedTransaction('fanning out transitions', async (client) => {
       // The position update locks the consumer's row: a second instance fanning out waits, then
       // finds the position moved and writes nothing.
       const advanced = await run(client, ADVANCE_POSITION_SQL, [toPosition, consumer, fromPosition]);
@@ -125,11 +130,10 @@ export class PostgresJobs implements JobStore {
 
   async claim(request: ClaimRequest): Promise<MessageRecord[]> {
     if (request.limit <= 0) return [];
-    return this.#access.transaction('claiming messages', async (client) => {
-      // One claim per consumer at a time across instances, so `maxInFlight` holds for all of them.
-      const [consumer] = await rows<ConsumerRow>(client, `${GET_CONSUMER_SQL} FOR UPDATE`, [
-        request.consumer,
-      ]);
+    return this.#unsyncedTransaction('claiming messages', async (client) => {
+      // One claim per consumer at a time across instances, so `maxInFlight` holds for all of them. An
+      // advisory lock rather than the consumer's row: recording attempts updates that row meanwhile.
+      const [consumer] = await rows<{ enabled: unknown }>(client, CLAIM_LOCK_SQL, [request.consumer]);
       if (consumer === undefined || toNumber(consumer.enabled) === 0) return [];
       const leased = await rows<MessageRow>(client, claimAndLeaseSql(request.ordered), [
         request.consumer,
@@ -150,7 +154,7 @@ export class PostgresJobs implements JobStore {
     if (outcomes.length === 0) return;
     // Messages in id order, as every instance writes them, so concurrent batches cannot deadlock.
     const sorted = [...outcomes].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
-    await this.#access.transaction('recording attempts', async (client) => {
+    await this.#unsyncedTransaction('recording attempts', async (client) => {
       for (const outcome of sorted) {
         const one = combinedStatement(outcomeStatements(outcome, nowMs));
         await run(client, one.sql, one.params);
@@ -272,6 +276,17 @@ export class PostgresJobs implements JobStore {
         c.release();
       }
     };
+  }
+
+  /**
+   * The runner's transactions (fan-out, claims, attempts) do not wait for their WAL flush: a commit lost to a database crash
+   * only repeats a message or an attempt (at least once), and ingest's own commits stay synchronous.
+   */
+  #unsyncedTransaction<T>(doing: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+    return this.#access.transaction(doing, async (client) => {
+      await client.query('SET LOCAL synchronous_commit = off');
+      return work(client);
+    });
   }
 
   #query<Row>(doing: string, sql: string, params: SqlValue[]): Promise<Row[]> {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createTestDatabase, postgresOrSkip, type TestDatabase } from '../../test/pg-helpers.js';
+import { parseTimeScale } from '../config.js';
 import type { JobStore } from '../store/job-types.js';
 import { openPostgresStore } from '../store/postgres/postgres-store.js';
 import { openSqliteStore } from '../store/sqlite/sqlite-store.js';
@@ -68,6 +69,13 @@ describe('filters and ids', () => {
     expect(modelMatches(['acme/*'], 'acme/painter')).toBe(true);
     expect(modelMatches(['acme/*'], 'other/painter')).toBe(false);
     expect(modelMatches(['acme/painter'], null)).toBe(false);
+  });
+
+  it('read INLET_TIME_SCALE (default 1; a positive number)', () => {
+    expect(parseTimeScale({})).toBe(1);
+    expect(parseTimeScale({ INLET_TIME_SCALE: '0.001' })).toBe(0.001);
+    expect(() => parseTimeScale({ INLET_TIME_SCALE: '0' })).toThrow(/INLET_TIME_SCALE/);
+    expect(() => parseTimeScale({ INLET_TIME_SCALE: 'fast' })).toThrow(/INLET_TIME_SCALE/);
   });
 
   it('make one stable msg_ id per consumer and transition', () => {

@@ -133,7 +133,7 @@ export const ENABLE_CONSUMER_SQL =
   'UPDATE consumers SET enabled = 1, disabled_reason = NULL, updated_at = ? WHERE name = ?';
 /** Params: position, name. */
 export const MOVE_POSITION_SQL = 'UPDATE consumers SET position = ? WHERE name = ?';
-/** `enable --from now`: what was waiting is skipped (kept as dead, retryable). Params: now, name. */
+/** `enable --from now`: what was waiting is skipped (kept as dead, retryable). Params: name. */
 export const SKIP_PENDING_SQL = `UPDATE messages SET state = 'dead', next_attempt_at = NULL,
   last_error = 'skipped: the destination was enabled from now' WHERE consumer = ? AND state = 'pending' AND lease_until IS NULL`;
 

@@ -87,7 +87,8 @@ describe(`the packed ${pkg.name} package, installed into an empty folder`, () =>
     });
     dev = proc;
     let out = '';
-    const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+    // 'close' waits for every process holding the pipes (npx and the inlet it started), not npx alone.
+    const exited = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
     const urls = await new Promise<{ webhook: string; emulator: string }>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`inlet dev printed no URLs:\n${out}`)), 30_000);
       const onData = (d: Buffer) => {

@@ -31,7 +31,7 @@ describe('inlet migrate on SQLite', () => {
       expect(existsSync(path)).toBe(true);
       const second = await runInlet(['migrate'], { DATABASE_URL: `sqlite:${path}` });
       expect(second).toMatchObject({ code: 0, stderr: '' });
-      expect(second.stdout).toMatch(/^Nothing to migrate: .* is up to date at schema version 1/m);
+      expect(second.stdout).toMatch(/^Nothing to migrate: .* is up to date at schema version \d+ /m);
     } finally {
       tmp.cleanup();
     }

@@ -8,7 +8,6 @@ import type { DestinationConfig } from './jobs/destination-config.js';
 import { httpDestinationOf } from './jobs/destinations.js';
 import { HttpDeliverer } from './jobs/http-deliverer.js';
 import { JobService } from './jobs/job-service.js';
-import { transitionLogOf } from './jobs/transition-log-of.js';
 import { createMetrics, type InletMetrics } from './metrics/metrics.js';
 import { buildApp } from './server/app.js';
 import type { Store } from './store/types.js';
@@ -66,21 +65,17 @@ export function createInlet(
     metrics,
   );
   const ingest = new Ingest(config, batcher, rejections, logger);
-  const log = transitionLogOf(store);
-  const onTransitions = (batcher as { onTransitions?: (listener: () => void) => () => void }).onTransitions;
-  const jobs =
-    log === undefined
-      ? undefined
-      : new JobService({
-          jobs: store.jobs,
-          log,
-          destinations: jobOptions.destinations ?? [],
-          logger,
-          metrics,
-          ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
-          ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
-          ...(onTransitions === undefined ? {} : { subscribe: (wake) => onTransitions.call(batcher, wake) }),
-        });
+  const log = store.transitions;
+  const jobs = new JobService({
+    jobs: store.jobs,
+    log,
+    destinations: jobOptions.destinations ?? [],
+    logger,
+    metrics,
+    ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
+    ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
+    subscribe: (wake) => batcher.onTransitions(wake),
+  });
   const app = buildApp(
     {
       webhookPath: config.webhookPath,

@@ -120,6 +120,7 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     listEvents: (id, q) => store.listEvents(id, q),
     getEvent: (k) => store.getEvent(k),
     listRejections: (q) => store.listRejections(q),
+    transitions: store.transitions,
     jobs: store.jobs,
     recover: store.recover,
     ping: () => store.ping(),

@@ -5,7 +5,6 @@ import { httpDestinationOf, storedDestinations } from '../jobs/destinations.js';
 import { HttpDeliverer } from '../jobs/http-deliverer.js';
 import { destinationView, messageDetailView, messagePageView } from '../jobs/job-views.js';
 import { replay, type ReplayProgress, type ReplayRequest } from '../jobs/replay.js';
-import { transitionLogOf } from '../jobs/transition-log-of.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
 import { sendTestMessage } from '../server/jobs-routes.js';
 import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
@@ -183,8 +182,7 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
         if ((await destinationOrExit(store, name, ctx)) === undefined) return;
         let position: number | undefined;
         if (flags.from === 'now') {
-          const log = transitionLogOf(store);
-          if (log === undefined) throw new CommandFailedError('This database has no transitions log.');
+          const log = store.transitions;
           position = await log.lastTransitionSeq();
         }
         await store.jobs.setConsumerEnabled(name, {
@@ -375,8 +373,7 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
         await withStore(flags, ctx, flags.dryRun === true ? 'read' : 'write', async (store) => {
           const consumer = await destinationOrExit(store, flags.to, ctx);
           if (consumer === undefined) return;
-          const log = transitionLogOf(store);
-          if (log === undefined) throw new CommandFailedError('This database has no transitions log.');
+          const log = store.transitions;
           const onProgress = progressBar(ctx);
           const count = await replay(log, store.jobs, consumer, request, {
             nowMs: Date.now(),
@@ -415,8 +412,7 @@ async function runWorker(flags: ServeFlags & { once?: boolean }, ctx: CliContext
     stream: ctx.stdout,
   });
   await withStore(flags, ctx, 'write', async (store) => {
-    const log = transitionLogOf(store);
-    if (log === undefined) throw new CommandFailedError('This database has no transitions log.');
+    const log = store.transitions;
     const destinations = storedDestinations(await store.jobs.listConsumers('destination'));
     const service = new JobService({ jobs: store.jobs, log, destinations, logger, timeScale });
     if (flags.once === true) {

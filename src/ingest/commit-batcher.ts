@@ -47,6 +47,7 @@ export class CommitBatcher {
   #failures = 0;
   #lastFailureAtMs = 0;
   #idleWaiters: (() => void)[] = [];
+  #transitionListeners = new Set<() => void>();
 
   constructor(store: Store, options: CommitBatcherOptions) {
     this.#store = store;
@@ -65,6 +66,26 @@ export class CommitBatcher {
     // Nothing left to commit and no failure for a commit timeout: /readyz then rests on ping alone, so an
     // instance a load balancer took out of rotation during an outage can come back without traffic.
     return this.pending === 0 && Date.now() - this.#lastFailureAtMs > this.#timeoutMs;
+  }
+
+  /**
+   * Calls `listener` after each commit that applied a change (and so may have appended transitions):
+   * the in-process runner's wake-up. Returns the unsubscribe function.
+   */
+  onTransitions(listener: () => void): () => void {
+    this.#transitionListeners.add(listener);
+    return () => this.#transitionListeners.delete(listener);
+  }
+
+  #committed(outcomes: readonly CommitOutcome[]): void {
+    if (!outcomes.some((o) => o.applied)) return;
+    for (const listener of this.#transitionListeners) {
+      try {
+        listener();
+      } catch (error) {
+        this.#logger.error({ err: error }, 'a transitions listener threw');
+      }
+    }
   }
 
   get pending(): number {
@@ -132,6 +153,7 @@ export class CommitBatcher {
         const outcome = outcomes[i];
         this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
       });
+      this.#committed(outcomes);
     } catch (error) {
       this.#metrics?.commitBatch(batch.length, (performance.now() - startedAt) / 1000);
       this.#metrics?.storeError('commit');
@@ -157,8 +179,10 @@ export class CommitBatcher {
     for (const p of batch) {
       if (p.settled) continue;
       try {
-        const [outcome] = await this.#store.commitEvents([p.event]);
+        const outcomes = await this.#store.commitEvents([p.event]);
+        const [outcome] = outcomes;
         this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
+        this.#committed(outcomes);
       } catch (error) {
         this.#metrics?.storeError('commit');
         this.#logger.error({ err: error, deliveryId: p.event.key }, 'commit failed');

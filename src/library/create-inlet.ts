@@ -8,7 +8,6 @@ import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js
 import { createFetchHandler, type FetchHandler } from './fetch-handler.js';
 import { createNodeListener, type NodeListener } from './node-listener.js';
 import { Runner } from '../jobs/runner.js';
-import type { TransitionLog } from '../store/transition-types.js';
 import type { Store } from '../store/types.js';
 import { type Handler, handlerConsumer, type HandlerOptions } from './handlers.js';
 import { Receiver } from './receiver.js';
@@ -70,17 +69,6 @@ export interface Inlet {
   close(): Promise<void>;
 }
 
-/** The transitions log of a store (the runner reads it). */
-function transitionLogOf(store: Store): TransitionLog {
-  const candidate = store as Store & Partial<TransitionLog> & { transitions?: TransitionLog };
-  if (candidate.transitions !== undefined) return candidate.transitions;
-  return {
-    listTransitions: (query) => candidate.listTransitions!(query),
-    lastTransitionSeq: () => candidate.lastTransitionSeq!(),
-    getTransition: (id) => candidate.getTransition!(id),
-  };
-}
-
 function secretList(secret: CreateInletOptions['secret']): string[] {
   if (secret === undefined) return [];
   return typeof secret === 'string' ? parseSecretList(secret) : secret.flatMap((s) => parseSecretList(s));
@@ -134,7 +122,9 @@ export function createInlet(options: CreateInletOptions): Inlet {
     rejections,
     logger,
   );
-  const runner = new Runner({ jobs: store.jobs, log: transitionLogOf(store), logger });
+  const runner = new Runner({ jobs: store.jobs, log: store.transitions, logger });
+  // Each commit that applied a change wakes the handlers at once.
+  batcher.onTransitions(() => runner.wake());
   const receiver = new Receiver(
     ingest,
     { path: options.path, maxBodyBytes: options.maxBodyBytes ?? LIBRARY_DEFAULTS.maxBodyBytes },

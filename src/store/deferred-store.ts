@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
+import type { TransitionLog } from './transition-types.js';
 import type { Store, StoreCapabilities } from './types.js';
 
 /**
@@ -92,6 +93,12 @@ export class DeferredStore implements Store {
   getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);
   listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
   ping: Store['ping'] = async () => this.#store().ping();
+  /** Each call goes to the connected store's log (or fails as unavailable, like the rest). */
+  readonly transitions: TransitionLog = {
+    listTransitions: async (query) => this.#store().transitions.listTransitions(query),
+    lastTransitionSeq: async () => this.#store().transitions.lastTransitionSeq(),
+    getTransition: async (id) => this.#store().transitions.getTransition(id),
+  };
   /** Each call goes to the connected store's job store (or fails as unavailable, like the rest). */
   readonly jobs: JobStore = new Proxy({} as JobStore, {
     get: (_target, name: keyof JobStore | 'then' | symbol) => {

@@ -89,6 +89,33 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    id: 2,
+    name: 'transitions',
+    up: (t) => [
+      // One row per accepted change of a folded state, appended in the ingest transaction. The folded
+      // object right after the change is the body of the event that caused it (joined, not copied).
+      `CREATE TABLE transitions (
+  seq ${t.serialPrimaryKey},
+  id TEXT NOT NULL UNIQUE,
+  type TEXT NOT NULL,
+  object_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  model TEXT,
+  status TEXT NOT NULL,
+  event_key TEXT NOT NULL,
+  recorded_at ${t.bigint} NOT NULL,
+  event_count ${t.bigint} NOT NULL,
+  first_received_at ${t.bigint} NOT NULL,
+  last_received_at ${t.bigint} NOT NULL
+)`,
+      'CREATE INDEX transitions_object_seq ON transitions (object_id, seq)',
+      'CREATE INDEX transitions_recorded ON transitions (recorded_at, seq)',
+      // A digest of the folded output, so a change of output is told apart from the same output again
+      // (NULL on rows folded before this migration: their output length is compared instead).
+      'ALTER TABLE objects ADD COLUMN output_digest TEXT',
+    ],
+  },
+  {
     id: 3,
     name: 'consumers_messages_attempts',
     up: (t) => [

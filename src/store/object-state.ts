@@ -1,10 +1,13 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { decideFold, foldFactsOf, type FoldDecision, type FoldFacts } from '../replicate/fold.js';
+import { TERMINAL_RANK } from '../replicate/status.js';
 import {
   isTrainingOutput,
   type ObjectKind,
   type ReplicateObject,
   SUMMARY_OMITTED_FIELDS,
 } from '../replicate/types.js';
+import type { TransitionKind, TransitionType } from './transition-types.js';
 import type { CommitOutcome, IncomingEvent } from './types.js';
 
 /** The folded state of one object as the store keeps it (one `objects` row), minus the summary. */
@@ -18,6 +21,8 @@ export interface ObjectState {
   conflictCount: number;
   firstReceivedAtMs: number;
   lastReceivedAtMs: number;
+  /** Digest of the folded `output` (null on rows folded before digests were kept). */
+  outputDigest: string | null;
 }
 
 export interface FoldStep {
@@ -25,6 +30,65 @@ export interface FoldStep {
   next: ObjectState;
   /** The event's object, only when it replaced the folded one (its summary is written). */
   winner: ReplicateObject | undefined;
+  /** What the accepted change was (CONTRACT §8), when it was one worth a transition. */
+  transition: TransitionKind | undefined;
+}
+
+/** A transition the fold decided on; the writer appends it with the commit's time. */
+export interface NewTransition {
+  id: string;
+  type: TransitionType;
+  objectId: string;
+  kind: ObjectKind;
+  model: string | null;
+  status: string;
+  eventKey: string;
+  eventCount: number;
+  firstReceivedAtMs: number;
+  lastReceivedAtMs: number;
+}
+
+/** A short digest of an output value; outputs too deep for JSON fall back to their facts. */
+export function outputDigestOf(object: ReplicateObject, facts: FoldFacts): string {
+  let json: string;
+  try {
+    json = JSON.stringify(object.output ?? null);
+  } catch {
+    json = `unserialisable:${facts.outputKind}:${facts.outputLength}`;
+  }
+  return createHash('sha256').update(json).digest('base64url').slice(0, 22);
+}
+
+function hasOutput(object: ReplicateObject): boolean {
+  const { output } = object;
+  if (output === null || output === undefined || output === '') return false;
+  return !Array.isArray(output) || output.length > 0;
+}
+
+/**
+ * The transition an applied change makes, in CONTRACT §8's order: completed, else output, else logs,
+ * else started (first state of the id); undefined when it changes none of these.
+ */
+export function transitionKindOf(
+  current: ObjectState | undefined,
+  next: ObjectState,
+  object: ReplicateObject,
+): TransitionKind | undefined {
+  if (current?.facts.rank === TERMINAL_RANK) return undefined;
+  if (next.facts.rank === TERMINAL_RANK) return 'completed';
+  if (current === undefined) {
+    if (hasOutput(object)) return 'output';
+    if (next.facts.logsLength > 0) return 'logs';
+    return 'started';
+  }
+  const outputChanged =
+    current.outputDigest !== null
+      ? current.outputDigest !== next.outputDigest
+      : current.facts.outputKind !== next.facts.outputKind ||
+        current.facts.outputLength !== next.facts.outputLength;
+  if (outputChanged) return 'output';
+  if (current.facts.logsLength !== next.facts.logsLength) return 'logs';
+  return undefined;
 }
 
 export function summaryOf(object: ReplicateObject): Record<string, unknown> {
@@ -77,21 +141,19 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
   if (decision === 'apply' || current === undefined) {
     // The model column feeds filters: keep the last known model when the winning body has none.
     const model = typeof object.model === 'string' ? object.model : (current?.model ?? null);
-    return {
-      decision,
-      next: {
-        id: object.id,
-        kind,
-        facts,
-        model,
-        winningEventKey: event.key,
-        eventCount,
-        conflictCount: current?.conflictCount ?? 0,
-        firstReceivedAtMs,
-        lastReceivedAtMs,
-      },
-      winner: object,
+    const next: ObjectState = {
+      id: object.id,
+      kind,
+      facts,
+      model,
+      winningEventKey: event.key,
+      eventCount,
+      conflictCount: current?.conflictCount ?? 0,
+      firstReceivedAtMs,
+      lastReceivedAtMs,
+      outputDigest: outputDigestOf(object, facts),
     };
+    return { decision, next, winner: object, transition: transitionKindOf(current, next, object) };
   }
   return {
     decision,
@@ -103,6 +165,7 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
       lastReceivedAtMs,
     },
     winner: undefined,
+    transition: undefined,
   };
 }
 
@@ -115,6 +178,8 @@ export interface BatchFold {
   summaries: Map<string, string>;
   /** Keys of the events kept as conflicts. */
   conflicts: string[];
+  /** The batch's transitions, in event order (CONTRACT §8). */
+  transitions: NewTransition[];
 }
 
 /**
@@ -129,6 +194,7 @@ export function foldBatch(
 ): BatchFold {
   const winners = new Map<string, ReplicateObject>();
   const conflicts: string[] = [];
+  const transitions: NewTransition[] = [];
   const outcomes = events.map((event, i): CommitOutcome => {
     if (!isNew(event, i)) return { duplicate: true, applied: false, conflict: false };
     const id = event.object.id;
@@ -136,9 +202,24 @@ export function foldBatch(
     states.set(id, step.next);
     if (step.winner !== undefined) winners.set(id, step.winner);
     if (step.decision === 'conflict') conflicts.push(event.key);
+    if (step.transition !== undefined) {
+      const { next } = step;
+      transitions.push({
+        id: `tr_${randomBytes(12).toString('base64url')}`,
+        type: `${next.kind}.${step.transition}`,
+        objectId: id,
+        kind: next.kind,
+        model: next.model,
+        status: next.facts.status,
+        eventKey: event.key,
+        eventCount: next.eventCount,
+        firstReceivedAtMs: next.firstReceivedAtMs,
+        lastReceivedAtMs: next.lastReceivedAtMs,
+      });
+    }
     return { duplicate: false, applied: step.decision === 'apply', conflict: step.decision === 'conflict' };
   });
   // Serialised once per object, for the batch's last winner only.
   const summaries = new Map([...winners].map(([id, object]) => [id, summaryJsonOf(object)]));
-  return { outcomes, states, summaries, conflicts };
+  return { outcomes, states, summaries, conflicts, transitions };
 }

@@ -5,7 +5,8 @@
  */
 import type { OutputKind } from '../replicate/fold.js';
 import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
-import type { ObjectState } from './object-state.js';
+import type { NewTransition, ObjectState } from './object-state.js';
+import type { TransitionLog, TransitionQuery, TransitionRecord, TransitionType } from './transition-types.js';
 import type {
   EventDetailRecord,
   EventRecord,
@@ -67,6 +68,7 @@ export const OBJECT_STATE_COLUMNS = [
   'conflict_count',
   'first_received_at',
   'last_received_at',
+  'output_digest',
 ] as const;
 export type ObjectStateColumn = (typeof OBJECT_STATE_COLUMNS)[number];
 
@@ -90,6 +92,7 @@ export function objectStateValues(state: ObjectState): SqlValue[] {
     state.conflictCount,
     state.firstReceivedAtMs,
     state.lastReceivedAtMs,
+    state.outputDigest,
   ];
 }
 
@@ -137,6 +140,7 @@ export interface ObjectStateRow {
   conflict_count: unknown;
   first_received_at: unknown;
   last_received_at: unknown;
+  output_digest: string | null;
 }
 
 export function objectStateFromRow(row: ObjectStateRow): ObjectState {
@@ -157,6 +161,132 @@ export function objectStateFromRow(row: ObjectStateRow): ObjectState {
     conflictCount: toNumber(row.conflict_count),
     firstReceivedAtMs: toNumber(row.first_received_at),
     lastReceivedAtMs: toNumber(row.last_received_at),
+    outputDigest: row.output_digest ?? null,
+  };
+}
+
+// ---- transitions (CONTRACT §8) ----
+
+/** The `transitions` columns every insert writes, in `newTransitionValues` order. */
+export const TRANSITION_COLUMNS = [
+  'id',
+  'type',
+  'object_id',
+  'kind',
+  'model',
+  'status',
+  'event_key',
+  'recorded_at',
+  'event_count',
+  'first_received_at',
+  'last_received_at',
+] as const;
+
+export const INSERT_TRANSITION_SQL = `INSERT INTO transitions (${TRANSITION_COLUMNS.join(', ')})
+  VALUES (${TRANSITION_COLUMNS.map(() => '?').join(', ')})`;
+
+export function newTransitionValues(transition: NewTransition, recordedAtMs: number): SqlValue[] {
+  return [
+    transition.id,
+    transition.type,
+    transition.objectId,
+    transition.kind,
+    transition.model,
+    transition.status,
+    transition.eventKey,
+    recordedAtMs,
+    transition.eventCount,
+    transition.firstReceivedAtMs,
+    transition.lastReceivedAtMs,
+  ];
+}
+
+const TRANSITION_SELECT = `SELECT t.seq, t.id, t.type, t.object_id, t.kind, t.model, t.status, t.event_key,
+  t.recorded_at, t.event_count, t.first_received_at, t.last_received_at, e.body
+  FROM transitions t JOIN events e ON e.delivery_key = t.event_key`;
+
+export function listTransitionsQuery(query: TransitionQuery): SqlQuery {
+  const where = ['t.seq > ?'];
+  const params: SqlValue[] = [query.afterSeq];
+  if (query.objectIds !== undefined) {
+    if (query.objectIds.length === 0) return { sql: `${TRANSITION_SELECT} WHERE 1 = 0`, params: [] };
+    where.push(`t.object_id IN (${query.objectIds.map(() => '?').join(', ')})`);
+    params.push(...query.objectIds);
+  }
+  if (query.sinceMs !== undefined) {
+    where.push('t.recorded_at >= ?');
+    params.push(query.sinceMs);
+  }
+  if (query.untilMs !== undefined) {
+    where.push('t.recorded_at <= ?');
+    params.push(query.untilMs);
+  }
+  params.push(query.limit);
+  return { sql: `${TRANSITION_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.seq LIMIT ?`, params };
+}
+
+/** Params: transition id. */
+export const GET_TRANSITION_SQL = `${TRANSITION_SELECT} WHERE t.id = ?`;
+
+export const LAST_TRANSITION_SEQ_SQL = 'SELECT COALESCE(MAX(seq), 0) AS seq FROM transitions';
+
+export interface TransitionRow {
+  seq: unknown;
+  id: string;
+  type: string;
+  object_id: string;
+  kind: string;
+  model: string | null;
+  status: string;
+  event_key: string;
+  recorded_at: unknown;
+  event_count: unknown;
+  first_received_at: unknown;
+  last_received_at: unknown;
+  body: Uint8Array;
+}
+
+export function transitionFromRow(row: TransitionRow): TransitionRecord {
+  return {
+    seq: toNumber(row.seq),
+    id: row.id,
+    type: row.type as TransitionType,
+    objectId: row.object_id,
+    kind: row.kind as ObjectKind,
+    model: row.model,
+    status: row.status,
+    eventKey: row.event_key,
+    recordedAtMs: toNumber(row.recorded_at),
+    eventCount: toNumber(row.event_count),
+    firstReceivedAtMs: toNumber(row.first_received_at),
+    lastReceivedAtMs: toNumber(row.last_received_at),
+    body: toBuffer(row.body),
+  };
+}
+
+/** Reads the transitions log through a dialect's query function (`?` placeholders). */
+export function transitionLogOver(
+  all: <Row>(doing: string, query: SqlQuery) => Promise<Row[]>,
+): TransitionLog {
+  return {
+    async listTransitions(query) {
+      const rows = await all<TransitionRow>('listing transitions', listTransitionsQuery(query));
+      return rows.map(transitionFromRow);
+    },
+    async lastTransitionSeq() {
+      const [row] = await all<{ seq: unknown }>('reading the last transition', {
+        sql: LAST_TRANSITION_SEQ_SQL,
+        params: [],
+      });
+      return row === undefined ? 0 : toNumber(row.seq);
+    },
+    async getTransition(id) {
+      const [row] = await all<TransitionRow>('reading a transition', {
+        sql: GET_TRANSITION_SQL,
+        params: [id],
+      });
+      return row === undefined ? undefined : transitionFromRow(row);
+    },
   };
 }
 

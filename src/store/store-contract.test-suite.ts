@@ -729,6 +729,108 @@ export function runStoreContract(name: string, createStore: () => Promise<StoreF
       });
     });
 
+    describe('transitions (CONTRACT §8)', () => {
+      async function types(id?: string) {
+        const rows = await store.transitions.listTransitions({
+          afterSeq: 0,
+          limit: 100,
+          ...(id === undefined ? {} : { objectIds: [id] }),
+        });
+        return rows.map((t) => t.type);
+      }
+
+      it('appends one row per accepted change: started, logs, output, completed', async () => {
+        expect(await store.transitions.lastTransitionSeq()).toBe(0);
+        const t = (n: number) => ({ receivedAtMs: T0 + n * 1000 });
+        await commitOne(makeEvent('e1', prediction('p1', 'starting'), t(0)));
+        await commitOne(makeEvent('e2', prediction('p1', 'processing', { logs: 'step 1' }), t(1)));
+        await commitOne(
+          makeEvent('e3', prediction('p1', 'processing', { logs: 'step 1', output: ['a'] }), t(2)),
+        );
+        // The same content again changes nothing: no transition.
+        await commitOne(
+          makeEvent('e4', prediction('p1', 'processing', { logs: 'step 1', output: ['a'] }), t(3)),
+        );
+        // Same output length, different content: still an output change.
+        await commitOne(
+          makeEvent('e5', prediction('p1', 'processing', { logs: 'step 1', output: ['b'] }), t(4)),
+        );
+        await commitOne(
+          makeEvent('e6', prediction('p1', 'succeeded', { logs: 'step 1', output: ['b'] }), t(5)),
+        );
+        expect(await types()).toEqual([
+          'prediction.started',
+          'prediction.logs',
+          'prediction.output',
+          'prediction.output',
+          'prediction.completed',
+        ]);
+        const rows = await store.transitions.listTransitions({ afterSeq: 0, limit: 100 });
+        const last = rows.at(-1)!;
+        expect(last).toMatchObject({
+          objectId: 'p1',
+          kind: 'prediction',
+          status: 'succeeded',
+          eventKey: 'e6',
+        });
+        expect(last.eventCount).toBe(6);
+        expect(JSON.parse(last.body.toString('utf8'))).toMatchObject({ status: 'succeeded', output: ['b'] });
+        expect(last.id).toMatch(/^tr_/);
+        expect(await store.transitions.getTransition(last.id)).toEqual(last);
+        expect(await store.transitions.getTransition('tr_missing')).toBeUndefined();
+        expect(await store.transitions.lastTransitionSeq()).toBe(last.seq);
+        // Strictly increasing positions; paging after a seq.
+        const seqs = rows.map((r) => r.seq);
+        expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+        expect(new Set(seqs).size).toBe(seqs.length);
+        const page = await store.transitions.listTransitions({ afterSeq: seqs[1]!, limit: 2 });
+        expect(page.map((r) => r.seq)).toEqual(seqs.slice(2, 4));
+      });
+
+      it('appends nothing for duplicates, regressions, conflicts, or anything after completed', async () => {
+        await commitOne(makeEvent('e1', prediction('p1', 'processing', { logs: 'x' })));
+        await commitOne(makeEvent('e1', prediction('p1', 'processing', { logs: 'x' })));
+        await commitOne(makeEvent('e2', prediction('p1', 'starting'), { receivedAtMs: T0 + 1000 }));
+        await commitOne(
+          makeEvent('e3', prediction('p1', 'failed', { logs: 'x' }), { receivedAtMs: T0 + 2000 }),
+        );
+        await commitOne(
+          makeEvent('e4', prediction('p1', 'succeeded', { output: ['z'] }), { receivedAtMs: T0 + 3000 }),
+        );
+        await commitOne(
+          makeEvent('e5', prediction('p1', 'processing', { logs: 'xyz' }), { receivedAtMs: T0 + 4000 }),
+        );
+        expect(await types()).toEqual(['prediction.logs', 'prediction.completed']);
+      });
+
+      it('folds a batch in order and names trainings by their kind', async () => {
+        await store.commitEvents([
+          makeEvent('e1', prediction('p1', 'starting')),
+          makeEvent('e2', prediction('p2', 'succeeded', { output: ['u'] })),
+          makeEvent('e3', prediction('p1', 'canceled'), { receivedAtMs: T0 + 1000 }),
+          makeEvent('e4', prediction('t1', 'succeeded', { output: { version: 'v', weights: 'https://w' } })),
+        ]);
+        const rows = await store.transitions.listTransitions({ afterSeq: 0, limit: 100 });
+        expect(rows.map((r) => [r.objectId, r.type])).toEqual([
+          ['p1', 'prediction.started'],
+          ['p2', 'prediction.completed'],
+          ['p1', 'prediction.completed'],
+          ['t1', 'training.completed'],
+        ]);
+        expect(await types('p1')).toEqual(['prediction.started', 'prediction.completed']);
+        const windowed = await store.transitions.listTransitions({
+          afterSeq: 0,
+          limit: 100,
+          sinceMs: rows[0]!.recordedAtMs,
+          untilMs: rows[0]!.recordedAtMs,
+        });
+        expect(windowed).toHaveLength(4);
+        expect(await store.transitions.listTransitions({ afterSeq: 0, limit: 10, objectIds: [] })).toEqual(
+          [],
+        );
+      });
+    });
+
     describe('lifecycle', () => {
       it('answers ping, closes idempotently, and is unavailable once closed', async () => {
         await expect(store.ping()).resolves.toBeUndefined();

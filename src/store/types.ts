@@ -1,6 +1,7 @@
 import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
+import type { TransitionLog } from './transition-types.js';
 
 /** How a delivery was authenticated (CONTRACT §5). `poll` is reserved for the reconciler. */
 export const SCHEMES = ['standard', 'hex', 'unsigned', 'poll'] as const;
@@ -156,6 +157,8 @@ export interface Store {
   /** Newest first; `after` is the seq of the last row seen. */
   listRejections(query: SeqQuery): Promise<Page<RejectionRecord>>;
 
+  /** The transitions log ingest appends to (CONTRACT §8). */
+  readonly transitions: TransitionLog;
   /** Consumers, messages and attempts (CONTRACT §8, §9). */
   readonly jobs: JobStore;
   /** Reconcile's tracked objects and the archive's files (CONTRACT §11). */

@@ -44,7 +44,11 @@ import {
   type SqlQuery,
   type SqlValue,
   type SummaryRow,
+  transitionLogOver,
+  TRANSITION_COLUMNS,
+  newTransitionValues,
 } from '../statements.js';
+import type { TransitionLog } from '../transition-types.js';
 import type {
   CommitOutcome,
   EventDetailRecord,
@@ -67,7 +71,7 @@ import {
   isRetryableConflict,
   toStoreError,
 } from './postgres-errors.js';
-import { PostgresJobs } from './postgres-jobs.js';
+import { PostgresJobs, TRANSITIONS_CHANNEL } from './postgres-jobs.js';
 import type { RecoverStore } from '../recover-types.js';
 import { createPostgresRecoverStore } from './postgres-recover.js';
 import { maskPostgresUrl } from './url.js';
@@ -344,7 +348,7 @@ const LOCK_OBJECTS_SQL = `SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id = AN
  * overwrites it. `ON CONFLICT DO NOTHING` waits for another instance creating the same object.
  */
 const INSERT_OBJECT_PLACEHOLDERS_SQL = `INSERT INTO objects (${STATE_COLUMN_LIST}, summary)
-  SELECT id, 'prediction', '', -1, NULL, 0, 0, 'other', 0, '', 0, 0, 0, 0, '{}'
+  SELECT id, 'prediction', '', -1, NULL, 0, 0, 'other', 0, '', 0, 0, 0, 0, NULL, '{}'
   FROM unnest($1::text[]) AS t(id) ORDER BY id
   ON CONFLICT (id) DO NOTHING
   RETURNING id`;
@@ -364,6 +368,7 @@ const POSTGRES_STATE_TYPES: Record<ObjectStateColumn, string> = {
   conflict_count: 'bigint',
   first_received_at: 'bigint',
   last_received_at: 'bigint',
+  output_digest: 'text',
 };
 
 /** `objectStateValues()` order, then the summary (null when the folded body did not change). */
@@ -410,6 +415,31 @@ function valuesList(rowCount: number, width: number): string {
   return rows.join(', ');
 }
 
+const TRANSITION_TYPES: Record<(typeof TRANSITION_COLUMNS)[number], string> = {
+  id: 'text',
+  type: 'text',
+  object_id: 'text',
+  kind: 'text',
+  model: 'text',
+  status: 'text',
+  event_key: 'text',
+  recorded_at: 'bigint',
+  event_count: 'bigint',
+  first_received_at: 'bigint',
+  last_received_at: 'bigint',
+};
+
+/** Held until the transaction ends; the schema is part of the key, so schemas do not wait on each other. */
+const TRANSITIONS_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('inlet.transitions.' || current_schema(), 0))`;
+
+/** The batch's transitions in one statement, then a wake-up for every instance's runner (sent at COMMIT). */
+const INSERT_TRANSITIONS_SQL = `WITH inserted AS (
+  INSERT INTO transitions (${TRANSITION_COLUMNS.join(', ')})
+  SELECT * FROM unnest(${TRANSITION_COLUMNS.map((c, i) => `$${i + 1}::${TRANSITION_TYPES[c]}[]`).join(', ')})
+  RETURNING seq
+)
+SELECT pg_notify('${TRANSITIONS_CHANNEL}', MAX(seq)::text) FROM inserted`;
+
 const REJECTION_VALUES_SQL = INSERT_REJECTION_SQL.slice(
   0,
   INSERT_REJECTION_SQL.indexOf('VALUES') + 'VALUES'.length,
@@ -426,6 +456,7 @@ export class PostgresStore implements Store {
   readonly capabilities = POSTGRES_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
+  readonly transitions: TransitionLog;
   readonly jobs: PostgresJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
@@ -447,6 +478,7 @@ export class PostgresStore implements Store {
     this.mode = options.mode;
     this.#eventSequence = eventSequence;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_POSTGRES_SETTINGS.pingTimeoutMs;
+    this.transitions = transitionLogOver((doing, query) => this.#all(doing, query));
     this.jobs = new PostgresJobs({
       transaction: (doing, work) => this.#transaction(doing, work),
       query: (doing, query) => this.#all(doing, query),
@@ -562,7 +594,7 @@ export class PostgresStore implements Store {
     const objectIds = [...new Set(events.filter(isNew).map((e) => e.object.id))];
     const states = await this.#lockObjects(client, objectIds);
 
-    const { outcomes, summaries, conflicts } = foldBatch(events, isNew, states);
+    const { outcomes, summaries, conflicts, transitions } = foldBatch(events, isNew, states);
 
     if (objectIds.length > 0) {
       const params: unknown[] = updateObjectsParams(
@@ -574,6 +606,17 @@ export class PostgresStore implements Store {
       } else {
         await client.query(UPDATE_OBJECTS_SQL, params);
       }
+    }
+    if (transitions.length > 0) {
+      // Serialised across instances until COMMIT, so `seq` follows commit order: a reader that has seen
+      // seq N never later finds a committed row below N (CONTRACT §8's consumers read "after seq").
+      await client.query(TRANSITIONS_LOCK_SQL);
+      const columns: SqlValue[][] = TRANSITION_COLUMNS.map(() => []);
+      const recordedAtMs = Date.now();
+      for (const transition of transitions) {
+        newTransitionValues(transition, recordedAtMs).forEach((value, i) => columns[i]?.push(value));
+      }
+      await client.query(INSERT_TRANSITIONS_SQL, columns);
     }
     return outcomes;
   }

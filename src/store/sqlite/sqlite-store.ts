@@ -30,7 +30,9 @@ import {
   type SqlQuery,
   type SqlValue,
   type SummaryRow,
+  transitionLogOver,
 } from '../statements.js';
+import type { TransitionLog } from '../transition-types.js';
 import type {
   CommitOutcome,
   EventDetailRecord,
@@ -248,6 +250,7 @@ export class SqliteStore implements Store {
   readonly capabilities = SQLITE_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
+  readonly transitions: TransitionLog;
   readonly jobs: SqliteJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
@@ -275,6 +278,7 @@ export class SqliteStore implements Store {
     this.#getPrediction = prepare(GET_PREDICTION_SQL);
     this.#getEvent = prepare(GET_EVENT_SQL);
     this.#ping = prepare('SELECT 1');
+    this.transitions = transitionLogOver(async (doing, query) => this.#all(doing, query));
     this.jobs = new SqliteJobs({
       db,
       read: (doing, work) => this.#run(doing, work),

@@ -7,6 +7,8 @@ import {
   INSERT_EVENT_SQL,
   INSERT_OBJECT_SQL,
   INSERT_REJECTION_SQL,
+  INSERT_TRANSITION_SQL,
+  newTransitionValues,
   insertEventParams,
   insertObjectParams,
   insertRejectionParams,
@@ -63,6 +65,7 @@ export class SqliteWriter {
   #replaceObject: Statement;
   #touchObject: Statement;
   #insertRejection: Statement;
+  #insertTransition: Statement;
   #rejectionTotals: Statement;
   #trimByRows: Statement;
   #trimByBytes: Statement;
@@ -79,6 +82,7 @@ export class SqliteWriter {
     this.#replaceObject = prepare(REPLACE_OBJECT_SQL);
     this.#touchObject = prepare(TOUCH_OBJECT_SQL);
     this.#insertRejection = prepare(INSERT_REJECTION_SQL);
+    this.#insertTransition = prepare(INSERT_TRANSITION_SQL);
     this.#rejectionTotals = prepare(REJECTION_TOTALS_SQL);
     this.#trimByRows = prepare(TRIM_REJECTIONS_BY_ROWS_SQL);
     this.#trimByBytes = prepare(TRIM_REJECTIONS_BY_BYTES_SQL);
@@ -111,7 +115,7 @@ export class SqliteWriter {
       const row = this.#selectObjectState.get(id) as ObjectStateRow | undefined;
       if (row !== undefined) existing.set(id, objectStateFromRow(row));
     }
-    const { outcomes, states, summaries, conflicts } = foldBatch(
+    const { outcomes, states, summaries, conflicts, transitions } = foldBatch(
       events,
       (_event, i) => stored[i] === true,
       new Map(existing),
@@ -128,6 +132,11 @@ export class SqliteWriter {
       }
     }
     for (const key of conflicts) this.#flagConflict.run(key);
+    // One writer: rowids follow commit order, so a reader's "after seq" never skips a later commit.
+    const recordedAtMs = Date.now();
+    for (const transition of transitions) {
+      this.#insertTransition.run(...newTransitionValues(transition, recordedAtMs));
+    }
     return outcomes;
   }
 

@@ -8,7 +8,6 @@ import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js
 import { createFetchHandler, type FetchHandler } from './fetch-handler.js';
 import { createNodeListener, type NodeListener } from './node-listener.js';
 import { Runner } from '../jobs/runner.js';
-import type { Store } from '../store/types.js';
 import { type Handler, handlerConsumer, type HandlerOptions } from './handlers.js';
 import { Receiver } from './receiver.js';
 

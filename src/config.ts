@@ -30,6 +30,8 @@ export interface ServeConfig {
   readonly adminToken: string | undefined;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
+  /** The config file given by `--config` / `INLET_CONFIG` (else `./inlet.config.json` if it exists). */
+  readonly configFile: string | undefined;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -164,6 +166,14 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     defaultText: '60000',
     description:
       'a client that has not sent its whole request (headers and body) by then is cut off; 0 turns it off',
+  },
+  {
+    key: 'configFile',
+    flag: 'config',
+    valueName: 'file',
+    env: ['INLET_CONFIG'],
+    defaultText: './inlet.config.json when it exists',
+    description: 'the JSON config file (destinations); `inlet config schema` prints its JSON Schema',
   },
   {
     key: 'maxRejections',
@@ -368,6 +378,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     adminToken: adminToken === '' ? undefined : adminToken,
     headersTimeoutMs: intSetting(flags, env, 'headersTimeoutMs', DEFAULTS.headersTimeoutMs, 100, 3_600_000),
     requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs', DEFAULTS.requestTimeoutMs, 0, 3_600_000),
+    configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
   });
 }
 

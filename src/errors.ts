@@ -24,7 +24,11 @@ export const ERROR_CODES = [
   'not_found',
   'invalid_query',
   'conflict',
+  'internal_error',
 ] as const;
+
+/** Not an HTTP answer: the config file was unusable at start (exit 2, CONTRACT §9). */
+export const CONFIG_ERROR_CODE = 'invalid_config';
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
@@ -45,6 +49,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   not_found: 404,
   invalid_query: 400,
   conflict: 409,
+  internal_error: 500,
   bad_request: 400,
 };
 

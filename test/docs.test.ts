@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { SERVE_SETTINGS } from '../src/config.js';
-import { ERROR_CODES, ERROR_STATUS } from '../src/errors.js';
+import { CONFIG_ERROR_CODE, ERROR_CODES, ERROR_STATUS } from '../src/errors.js';
 
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 
@@ -11,8 +11,9 @@ describe('docs stay in step with the code', () => {
     for (const code of ERROR_CODES) {
       expect(doc, code).toMatch(new RegExp(`\\| \`${code}\` \\| ${ERROR_STATUS[code]}`));
     }
+    expect(doc).toMatch(new RegExp(`\\| \`${CONFIG_ERROR_CODE}\` \\| exit 2`));
     const documented = [...doc.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
-    expect(documented.sort()).toEqual([...ERROR_CODES].sort());
+    expect(documented.sort()).toEqual([...ERROR_CODES, CONFIG_ERROR_CODE].sort());
   });
 
   it('docs/configuration.md names every flag and variable of serve', () => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerConfigCommand } from './config-command.js';
 import type { CliContext } from './context.js';
 import { registerDevCommand } from './dev-command.js';
 import { registerEmulateCommand } from './emulate-command.js';
@@ -16,6 +17,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerReadCommands(program, ctx);
   registerJobsCommands(program, ctx);
   registerMigrateCommand(program, ctx);
+  registerConfigCommand(program, ctx);
   registerVerifyCommand(program, ctx);
   registerSignCommand(program, ctx);
   registerEmulateCommand(program, ctx);

@@ -9,7 +9,7 @@ import {
   type ServeFlags,
 } from '../config.js';
 import type { Inlet } from '../inlet.js';
-import type { DestinationConfig } from '../jobs/destination-config.js';
+import { loadConfigFile } from '../config-file.js';
 import { DeferredStore } from '../store/deferred-store.js';
 import { InvalidDatabaseUrlError } from '../store/errors.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
@@ -71,6 +71,11 @@ export async function startServer(
       throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
+  // Read before listening: a bad config file stops the start (invalid_config, exit 2).
+  const configFile = loadConfigFile(config.configFile, ctx.env);
+  if (configFile.path !== undefined) {
+    logger.info({ file: configFile.path, destinations: configFile.destinations.length }, 'config file read');
+  }
   if (config.insecureSkipVerify) {
     logger.warn(
       '!!! --insecure-skip-verify: unsigned requests are ACCEPTED. Anyone who can reach this port can forge predictions. Development only. !!!',
@@ -85,10 +90,9 @@ export async function startServer(
     { maxConcurrentCommits: 1, multiInstance: false },
   );
   const { createInlet } = await import('../inlet.js');
-  const destinations = (config as { destinations?: readonly DestinationConfig[] }).destinations;
   const inlet = createInlet(config, store, logger, {
     timeScale: parseTimeScale(ctx.env),
-    ...(destinations === undefined ? {} : { destinations }),
+    destinations: configFile.destinations,
   });
 
   let address: string;

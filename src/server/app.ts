@@ -226,7 +226,12 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       return reply.code(400).send(errorBody('bad_request', message));
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
-    if (onWebhook) deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
+    if (!onWebhook) {
+      return reply
+        .code(500)
+        .send(errorBody('internal_error', 'Inlet failed to handle this request; the log says why.'));
+    }
+    deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
     // Never a bare 500 on the webhook: a 503 makes Replicate retry, and nothing was stored.
     return reply
       .code(503)

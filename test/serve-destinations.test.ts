@@ -1,0 +1,198 @@
+/**
+ * `inlet serve` end to end (CONTRACT §8, §9): webhooks in, the transitions they make out to an HTTP
+ * destination from the config file, signed, retried, in order; on every dialect serve takes.
+ */
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Webhook } from 'standardwebhooks';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
+import { createTestDatabase, postgresOrSkip, waitFor } from './pg-helpers.js';
+import { runCli, startServe, stop } from './process-helpers.js';
+
+const APP_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
+const probe = await postgresOrSkip('serve with destinations on PostgreSQL');
+const shared = tempDir();
+afterAll(() => shared.cleanup());
+
+const DIALECTS: { name: string; database(tag: string): Promise<{ url: string; drop(): Promise<void> }> }[] = [
+  {
+    name: 'sqlite',
+    database: async (tag) => ({ url: join(shared.dir, `${tag}.db`), drop: async () => undefined }),
+  },
+  ...(probe.ok
+    ? [
+        {
+          name: 'postgres',
+          database: async (tag: string) => {
+            const db = await createTestDatabase(probe.adminUrl, `inlet_test_${tag}`);
+            return { url: db.url, drop: () => db.drop() };
+          },
+        },
+      ]
+    : []),
+];
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+  status: number;
+}
+
+/** A receiver that fails its first request with 500, then answers 204. */
+async function startReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const status = received.length === 0 ? 500 : 204;
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), status });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return { server, url: `http://127.0.0.1:${port}/hooks`, received };
+}
+
+async function deliver(base: string, object: Record<string, unknown>, id: string) {
+  const body = JSON.stringify(object);
+  const res = await fetch(`${base}/replicate-webhook`, {
+    method: 'POST',
+    body,
+    headers: signedHeaders(body, { id }),
+  });
+  return res.status;
+}
+
+function writeConfig(dir: string, url: string, extra: Record<string, unknown> = {}): string {
+  const file = join(dir, `config-${Math.random().toString(36).slice(2)}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      destinations: [
+        {
+          name: 'app',
+          url,
+          secret: '${APP_SECRET}',
+          events: ['prediction.*'],
+          allowPrivateNetwork: true,
+          retryDelaysMs: [1000, 1000, 1000],
+          ...extra,
+        },
+      ],
+    }),
+  );
+  return file;
+}
+
+describe.each(DIALECTS)('serve delivers transitions to a destination ($name)', (dialect) => {
+  let db: { url: string; drop(): Promise<void> };
+  beforeAll(async () => {
+    db = await dialect.database(`dest_${dialect.name}`);
+  });
+  afterAll(async () => {
+    await db.drop();
+  });
+
+  it('sends started, logs and completed once each, in order, signed, after a retry', async () => {
+    const receiver = await startReceiver();
+    const file = writeConfig(shared.dir, receiver.url);
+    const server = await startServe(['--database', db.url, '--config', file], {
+      REPLICATE_WEBHOOK_SECRET: SECRET,
+      APP_SECRET,
+      // The 1 s retry delays pass in 1 ms.
+      INLET_TIME_SCALE: '0.001',
+    });
+    try {
+      const p = prediction();
+      const id = p.id as string;
+      expect(await deliver(server.base, p, `msg_${id}_1`)).toBe(200);
+      expect(await deliver(server.base, { ...p, status: 'processing', logs: 'step 1' }, `msg_${id}_2`)).toBe(
+        200,
+      );
+      const done = { ...p, status: 'succeeded', logs: 'step 1', output: ['https://x/out.png'] };
+      expect(await deliver(server.base, done, `msg_${id}_3`)).toBe(200);
+      // A redelivery and a late, older webhook change nothing: no more messages.
+      expect(await deliver(server.base, done, `msg_${id}_3`)).toBe(200);
+      expect(await deliver(server.base, { ...p, status: 'processing', logs: 'step' }, `msg_${id}_4`)).toBe(
+        200,
+      );
+
+      await waitFor(
+        'three delivered messages',
+        async () => receiver.received.filter((r) => r.status === 204).length >= 3,
+      );
+      const delivered = receiver.received.filter((r) => r.status === 204);
+      const bodies = delivered.map(
+        (r) => JSON.parse(r.body) as { type: string; data: Record<string, unknown> },
+      );
+      expect(bodies.map((b) => b.type)).toEqual([
+        'prediction.started',
+        'prediction.logs',
+        'prediction.completed',
+      ]);
+      expect(bodies[2]!.data).toMatchObject({ id, status: 'succeeded', output: ['https://x/out.png'] });
+
+      // Every request verifies with the destination's secret; the failed attempt and its retry share an id.
+      const verifier = new Webhook(APP_SECRET.slice('whsec_'.length));
+      for (const r of receiver.received) {
+        expect(() => verifier.verify(r.body, r.headers as Record<string, string>)).not.toThrow();
+        expect(r.headers['user-agent']).toMatch(/^Inlet\//);
+      }
+      expect(receiver.received[0]!.status).toBe(500);
+      expect(receiver.received[1]!.headers['webhook-id']).toBe(receiver.received[0]!.headers['webhook-id']);
+      expect(new Set(delivered.map((r) => r.headers['webhook-id'])).size).toBe(3);
+
+      // Nothing more arrives after the three (a settle wait would be a sleep: ask the API instead).
+      const res = await fetch(`${server.base}/api/messages?destination=app&prediction_id=${id}`);
+      const messages = ((await res.json()) as { data: { state: string; attempts: number }[] }).data;
+      expect(messages.map((m) => m.state)).toEqual(['delivered', 'delivered', 'delivered']);
+      expect(messages.reduce((n, m) => n + m.attempts, 0)).toBe(4);
+      expect(receiver.received).toHaveLength(4);
+    } finally {
+      await stop(server);
+      receiver.server.close();
+    }
+  });
+});
+
+describe('the config file at start', () => {
+  it('refuses unknown keys and bad values with invalid_config, naming the JSON path (exit 2)', async () => {
+    const unknown = writeConfig(shared.dir, 'https://example.com/h', { retries: 3 });
+    let res = await runCli(['serve', '--config', unknown], { REPLICATE_WEBHOOK_SECRET: SECRET, APP_SECRET });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('invalid_config');
+    expect(res.stderr).toContain('unknown key "retries" at $.destinations[0]');
+
+    const bad = writeConfig(shared.dir, 'ftp://example.com/h');
+    res = await runCli(['serve', '--config', bad], { REPLICATE_WEBHOOK_SECRET: SECRET, APP_SECRET });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('$.destinations[0].url');
+
+    res = await runCli(['serve', '--config', bad], { REPLICATE_WEBHOOK_SECRET: SECRET });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('APP_SECRET');
+
+    res = await runCli(['serve'], {
+      REPLICATE_WEBHOOK_SECRET: SECRET,
+      INLET_CONFIG: join(shared.dir, 'nope.json'),
+    });
+    expect(res.code).toBe(2);
+    expect(res.stderr).toMatch(/invalid_config: .*nope\.json: no such file/);
+  });
+
+  it('inlet config schema prints a JSON Schema; inlet config check validates a file', async () => {
+    const schema = await runCli(['config', 'schema']);
+    expect(schema.code).toBe(0);
+    const json = JSON.parse(schema.stdout) as { properties: { destinations: unknown } };
+    expect(json.properties.destinations).toBeDefined();
+    const good = writeConfig(shared.dir, 'https://example.com/h');
+    const check = await runCli(['config', 'check', good], { APP_SECRET });
+    expect(check).toMatchObject({ code: 0 });
+    expect(check.stdout).toContain('destinations app');
+  });
+});

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { loadConfigFile } from '../config-file.js';
 import { ConfigError, parseDatabaseSetting, parseTimeScale, type ServeFlags } from '../config.js';
 import { JobService } from '../jobs/job-service.js';
 import { httpDestinationOf, storedDestinations } from '../jobs/destinations.js';
@@ -397,14 +398,23 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
       'run the message runner alone (no webhook listener): deliver to destinations from the same database',
     )
     .option('--once', 'one pass (fan out, attempt what is due, record), then exit')
+    .option(
+      '--config <file>',
+      'the config file with the destinations (default: INLET_CONFIG, else ./inlet.config.json when it exists, else those serve stored at its last start)',
+    )
     .option(...DATABASE_FLAG)
-    .action(async (flags: ServeFlags & { once?: boolean }) => {
+    .action(async (flags: ServeFlags & { once?: boolean; config?: string }) => {
       await runWorker(flags, ctx);
     });
 }
 
-async function runWorker(flags: ServeFlags & { once?: boolean }, ctx: CliContext): Promise<void> {
+async function runWorker(
+  flags: ServeFlags & { once?: boolean; config?: string },
+  ctx: CliContext,
+): Promise<void> {
   const timeScale = parseTimeScale(ctx.env);
+  // A bad config file stops the worker as it stops serve (invalid_config, exit 2).
+  const configFile = loadConfigFile(flags.config, ctx.env);
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({
     level: 'info',
@@ -413,7 +423,10 @@ async function runWorker(flags: ServeFlags & { once?: boolean }, ctx: CliContext
   });
   await withStore(flags, ctx, 'write', async (store) => {
     const log = store.transitions;
-    const destinations = storedDestinations(await store.jobs.listConsumers('destination'));
+    const destinations =
+      configFile.path !== undefined
+        ? configFile.destinations
+        : storedDestinations(await store.jobs.listConsumers('destination'));
     const service = new JobService({ jobs: store.jobs, log, destinations, logger, timeScale });
     if (flags.once === true) {
       const attempted = await service.runner.runOnce();

@@ -69,7 +69,12 @@ interface Measurement {
   rssMiB: number;
   errors: number;
   wrapped: number;
+  /** With destinations: seconds after the load until nothing was pending, and messages delivered. */
+  drainSeconds?: number;
+  delivered?: number;
 }
+
+const DESTINATIONS_NAME = 'Inlet, SQLite, 2 destinations';
 
 interface Started {
   pid: number;
@@ -174,7 +179,11 @@ async function startProcess(
 
 const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ PATH: env.PATH, ...extra });
 
-function inletServer(name: string, database: (work: string, round: number) => Promise<string>): ServerSpec {
+function inletServer(
+  name: string,
+  database: (work: string, round: number) => Promise<string>,
+  args: () => string[] = () => [],
+): ServerSpec {
   return {
     name,
     signed: true,
@@ -182,7 +191,7 @@ function inletServer(name: string, database: (work: string, round: number) => Pr
       const url = await database(work, round);
       return startProcess(
         process.execPath,
-        [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', url, ...EXTRA_ARGS],
+        [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', url, ...args(), ...EXTRA_ARGS],
         nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, INLET_LOG_FORMAT: 'json' }),
         join(work, `${name.replace(/\W+/g, '-')}-${round}.log`),
         /Inlet is receiving Replicate webhooks at http:\/\/127\.0\.0\.1:(\d+)\//,
@@ -522,6 +531,26 @@ async function main(): Promise<void> {
     throw new Error('build first: npm run bench builds dist/ and dist/.bench/');
   const work = mkdtempSync(join(env.INLET_BENCH_DIR ?? tmpdir(), 'inlet-bench-'));
   const startedAt = new Date();
+  // The destinations' receiver: a bare node:http server answering 200 at once, up for the whole run.
+  const receiver = await startProcess(
+    process.execPath,
+    [BARE],
+    nodeEnv({}),
+    join(work, 'receiver.log'),
+    /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
+  );
+  const configPath = join(work, 'inlet.config.json');
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      destinations: ['one', 'two'].map((name) => ({
+        name,
+        url: `http://127.0.0.1:${receiver.port}/${name}`,
+        events: ['prediction.*'],
+        allowPrivateNetwork: true,
+      })),
+    }),
+  );
   const pgDb = await postgresDatabase();
   const servers: ServerSpec[] = [
     {
@@ -549,6 +578,11 @@ async function main(): Promise<void> {
         ),
     },
     inletServer('Inlet, SQLite', async (w, round) => `sqlite:${join(w, `inlet-${round}.db`)}`),
+    inletServer(
+      DESTINATIONS_NAME,
+      async (w, round) => `sqlite:${join(w, `inlet-dest-${round}.db`)}`,
+      () => ['--config', configPath],
+    ),
   ];
   if (typeof pgDb === 'string') {
     notes.push(`Inlet on PostgreSQL skipped: ${pgDb}`);
@@ -592,6 +626,29 @@ async function main(): Promise<void> {
             continue;
           }
           const result = await measure(spec, server, work, expected(spec.name));
+          if (spec.name === DESTINATIONS_NAME) {
+            // How long after the load stops until both destinations have nothing pending.
+            const drainStarted = performance.now();
+            const deadline = Date.now() + 120_000;
+            for (;;) {
+              const res = await fetch(`http://127.0.0.1:${server.port}/api/destinations`);
+              const data = ((await res.json()) as { data: { pending: number }[] }).data;
+              if (data.every((d) => d.pending === 0)) break;
+              if (Date.now() > deadline) break;
+              await sleep(50);
+            }
+            const metricsText = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+            const delivered = [
+              ...metricsText.matchAll(/^inlet_messages_total\{[^}]*outcome="delivered"[^}]*\} (\d+)/gm),
+            ]
+              .map((m) => Number(m[1]))
+              .reduce((a, b) => a + b, 0);
+            result.drainSeconds = (performance.now() - drainStarted) / 1000;
+            result.delivered = delivered;
+            log(
+              `  destinations drained ${fmt(result.drainSeconds, 1)} s after the load; ${delivered} messages delivered`,
+            );
+          }
           if (spec.name === 'bare node:http') bareRps = Math.max(bareRps, result.rps);
           log(
             `  ${fmt(result.rps)} req/s, ${fmt(result.cpuUsPerRequest)} µs CPU/request, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
@@ -604,6 +661,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (typeof pgDb !== 'string') await pgDb.drop();
+    await receiver.stop();
   }
 
   // Scale check: ingest and the list API with a million stored deliveries.
@@ -690,6 +748,12 @@ async function main(): Promise<void> {
   }
   const row = (name: string) => summary.find((s) => s.name === name);
   const sqlite = row('Inlet, SQLite');
+  const withDestinations = row(DESTINATIONS_NAME);
+  const destinationRuns = results.get(DESTINATIONS_NAME) ?? [];
+  const drain =
+    destinationRuns.length === 0 ? NaN : median(destinationRuns.map((r) => r.drainSeconds ?? NaN));
+  const deliveredPerRun =
+    destinationRuns.length === 0 ? NaN : median(destinationRuns.map((r) => r.delivered ?? NaN));
   const postgres = row('Inlet, PostgreSQL');
   const verdict = (ok: boolean | undefined) =>
     ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
@@ -698,6 +762,7 @@ async function main(): Promise<void> {
     '| target | measured | |',
     '| --- | --- | --- |',
     `| Inlet on SQLite ≥ 0.50 × bare node:http | ${fmt((sqlite?.rps ?? NaN) / bare, 2)} × | ${verdict(sqlite && sqlite.rps / bare >= 0.5)} |`,
+    `| with 2 destinations, ingest ≥ 0.90 × no destinations (same run) | ${fmt((withDestinations?.rps ?? NaN) / (sqlite?.rps ?? NaN), 2)} × (${fmt(deliveredPerRun)} messages delivered per round, all pending done ${fmt(drain, 1)} s after the load stopped) | ${verdict(withDestinations && sqlite && withDestinations.rps / sqlite.rps >= 0.9)} |`,
     `| Inlet on PostgreSQL ≥ 0.30 × bare node:http | ${fmt((postgres?.rps ?? NaN) / bare, 2)} × | ${verdict(postgres && postgres.rps / bare >= 0.3)} |`,
     `| p99 ≤ 10 ms (SQLite / PostgreSQL) | ${fmt(sqlite?.p99Ms ?? NaN, 1)} / ${fmt(postgres?.p99Ms ?? NaN, 1)} ms | ${verdict(sqlite && sqlite.p99Ms <= 10 && (postgres === undefined || postgres.p99Ms <= 10))} |`,
     `| peak RSS ≤ 150 MB (SQLite / PostgreSQL) | ${fmt(sqlite?.rssMiB ?? NaN)} / ${fmt(postgres?.rssMiB ?? NaN)} MiB | ${verdict(sqlite && sqlite.rssMiB * 1.048576 <= 150 && (postgres === undefined || postgres.rssMiB * 1.048576 <= 150))} |`,

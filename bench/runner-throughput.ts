@@ -1,5 +1,5 @@
 /**
- * The runner's delivery rate on SQLite: N transitions (already in the log) to one HTTP destination on
+ * The runner's delivery rate on SQLite: N transitions (ingested first, through the store's commit path, into the real log) to one HTTP destination on
  * loopback whose receiver (bare node:http, in its own process) answers 200 at once. Counts fan-out,
  * claims, signed POSTs and recorded outcomes: messages/s from the first claim to the last recorded
  * delivery.
@@ -15,29 +15,10 @@ import { DestinationSchema } from '../src/jobs/destination-config.js';
 import { JobService } from '../src/jobs/job-service.js';
 import { openStore } from '../src/store/index.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
-import type { TransitionLog, TransitionQuery, TransitionRecord } from '../src/store/transition-types.js';
+import type { IncomingEvent } from '../src/store/types.js';
 
 const N = Number(process.argv[2] ?? 20_000);
 const MAX_IN_FLIGHT = Number(process.argv[3] ?? 32);
-
-class MemoryLog implements TransitionLog {
-  readonly rows: TransitionRecord[] = [];
-  readonly #byId = new Map<string, TransitionRecord>();
-  append(row: TransitionRecord): void {
-    this.rows.push(row);
-    this.#byId.set(row.id, row);
-  }
-  async listTransitions(q: TransitionQuery): Promise<TransitionRecord[]> {
-    // seq = index + 1
-    return this.rows.slice(q.afterSeq, q.afterSeq + q.limit);
-  }
-  async lastTransitionSeq(): Promise<number> {
-    return this.rows.length;
-  }
-  async getTransition(id: string): Promise<TransitionRecord | undefined> {
-    return this.#byId.get(id);
-  }
-}
 
 async function startReceiver(): Promise<{ url: string; stop(): void }> {
   const server = fileURLToPath(new URL('./bare-server.js', import.meta.url));
@@ -59,7 +40,6 @@ const receiver = await startReceiver();
 const store = process.env.BENCH_DATABASE_URL
   ? await openStore(process.env.BENCH_DATABASE_URL, { mode: 'serve' })
   : await openSqliteStore(join(dir, 'inlet.db'), { mode: 'serve' });
-const log = new MemoryLog();
 const destination = DestinationSchema.parse({
   name: 'bench',
   url: receiver.url,
@@ -67,41 +47,48 @@ const destination = DestinationSchema.parse({
   allowPrivateNetwork: true,
   maxInFlight: MAX_IN_FLIGHT,
 });
-const service = new JobService({ jobs: store.jobs, log, destinations: [destination], pollIntervalMs: 50 });
-await service.start();
-
-const body = Buffer.from(
-  JSON.stringify({
-    id: 'x',
-    status: 'succeeded',
-    model: 'acme/painter',
-    output: ['https://example.com/a.png'],
-  }),
-);
+const makeService = () =>
+  new JobService({
+    jobs: store.jobs,
+    log: store.transitions,
+    destinations: [destination],
+    pollIntervalMs: 50,
+  });
+// A new consumer starts at the end of the log: register it first (start, stop), then ingest, then time a runner.
+const registering = makeService();
+await registering.start();
+await registering.stop();
+// N transitions through the real ingest path: each prediction starts, then succeeds.
 const now = Date.now();
+const events: IncomingEvent[] = [];
 for (let i = 1; i <= N; i++) {
-  const objectId = `p${Math.ceil(i / 2)}`;
-  log.append({
-    seq: i,
-    id: `tr_${i}`,
-    type: i % 2 === 1 ? 'prediction.started' : 'prediction.completed',
-    objectId,
-    kind: 'prediction',
-    model: 'acme/painter',
+  const id = `p${Math.ceil(i / 2)}`;
+  const object = {
+    id,
     status: i % 2 === 1 ? 'starting' : 'succeeded',
-    eventKey: `evt_${i}`,
-    recordedAtMs: now,
-    eventCount: 1,
-    firstReceivedAtMs: now,
-    lastReceivedAtMs: now,
+    model: 'acme/painter',
+    output: i % 2 === 1 ? null : ['https://example.com/a.png'],
+  };
+  const body = Buffer.from(JSON.stringify(object));
+  events.push({
+    key: `evt_${i}`,
+    scheme: 'standard',
+    receivedAtMs: now + i,
+    webhookTimestampSec: Math.floor(now / 1000) + i,
+    headers: { 'content-type': 'application/json' },
     body,
+    object,
   });
 }
+for (let i = 0; i < events.length; i += 500) await store.commitEvents(events.slice(i, i + 500));
+const lastSeq = await store.transitions.lastTransitionSeq();
+const service = makeService();
+await service.start();
 const startedAt = performance.now();
 service.runner.wake();
 for (;;) {
   const { position } = (await store.jobs.getConsumer('bench'))!;
-  if (position === N && (await store.jobs.nextDueAtMs('bench')) === undefined) break;
+  if (position === lastSeq && (await store.jobs.nextDueAtMs('bench')) === undefined) break;
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
 const seconds = (performance.now() - startedAt) / 1000;

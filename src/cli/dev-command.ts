@@ -58,6 +58,8 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
 
   const server = await startServer(config, logger, ctx);
+  // Listen for Ctrl-C from here on: one during the demo set-up below still stops both cleanly.
+  const stopSignal = waitForStopSignal();
   // Inlet's own lines already show every delivery; the emulator speaks up only when something goes wrong.
   const emulatorLogger = logger.child({ component: 'emulator' }, { level: 'warn' });
   const emulator = createEmulator({ secret, logger: emulatorLogger });
@@ -107,7 +109,7 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   println(ctx.stdout, 'Ctrl-C stops both.');
 
   const watching = watchDemos(ids, server.inlet.store, ctx);
-  const signal = await waitForStopSignal();
+  const signal = await stopSignal;
   watching.stop();
   logger.info({ signal }, 'shutting down');
   await emulator.close();

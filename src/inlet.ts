@@ -75,6 +75,7 @@ export function createInlet(
     ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
     ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
     subscribe: (wake) => batcher.onTransitions(wake),
+    busy: () => batcher.pending > 0,
   });
   const app = buildApp(
     {

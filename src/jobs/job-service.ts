@@ -21,6 +21,8 @@ export interface JobServiceOptions {
   /** Wake-ups for new transitions (the commit batcher in this process, PostgreSQL notifications). */
   subscribe?: (wake: () => void) => () => void;
   destinationOptions?: DestinationConsumerOptions;
+  /** True while ingest has commits waiting: the runner defers to it (see `RunnerOptions.busy`). */
+  busy?: () => boolean;
 }
 
 /** The runner as a service of `serve` and `inlet worker`: started after the store, stopped before it. */
@@ -42,6 +44,7 @@ export class JobService {
       ...(options.timeScale === undefined ? {} : { timeScale: options.timeScale }),
       ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
       ...(options.clock === undefined ? {} : { clock: options.clock }),
+      ...(options.busy === undefined ? {} : { busy: options.busy }),
     });
     for (const destination of options.destinations) {
       this.runner.add(destinationConsumer(destination, options.destinationOptions));

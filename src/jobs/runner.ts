@@ -65,6 +65,13 @@ export interface RunnerOptions {
   stopGraceMs?: number;
   /** Jitter source in [0, 1). */
   random?: () => number;
+  /**
+   * True while webhooks wait for their commit (serve's batcher). The runner then coalesces wake-ups
+   * into at most one pass per `busyPassIntervalMs`, so answering Replicate keeps the CPU and the
+   * database first; it catches up as soon as ingest is idle.
+   */
+  busy?: () => boolean;
+  busyPassIntervalMs?: number;
 }
 
 export const RUNNER_DEFAULTS = Object.freeze({
@@ -75,6 +82,7 @@ export const RUNNER_DEFAULTS = Object.freeze({
   leaseMarginMs: 30_000,
   /** Transitions kept from fan-out for their attempts (bodies can be large: keep it small). */
   transitionCacheSize: 512,
+  busyPassIntervalMs: 10,
 });
 
 /** ±20% (CONTRACT §9). */
@@ -153,6 +161,8 @@ export class Runner {
   readonly #fanOutBatch: number;
   readonly #stopGraceMs: number;
   readonly #random: () => number;
+  readonly #busy: () => boolean;
+  readonly #busyPassIntervalMs: number;
   readonly #consumers = new Map<string, Active>();
   /** Transitions read by fan-out, so an attempt rarely reads the log again. */
   readonly #transitions = new Map<string, TransitionRecord>();
@@ -177,6 +187,8 @@ export class Runner {
     this.#fanOutBatch = options.fanOutBatch ?? RUNNER_DEFAULTS.fanOutBatch;
     this.#stopGraceMs = options.stopGraceMs ?? RUNNER_DEFAULTS.stopGraceMs;
     this.#random = options.random ?? Math.random;
+    this.#busy = options.busy ?? (() => false);
+    this.#busyPassIntervalMs = options.busyPassIntervalMs ?? RUNNER_DEFAULTS.busyPassIntervalMs;
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     options.metrics?.watchConsumers(() => this.consumerGauges());
     this.#metrics = options.metrics;
@@ -228,10 +240,12 @@ export class Runner {
     }
     if (this.#loopScheduled) return;
     this.#loopScheduled = true;
-    setImmediate(() => {
+    const run = () => {
       this.#loopScheduled = false;
       void this.#loop();
-    });
+    };
+    if (this.#busy()) setTimeout(run, this.#busyPassIntervalMs);
+    else setImmediate(run);
   }
 
   /**
@@ -303,9 +317,15 @@ export class Runner {
         await this.#serial(() => this.#pass()).catch((error: unknown) => {
           this.#logger?.warn({ err: describe(error) }, 'runner pass failed; trying again shortly');
         });
-      } while (this.#again && this.#running);
+      } while (this.#again && this.#running && !this.#busy());
     } finally {
       this.#looping = false;
+    }
+    if (this.#again && this.#running) {
+      // Ingest is busy: the next pass comes after a pause, with everything that arrived meanwhile.
+      this.#again = false;
+      this.wake();
+      return;
     }
     if (this.#running) await this.#armTimer();
   }

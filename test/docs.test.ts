@@ -27,3 +27,13 @@ describe('docs stay in step with the code', () => {
     expect(flags.sort()).toEqual([...known].sort());
   });
 });
+
+describe('docs/destinations.md', () => {
+  it('documents every key of a destination in the config file, and no other', async () => {
+    const { DestinationSchema } = await import('../src/jobs/destination-config.js');
+    const doc = read('docs/destinations.md');
+    const keys = Object.keys(DestinationSchema.shape);
+    const documented = [...doc.matchAll(/^\| `([A-Za-z]+)` \| /gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual([...keys].sort());
+  });
+});

@@ -62,7 +62,10 @@ export interface Inlet {
    * a restart, and a throw retries it on its schedule. Returns the inlet, so calls chain.
    */
   on(pattern: string | readonly string[], handler: Handler, options?: HandlerOptions): Inlet;
-  /** Resolves once the database is open (requests before then wait for it, up to the commit timeout). */
+  /**
+   * Resolves once the database is open and the handlers added so far are registered (requests before
+   * then wait for the database, up to the commit timeout).
+   */
   ready(): Promise<void>;
   /** Stops the handlers (letting calls in flight finish), finishes in-flight commits, closes the database. */
   close(): Promise<void>;
@@ -164,6 +167,9 @@ export function createInlet(options: CreateInletOptions): Inlet {
     },
     async ready() {
       await connecting;
+      // Handlers added before now are registered (at the end of the log) before ready resolves, so a
+      // delivery accepted after it always reaches them.
+      await starting;
       if (!store.connected) {
         throw new Error(
           `The database at ${store.location} could not be opened (retrying in the background).`,

@@ -173,6 +173,18 @@ describe.each(DIALECTS)('serve delivers transitions to a destination ($name)', (
       expect(messages.map((m) => m.state)).toEqual(['delivered', 'delivered', 'delivered']);
       expect(messages.reduce((n, m) => n + m.attempts, 0)).toBe(6);
       expect(receiver.received).toHaveLength(6);
+
+      // Replay from the CLI: a dry run counts; the real one sends the same messages (same ids) again.
+      const dry = await runCli(['replay', id, '--to', 'app', '--dry-run', '--database', db.url]);
+      expect(dry).toMatchObject({ code: 0 });
+      expect(dry.stdout).toContain('Would replay 3');
+      expect(receiver.received).toHaveLength(6);
+      const replayed = await runCli(['replay', id, '--to', 'app', '--database', db.url]);
+      expect(replayed).toMatchObject({ code: 0 });
+      await waitFor('the replay', async () => receiver.received.length === 9);
+      expect(receiver.received.slice(6).map((r) => r.headers['webhook-id'])).toEqual(
+        delivered.map((r) => r.headers['webhook-id']),
+      );
     } finally {
       await stop(server);
       receiver.server.close();

@@ -5,6 +5,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import pg from 'pg';
 import type { QueryResult, QueryResultRow } from 'pg';
 import { signWebhook } from '../src/verify/index.js';
@@ -260,4 +261,31 @@ export async function waitFor(
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/** Where a test's `inlet serve` keeps its data: a SQLite file, or a fresh PostgreSQL database. */
+export interface ServeDialect {
+  name: string;
+  database(tag: string): Promise<{ url: string; drop(): Promise<void> }>;
+}
+
+/** Every dialect `serve` takes (PostgreSQL only when `probe` found a server), SQLite files under `dir`. */
+export function serveDialects(probe: Probe, dir: string): ServeDialect[] {
+  return [
+    {
+      name: 'sqlite',
+      database: async (tag) => ({ url: join(dir, `${tag}.db`), drop: async () => undefined }),
+    },
+    ...(probe.ok
+      ? [
+          {
+            name: 'postgres',
+            database: async (tag: string) => {
+              const db = await createTestDatabase(probe.adminUrl, `inlet_test_${tag}`);
+              return { url: db.url, drop: () => db.drop() };
+            },
+          },
+        ]
+      : []),
+  ];
 }

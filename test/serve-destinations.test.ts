@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
-import { createTestDatabase, postgresOrSkip, waitFor } from './pg-helpers.js';
+import { postgresOrSkip, serveDialects, waitFor } from './pg-helpers.js';
 import { runCli, startServe, stop } from './process-helpers.js';
 
 const APP_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
@@ -17,23 +17,7 @@ const probe = await postgresOrSkip('serve with destinations on PostgreSQL');
 const shared = tempDir();
 afterAll(() => shared.cleanup());
 
-const DIALECTS: { name: string; database(tag: string): Promise<{ url: string; drop(): Promise<void> }> }[] = [
-  {
-    name: 'sqlite',
-    database: async (tag) => ({ url: join(shared.dir, `${tag}.db`), drop: async () => undefined }),
-  },
-  ...(probe.ok
-    ? [
-        {
-          name: 'postgres',
-          database: async (tag: string) => {
-            const db = await createTestDatabase(probe.adminUrl, `inlet_test_${tag}`);
-            return { url: db.url, drop: () => db.drop() };
-          },
-        },
-      ]
-    : []),
-];
+const DIALECTS = serveDialects(probe, shared.dir);
 
 interface Received {
   headers: IncomingHttpHeaders;

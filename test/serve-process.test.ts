@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
-import { createTestDatabase, postgresOrSkip } from './pg-helpers.js';
+import { postgresOrSkip, serveDialects } from './pg-helpers.js';
 import { runCli, startServe, stop, type RunningServer } from './process-helpers.js';
 
 const ENV = { REPLICATE_WEBHOOK_SECRET: SECRET };
@@ -12,24 +12,7 @@ const probe = await postgresOrSkip('the serve process tests on PostgreSQL');
 const shared = tempDir();
 afterAll(() => shared.cleanup());
 
-/** The core acceptance checks run on every dialect `serve` takes (CONTRACT §2 `--database`). */
-const DIALECTS: { name: string; database(tag: string): Promise<{ url: string; drop(): Promise<void> }> }[] = [
-  {
-    name: 'sqlite',
-    database: async (tag) => ({ url: join(shared.dir, `${tag}.db`), drop: async () => undefined }),
-  },
-  ...(probe.ok
-    ? [
-        {
-          name: 'postgres',
-          database: async (tag: string) => {
-            const db = await createTestDatabase(probe.adminUrl, `inlet_test_${tag}`);
-            return { url: db.url, drop: () => db.drop() };
-          },
-        },
-      ]
-    : []),
-];
+const DIALECTS = serveDialects(probe, shared.dir);
 
 async function deliver(base: string, body: string, headers = signedHeaders(body)) {
   const res = await fetch(`${base}/replicate-webhook`, { method: 'POST', body, headers });

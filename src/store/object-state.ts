@@ -7,7 +7,7 @@ import {
   type ReplicateObject,
   SUMMARY_OMITTED_FIELDS,
 } from '../replicate/types.js';
-import type { TransitionKind, TransitionType } from './transition-types.js';
+import type { TransitionKind, TransitionRecord } from './transition-types.js';
 import type { CommitOutcome, IncomingEvent } from './types.js';
 
 /** The folded state of one object as the store keeps it (one `objects` row), minus the summary. */
@@ -34,19 +34,8 @@ export interface FoldStep {
   transition: TransitionKind | undefined;
 }
 
-/** A transition the fold decided on; the writer appends it with the commit's time. */
-export interface NewTransition {
-  id: string;
-  type: TransitionType;
-  objectId: string;
-  kind: ObjectKind;
-  model: string | null;
-  status: string;
-  eventKey: string;
-  eventCount: number;
-  firstReceivedAtMs: number;
-  lastReceivedAtMs: number;
-}
+/** A transition the fold decided on; the writer appends it (its `seq` and time), the body is its event's. */
+export type NewTransition = Omit<TransitionRecord, 'seq' | 'recordedAtMs' | 'body'>;
 
 /** A short digest of an output value; outputs too deep for JSON fall back to their facts. */
 export function outputDigestOf(object: ReplicateObject, facts: FoldFacts): string {

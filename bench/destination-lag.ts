@@ -1,0 +1,141 @@
+/**
+ * Consumer lag under a steady load: `inlet serve` on a fresh SQLite file with two destinations (every
+ * transition type) takes RATE signed deliveries per second for SECONDS (starting, processing and
+ * succeeded per prediction, paced every 10 ms); a receiver answers 200 at once and records, for each
+ * message, now − the message's `timestamp` (when Inlet recorded the transition). Prints p50/p99/max.
+ *
+ *   npm run build && npx tsc -p bench/tsconfig.json && node dist/.bench/bench/destination-lag.js [RATE] [SECONDS]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { signWebhook } from '../src/verify/index.js';
+
+const RATE = Number(process.argv[2] ?? 1000);
+const SECONDS = Number(process.argv[3] ?? 10);
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const BIN = fileURLToPath(new URL('../../../dist/cli/bin.js', import.meta.url));
+
+const lags: number[] = [];
+const receiver = createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (c: Buffer) => chunks.push(c));
+  req.on('end', () => {
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { timestamp: string };
+    lags.push(Date.now() - Date.parse(body.timestamp));
+    res.writeHead(200).end();
+  });
+});
+receiver.keepAliveTimeout = 60_000;
+await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+const receiverPort = (receiver.address() as AddressInfo).port;
+
+const work = mkdtempSync(join(tmpdir(), 'inlet-lag-'));
+const config = join(work, 'inlet.config.json');
+writeFileSync(
+  config,
+  JSON.stringify({
+    destinations: ['one', 'two'].map((name) => ({
+      name,
+      url: `http://127.0.0.1:${receiverPort}/${name}`,
+      events: ['prediction.*'],
+      allowPrivateNetwork: true,
+    })),
+  }),
+);
+const serve = spawn(
+  process.execPath,
+  [
+    BIN,
+    'serve',
+    '--port',
+    '0',
+    '--host',
+    '127.0.0.1',
+    '--database',
+    `sqlite:${join(work, 'inlet.db')}`,
+    '--config',
+    config,
+  ],
+  {
+    env: {
+      PATH: process.env.PATH,
+      REPLICATE_WEBHOOK_SECRET: SECRET,
+      INLET_LOG_FORMAT: 'json',
+      INLET_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
+const base = await new Promise<string>((resolve) => {
+  let out = '';
+  serve.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    const m = /receiving Replicate webhooks at (http:\/\/\S+?)\/replicate-webhook/.exec(out);
+    if (m?.[1] !== undefined) resolve(m[1]);
+  });
+});
+
+let sent = 0;
+let failed = 0;
+const inFlight = new Set<Promise<void>>();
+function deliver(n: number): void {
+  const id = `lag${Math.floor(n / 3)}`;
+  const status = ['starting', 'processing', 'succeeded'][n % 3]!;
+  const body = JSON.stringify({
+    id,
+    model: 'acme/painter',
+    version: 'v1',
+    input: { prompt: 'a cat' },
+    status,
+    logs: status === 'starting' ? '' : 'step 1\n',
+    output: status === 'succeeded' ? ['https://example.com/a.png'] : null,
+  });
+  const headers = {
+    'content-type': 'application/json',
+    ...signWebhook(body, { secret: SECRET, id: `msg_${n}`, timestampSec: Math.floor(Date.now() / 1000) }),
+  };
+  const p = fetch(`${base}/replicate-webhook`, { method: 'POST', body, headers })
+    .then(async (res) => {
+      if (res.status !== 200) failed++;
+      await res.arrayBuffer();
+    })
+    .catch(() => void failed++)
+    .finally(() => inFlight.delete(p));
+  inFlight.add(p);
+}
+
+const started = performance.now();
+const total = RATE * SECONDS;
+await new Promise<void>((resolve) => {
+  const tick = () => {
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * RATE));
+    while (sent < due) deliver(sent++);
+    if (sent >= total) resolve();
+    else setTimeout(tick, 10);
+  };
+  tick();
+});
+await Promise.all(inFlight);
+const loadSeconds = (performance.now() - started) / 1000;
+// Everything sent: wait until the messages stop coming (2 s of silence), bounded.
+let last = lags.length;
+for (let quiet = 0; quiet < 20;) {
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  quiet = lags.length === last ? quiet + 1 : 0;
+  last = lags.length;
+}
+const sorted = [...lags].sort((a, b) => a - b);
+const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+console.log(
+  `${sent} deliveries in ${loadSeconds.toFixed(1)} s (${Math.round(sent / loadSeconds)}/s, ${failed} not 200) -> ${lags.length} messages to 2 destinations; lag (receipt − transition recorded) p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${sorted.at(-1)} ms`,
+);
+serve.kill('SIGTERM');
+await new Promise((resolve) => serve.on('exit', resolve));
+receiver.close();
+receiver.closeAllConnections();
+rmSync(work, { recursive: true, force: true });

@@ -54,8 +54,8 @@ import { toStoreError } from './sqlite-errors.js';
 import { SqliteJobs } from './sqlite-jobs.js';
 import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
-import { WalCheckpointer } from './wal-checkpoint.js';
-import { WalSync } from './wal-sync.js';
+import { restoreKeptWal, WalCheckpointer } from './wal-checkpoint.js';
+import { type SyncFunction, WalSync } from './wal-sync.js';
 
 export const SQLITE_TYPES: DialectTypes = {
   blob: 'BLOB',
@@ -82,6 +82,10 @@ export interface SqliteStoreOptions extends OpenStoreOptions {
   busyTimeoutMs?: number;
   /** WAL frames that start a checkpoint (`CHECKPOINT_FRAMES`, SQLite's default); tests set fewer. */
   checkpointFrames?: number;
+  /** Replaces the fsync of the database file after a checkpoint (tests: a disk that fails it). */
+  checkpointSync?: SyncFunction;
+  /** Replaces the fdatasync of the WAL after each commit (tests: a disk that fails it). */
+  walSync?: SyncFunction;
 }
 
 export const DEFAULT_SERVE_BUSY_TIMEOUT_MS = 25;
@@ -91,6 +95,8 @@ export const DEFAULT_READ_BUSY_TIMEOUT_MS = 5000;
 const MIGRATION_BUSY_TIMEOUT_MS = 5000;
 const MEMORY_PATH = ':memory:';
 const MAX_CACHED_STATEMENTS = 64;
+/** Deliveries remembered as committed but never answered 200 (a failed WAL sync), newest kept. */
+const MAX_UNANSWERED = 100_000;
 const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
 
 export interface SqlitePragmas {
@@ -111,7 +117,10 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions)
 function openForServe(location: string, options: SqliteStoreOptions): SqliteStore {
   let db: Database.Database | undefined;
   try {
-    if (location !== MEMORY_PATH) mkdirSync(dirname(location), { recursive: true });
+    if (location !== MEMORY_PATH) {
+      mkdirSync(dirname(location), { recursive: true });
+      restoreKeptWal(location, options.logger);
+    }
     db = new Database(location);
     db.pragma(`busy_timeout = ${MIGRATION_BUSY_TIMEOUT_MS}`);
     // WAL: readers (the CLI) never block the writer and see only committed data.
@@ -125,12 +134,13 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     configureConnection(db, MIGRATION_BUSY_TIMEOUT_MS, onDisk ? 'NORMAL' : 'FULL');
     migrate(db, location, options.logger);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_SERVE_BUSY_TIMEOUT_MS}`);
-    const wal = onDisk ? new WalSync(location) : undefined;
+    const wal = onDisk ? new WalSync(location, options.walSync) : undefined;
     const checkpoints =
       wal === undefined
         ? undefined
         : new WalCheckpointer(db, location, wal, {
             ...(options.checkpointFrames === undefined ? {} : { frames: options.checkpointFrames }),
+            ...(options.checkpointSync === undefined ? {} : { syncDatabase: options.checkpointSync }),
             ...(options.logger === undefined ? {} : { logger: options.logger }),
           });
     return new SqliteStore(db, location, 'serve', { writer: new SqliteWriter(db), wal, checkpoints });
@@ -257,6 +267,8 @@ export class SqliteStore implements Store {
 
   #db: Database.Database;
   #writing: Writing | undefined;
+  /** Deliveries committed whose WAL sync failed, with what their commit decided: no sender got a 200. */
+  #unanswered = new Map<string, CommitOutcome>();
   #closed = false;
   #dynamic = new Map<string, Statement>();
   #getPrediction: Statement;
@@ -293,9 +305,40 @@ export class SqliteStore implements Store {
 
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
     // Answered only once on disk: the caller (and so the sender) waits for the WAL sync. When the sync
-    // fails the rows are committed but not known durable: the batcher retries the batch, which then
-    // commits as duplicates (their counter moves by one) and is answered after a sync that worked.
-    return this.#write('committing events', events.length, (writer) => writer.commitEvents(events));
+    // fails the rows are committed but not known durable, and their senders get a 503. The same
+    // deliveries coming again (the batcher's retry, or the sender's) find their rows: they get the
+    // outcome of that first commit, not "duplicate" (nobody got a 200 for it), and their duplicate
+    // counter stays, once a sync has worked.
+    const unanswered = this.#unanswered;
+    let outcomes: CommitOutcome[] = [];
+    try {
+      await this.#write('committing events', events.length, (writer) => {
+        outcomes = writer.commitEvents(events, (key) => unanswered.has(key)).map((outcome, i) => {
+          const first = outcome.duplicate ? unanswered.get(events[i]!.key) : undefined;
+          return first ?? outcome;
+        });
+      });
+    } catch (error) {
+      // Written, but the WAL sync failed: remember what each new row's commit decided.
+      if (outcomes.length > 0) {
+        events.forEach((event, i) => {
+          const outcome = outcomes[i]!;
+          if (!outcome.duplicate && !unanswered.has(event.key)) this.#rememberUnanswered(event.key, outcome);
+        });
+      }
+      throw error;
+    }
+    for (const event of events) unanswered.delete(event.key);
+    return outcomes;
+  }
+
+  /** Bounded: the oldest is forgotten first (it then counts as a duplicate, as before). */
+  #rememberUnanswered(key: string, outcome: CommitOutcome): void {
+    if (this.#unanswered.size >= MAX_UNANSWERED) {
+      const oldest = this.#unanswered.keys().next();
+      if (oldest.done !== true) this.#unanswered.delete(oldest.value);
+    }
+    this.#unanswered.set(key, outcome);
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {

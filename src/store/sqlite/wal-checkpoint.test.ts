@@ -1,4 +1,4 @@
-import { statSync, unlinkSync } from 'node:fs';
+import { existsSync, linkSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StoreUnavailableError } from '../errors.js';
 import type { IncomingEvent } from '../types.js';
 import { openSqliteStore } from './sqlite-store.js';
-import { WalCheckpointer } from './wal-checkpoint.js';
+import { keptWalPath, restoreKeptWal, WalCheckpointer } from './wal-checkpoint.js';
 import { controlledSync } from './controlled-sync.test-suite.js';
 import { WalSync } from './wal-sync.js';
 
@@ -142,6 +142,69 @@ describe('WalCheckpointer', () => {
       db = new Database(':memory:');
     });
 
+    it('tries again at the next write that succeeds when a checkpoint failed before copying (a full disk)', async () => {
+      const walSync = controlledSync();
+      const failingWal = new WalSync(path, walSync.sync);
+      const dbSync = controlledSync();
+      const checkpoints = new WalCheckpointer(db, path, failingWal, { frames: 20, syncDatabase: dbSync.sync });
+      writeUntilCheckpoint(checkpoints);
+      const framesBefore = checkpoints.walFrames();
+      // The WAL cannot be synced: nothing is copied, the checkpoint gives up for now.
+      await until(() => walSync.calls.length === 1);
+      walSync.calls[0]!(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
+      await checkpoints.idle();
+      expect(checkpoints.writeHold()).toBeUndefined();
+      expect(dbSync.calls).toHaveLength(0);
+      // The disk has room again: the next write that succeeds starts the next try at once.
+      insert.run();
+      checkpoints.committed();
+      expect(checkpoints.writeHold()).toBeInstanceOf(Promise);
+      await until(() => walSync.calls.length === 2);
+      walSync.calls[1]!(null);
+      await until(() => dbSync.calls.length === 1);
+      dbSync.calls[0]!(null);
+      await checkpoints.idle();
+      insert.run();
+      expect(checkpoints.walFrames()).toBeLessThan(framesBefore);
+      checkpoints.close();
+      failingWal.close();
+    });
+
+    it('after a failed try, waits for twice as many new frames before each next one', async () => {
+      const walSync = controlledSync();
+      const failingWal = new WalSync(path, walSync.sync);
+      const checkpoints = new WalCheckpointer(db, path, failingWal, { frames: 20 });
+      writeUntilCheckpoint(checkpoints);
+      const failNextTry = async () => {
+        await until(() => walSync.calls.length > 0);
+        walSync.calls.shift()!(Object.assign(new Error('ENOSPC'), { code: 'ENOSPC' }));
+        await checkpoints.idle();
+      };
+      await failNextTry();
+      /** Frames written from the failed try until the next one starts. */
+      const framesUntilTry = () => {
+        const from = checkpoints.walFrames();
+        for (let writes = 0; checkpoints.writeHold() === undefined && writes < 100; writes++) {
+          insert.run();
+          checkpoints.committed();
+        }
+        return checkpoints.walFrames() - from;
+      };
+      // A write adds a frame or a few: the tries come after at least 1, 2, 4, 8, 16 frames, then 20.
+      const gaps: number[] = [];
+      for (let i = 0; i < 7; i++) {
+        gaps.push(framesUntilTry());
+        await failNextTry();
+      }
+      const least = [1, 2, 4, 8, 16, 20, 20];
+      gaps.forEach((gap, i) => {
+        expect(gap).toBeGreaterThanOrEqual(least[i]!);
+        expect(gap).toBeLessThan(least[i]! + 4);
+      });
+      checkpoints.close();
+      failingWal.close();
+    });
+
     it("hands checkpoints back to SQLite when it cannot read the WAL's size", () => {
       const warnings: string[] = [];
       const logger = {
@@ -177,6 +240,36 @@ describe('WalCheckpointer', () => {
       reader.prepare('COMMIT').run();
       reader.close();
       checkpoints.close();
+    });
+  });
+
+  describe('the WAL kept after a failed sync', () => {
+    beforeEach(async () => {
+      const store = await openSqliteStore(path, { mode: 'serve' });
+      await store.commitEvents([event(1)]);
+      // Left open on purpose: a WAL on disk, as after a kill.
+      void store;
+    });
+
+    it('only loses its second name when the WAL is still the same file', () => {
+      linkSync(`${path}-wal`, keptWalPath(path));
+      restoreKeptWal(path);
+      expect(existsSync(keptWalPath(path))).toBe(false);
+      expect(existsSync(`${path}-wal`)).toBe(true);
+    });
+
+    it('refuses to choose between it and a different WAL that holds commits', () => {
+      writeFileSync(keptWalPath(path), 'an older WAL');
+      expect(() => restoreKeptWal(path)).toThrow(/move one of them away/);
+      expect(existsSync(keptWalPath(path))).toBe(true);
+    });
+
+    it('is put back when the WAL is gone', () => {
+      writeFileSync(keptWalPath(path), 'the kept frames');
+      unlinkSync(`${path}-wal`);
+      restoreKeptWal(path);
+      expect(existsSync(keptWalPath(path))).toBe(false);
+      expect(statSync(`${path}-wal`).size).toBe('the kept frames'.length);
     });
   });
 });

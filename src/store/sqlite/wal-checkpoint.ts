@@ -1,4 +1,4 @@
-import { closeSync, fsync, openSync, readSync } from 'node:fs';
+import { closeSync, fsync, linkSync, openSync, readSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { endianness } from 'node:os';
 import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../errors.js';
@@ -47,7 +47,12 @@ export interface WalCheckpointOptions {
  *
  * If the database file cannot be synced, its pages cannot be trusted, so the WAL must never restart:
  * the store stops writing (every write fails `StoreUnavailableError`) until Inlet is restarted, when
- * SQLite recovers from the WAL, which still holds every commit.
+ * SQLite recovers from the WAL, which still holds every commit. The WAL must also survive the exit:
+ * the copy already marked every frame as checkpointed, so whichever connection closes last (better-
+ * sqlite3 closes them all when the process exits, even those `close()` leaves open) finds nothing to
+ * copy, syncs nothing and deletes the WAL. So the checkpointer first gives the WAL a second name
+ * (`<db>-wal.keep`, a hard link: no copy, and the frames stay on disk whatever deletes `-wal`), and
+ * the next start puts it back (`restoreKeptWal`) before SQLite opens the file.
  */
 export class WalCheckpointer {
   readonly #db: Database.Database;
@@ -63,6 +68,10 @@ export class WalCheckpointer {
   #pin: Database.Database | undefined;
   /** Frames in the WAL that start the next checkpoint. */
   #nextAt: number;
+  /** Frames in the WAL at the last `committed()`. */
+  #lastFrames = 0;
+  /** Frames after a failed checkpoint before the next try (doubles per failure; half: the first try is after one). */
+  #retryGap = 1 / 2;
   #hold: Promise<void> | undefined;
   #running: Promise<void> | undefined;
   #failure: StoreUnavailableError | undefined;
@@ -112,7 +121,8 @@ export class WalCheckpointer {
       return;
     }
     // A smaller WAL than last time: it restarted, so count from the threshold again.
-    if (frames < this.#nextAt - this.#frames) this.#nextAt = this.#frames;
+    if (frames < this.#lastFrames) this.#nextAt = this.#frames;
+    this.#lastFrames = frames;
     if (frames < this.#nextAt) return;
     this.#running = this.#checkpoint().finally(() => {
       this.#running = undefined;
@@ -152,17 +162,23 @@ export class WalCheckpointer {
       // Frames an open reader (a CLI command) still needs stay in the WAL: try again once as many
       // frames again have been added, not after every commit.
       this.#nextAt = result.checkpointed < result.log ? result.log + this.#frames : this.#frames;
+      this.#retryGap = 1 / 2;
     } catch (error) {
       if (copied) {
+        const kept = keepWal(this.#databasePath);
         this.#failure = new StoreUnavailableError(
           `SQLite database ${this.#databasePath} could not be synced after a checkpoint ` +
-            `(${(error as Error).message}); restart Inlet: the WAL still holds every commit`,
+            `(${(error as Error).message}); restart Inlet: the WAL still holds every commit` +
+            (kept === undefined ? '' : ` (kept as ${kept} until the restart)`),
           { cause: error },
         );
         this.#logger?.warn({ err: this.#failure.message }, 'SQLite checkpoint failed; no more writes');
       } else {
-        // Nothing reached the database file unsynced: the WAL keeps everything, try again later.
-        this.#nextAt += this.#frames;
+        // Nothing reached the database file unsynced: the WAL keeps everything. Try again after the
+        // next write that succeeds (a full disk that freed up), then less and less often while it
+        // keeps failing, at most every `frames` frames.
+        this.#retryGap = Math.min(this.#frames, this.#retryGap * 2);
+        this.#nextAt = this.#lastFrames + this.#retryGap;
         this.#logger?.warn({ err: (error as Error).message }, 'SQLite checkpoint failed; will try again');
       }
     } finally {
@@ -210,4 +226,50 @@ export class WalCheckpointer {
       }
     });
   }
+}
+
+/** The WAL's second name while the database file cannot be trusted (see `WalCheckpointer`). */
+export function keptWalPath(databasePath: string): string {
+  return `${databasePath}-wal.keep`;
+}
+
+/** Links the WAL to its second name; the name, or undefined when the link could not be made. */
+function keepWal(databasePath: string): string | undefined {
+  const kept = keptWalPath(databasePath);
+  try {
+    linkSync(`${databasePath}-wal`, kept);
+    return kept;
+  } catch (error) {
+    // Already linked by an earlier failure of this same WAL: keep that one.
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return kept;
+    return undefined;
+  }
+}
+
+/**
+ * Before SQLite opens a database whose last checkpoint could not sync the file: puts the WAL kept
+ * then back under its own name, so SQLite recovers every commit from it. A `-wal` that is still the
+ * same file (the process was killed and deleted nothing) just loses its second name. A different,
+ * non-empty `-wal` means something wrote to the database since: Inlet cannot tell which copy is
+ * newer, so it refuses to open rather than lose either.
+ */
+export function restoreKeptWal(databasePath: string, logger?: StoreLogger): void {
+  const kept = keptWalPath(databasePath);
+  const keptStat = statSync(kept, { throwIfNoEntry: false });
+  if (keptStat === undefined) return;
+  const walPath = `${databasePath}-wal`;
+  const wal = statSync(walPath, { throwIfNoEntry: false });
+  if (wal !== undefined && wal.ino === keptStat.ino && wal.dev === keptStat.dev) {
+    unlinkSync(kept);
+    return;
+  }
+  // An empty WAL, or one with only its 32-byte header, holds no commit.
+  if (wal !== undefined && wal.size > 32) {
+    throw new StoreUnavailableError(
+      `SQLite database ${databasePath} has both a WAL kept after a failed sync (${kept}) and a newer ` +
+        `one (${walPath}); move one of them away to choose which Inlet recovers from`,
+    );
+  }
+  renameSync(kept, walPath);
+  logger?.warn({ wal: walPath }, 'restored the SQLite WAL kept after a failed sync; recovering from it');
 }

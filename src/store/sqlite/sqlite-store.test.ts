@@ -181,6 +181,31 @@ describe('SqliteStore specifics', () => {
     expect(await store.getPrediction('p1')).toMatchObject({ eventCount: 1 });
   });
 
+  it('answers a delivery whose first commit was never acknowledged (WAL sync failed) as new, not a duplicate', async () => {
+    let failSyncs = true;
+    const store = track(
+      await openSqliteStore(path, {
+        mode: 'serve',
+        walSync: (_fd, done) => done(failSyncs ? Object.assign(new Error('EIO'), { code: 'EIO' }) : null),
+      }),
+    );
+    const first = [makeEvent('msg_1', started('p1')), makeEvent('msg_2', started('p2'))];
+    await expect(store.commitEvents(first)).rejects.toThrow(StoreUnavailableError);
+    // Still failing: the retry is not acknowledged either, and stays "new" for the next one.
+    await expect(store.commitEvents([first[0]!])).rejects.toThrow(StoreUnavailableError);
+    failSyncs = false;
+    expect(await store.commitEvents([first[0]!, makeEvent('msg_3', started('p3'))])).toEqual([
+      { duplicate: false, applied: true, conflict: false },
+      { duplicate: false, applied: true, conflict: false },
+    ]);
+    expect(await store.commitEvents([first[1]!])).toEqual([{ duplicate: false, applied: true, conflict: false }]);
+    // Once answered 200, the next delivery of the same key is a duplicate, counted once.
+    expect(await store.commitEvents([first[0]!])).toEqual([{ duplicate: true, applied: false, conflict: false }]);
+    const events = await store.listEvents('p1', { limit: 10 });
+    expect(events.items.map((e) => e.duplicates)).toEqual([1]);
+    expect((await store.listEvents('p2', { limit: 10 })).items.map((e) => e.duplicates)).toEqual([0]);
+  });
+
   it('rolls back the whole batch when one event fails', async () => {
     const store = await serve();
     const other = new Database(path);

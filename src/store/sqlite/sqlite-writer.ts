@@ -69,7 +69,9 @@ export class SqliteWriter {
   #rejectionTotals: Statement;
   #trimByRows: Statement;
   #trimByBytes: Statement;
-  #commitBatch: Database.Transaction<(events: readonly IncomingEvent[]) => CommitOutcome[]>;
+  #commitBatch: Database.Transaction<
+    (events: readonly IncomingEvent[], unanswered?: (key: string) => boolean) => CommitOutcome[]
+  >;
   #recordBatch: Database.Transaction<(rows: readonly NewRejection[], limits: RejectionLimits) => void>;
 
   constructor(db: Database.Database) {
@@ -86,25 +88,32 @@ export class SqliteWriter {
     this.#rejectionTotals = prepare(REJECTION_TOTALS_SQL);
     this.#trimByRows = prepare(TRIM_REJECTIONS_BY_ROWS_SQL);
     this.#trimByBytes = prepare(TRIM_REJECTIONS_BY_BYTES_SQL);
-    this.#commitBatch = db.transaction((events: readonly IncomingEvent[]) => this.#commit(events));
+    this.#commitBatch = db.transaction(
+      (events: readonly IncomingEvent[], unanswered?: (key: string) => boolean) =>
+        this.#commit(events, unanswered),
+    );
     this.#recordBatch = db.transaction((rows: readonly NewRejection[], limits: RejectionLimits) =>
       this.#recordAndTrim(rows, limits),
     );
   }
 
-  /** One transaction for the whole batch. IMMEDIATE takes the write lock up front: a busy database fails before any work. */
-  commitEvents(events: readonly IncomingEvent[]): CommitOutcome[] {
-    return events.length === 0 ? [] : this.#commitBatch.immediate(events);
+  /**
+   * One transaction for the whole batch. IMMEDIATE takes the write lock up front: a busy database fails
+   * before any work. A key `unanswered` says was stored by a commit nobody got a 200 for is not counted
+   * as a duplicate when it comes again.
+   */
+  commitEvents(events: readonly IncomingEvent[], unanswered?: (key: string) => boolean): CommitOutcome[] {
+    return events.length === 0 ? [] : this.#commitBatch.immediate(events, unanswered);
   }
 
   recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): void {
     if (rows.length > 0) this.#recordBatch.immediate(rows, limits);
   }
 
-  #commit(events: readonly IncomingEvent[]): CommitOutcome[] {
+  #commit(events: readonly IncomingEvent[], unanswered?: (key: string) => boolean): CommitOutcome[] {
     const stored = events.map((event) => {
       if (this.#insertEvent.run(...insertEventParams(event)).changes > 0) return true;
-      this.#countDuplicate.run(event.key);
+      if (unanswered?.(event.key) !== true) this.#countDuplicate.run(event.key);
       return false;
     });
     // Each object is read once and written once per batch, however many of its events the batch holds.

@@ -23,8 +23,26 @@ export interface ReplicateObject {
 export const OBJECT_KINDS = ['prediction', 'training'] as const;
 export type ObjectKind = (typeof OBJECT_KINDS)[number];
 
-/** Trainings are recognised by their output shape: `{version, weights}` (nothing else says "training"). */
-export function isTrainingOutput(output: unknown): boolean {
+/**
+ * A training, as CONTRACT §4 tells them apart: its `urls.get` names `/trainings/`, or its output is
+ * `{version, weights}`. The URL is what marks a training that failed or was canceled (no output).
+ */
+export function isTrainingObject(object: Pick<ReplicateObject, 'output' | 'urls'>): boolean {
+  return isTrainingUrl(object.urls) || isTrainingOutput(object.output);
+}
+
+function isTrainingUrl(urls: unknown): boolean {
+  if (typeof urls !== 'object' || urls === null) return false;
+  const get = (urls as { get?: unknown }).get;
+  if (typeof get !== 'string') return false;
+  try {
+    return new URL(get).pathname.includes('/trainings/');
+  } catch {
+    return false;
+  }
+}
+
+function isTrainingOutput(output: unknown): boolean {
   return (
     typeof output === 'object' &&
     output !== null &&

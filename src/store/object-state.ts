@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { decideFold, foldFactsOf, type FoldDecision, type FoldFacts } from '../replicate/fold.js';
 import { TERMINAL_RANK } from '../replicate/status.js';
 import {
-  isTrainingOutput,
+  isTrainingObject,
   type ObjectKind,
   type ReplicateObject,
   SUMMARY_OMITTED_FIELDS,
@@ -121,7 +121,7 @@ export function foldEvent(current: ObjectState | undefined, event: IncomingEvent
   const facts = foldFactsOf(object, observedAtSec);
   const decision = decideFold(current?.facts, facts);
   const kind: ObjectKind =
-    current?.kind === 'training' || isTrainingOutput(object.output) ? 'training' : 'prediction';
+    current?.kind === 'training' || isTrainingObject(object) ? 'training' : 'prediction';
   const eventCount = (current?.eventCount ?? 0) + 1;
   // Concurrent requests may commit slightly out of receive order: never move backwards.
   const lastReceivedAtMs = Math.max(current?.lastReceivedAtMs ?? event.receivedAtMs, event.receivedAtMs);

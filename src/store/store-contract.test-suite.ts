@@ -382,6 +382,17 @@ export function runStoreContract(name: string, createStore: () => Promise<StoreF
         expect((await listAll({ q: 't2' }))[0]!.kind).toBe('training');
       });
 
+      it('knows a training that failed or was canceled by its urls.get, without any output', async () => {
+        const urls = (id: string) => ({ get: `https://api.replicate.com/v1/trainings/${id}` });
+        await commitOne(makeEvent('e1', prediction('t3', 'starting', { output: null, urls: urls('t3') })));
+        expect((await store.getPrediction('t3'))!.kind).toBe('training');
+        await commitOne(makeEvent('e2', prediction('t4', 'canceled', { output: null, urls: urls('t4') })));
+        expect((await listAll({ q: 't4' }))[0]!.kind).toBe('training');
+        const predictionUrls = { get: 'https://api.replicate.com/v1/predictions/p9' };
+        await commitOne(makeEvent('e3', prediction('p9', 'failed', { output: null, urls: predictionUrls })));
+        expect((await store.getPrediction('p9'))!.kind).toBe('prediction');
+      });
+
       it('counts distinct events and tracks first and last receive times', async () => {
         await commitOne(makeEvent('e1', prediction('p1', 'starting'), { receivedAtMs: T0 }));
         await commitOne(makeEvent('e2', prediction('p1', 'processing'), { receivedAtMs: T0 + 10 }));

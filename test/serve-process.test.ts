@@ -77,6 +77,12 @@ describe('inlet serve as a process', () => {
     expect(res.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
   });
 
+  it('warns at start that --accept-hex-signature signs no timestamp, so captured requests replay', async () => {
+    const server = await startServe(['--database', join(tmp.dir, 'hex.db'), '--accept-hex-signature'], ENV);
+    expect(await stop(server)).toBe(0);
+    expect(server.output()).toMatch(/"level":40[^\n]*--accept-hex-signature[^\n]*replayed forever/);
+  });
+
   describe.each(DIALECTS)('one server on $name', (dialect) => {
     let server: RunningServer;
     let db: { url: string; drop(): Promise<void> };

@@ -81,6 +81,12 @@ export async function startServer(
       '!!! --insecure-skip-verify: unsigned requests are ACCEPTED. Anyone who can reach this port can forge predictions. Development only. !!!',
     );
   }
+  if (config.acceptHexSignature) {
+    logger.warn(
+      '--accept-hex-signature: the X-Replicate-Signature scheme signs no timestamp, so a captured request ' +
+        'can be replayed forever (deduplication still stores it once). Prefer the standard webhook-* headers.',
+    );
+  }
 
   const store = new DeferredStore(
     database.dialect,

@@ -73,6 +73,23 @@ describe('parseServeConfig', () => {
     ).toBe('REPLICATE_WEBHOOK_SECRET');
   });
 
+  it('holds every secret to one rule and says which part failed: whsec_ + base64, any string only for the hex scheme', () => {
+    const serveWith = (secret: string, flags = {}) => () =>
+      parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: secret }, { isTty: false });
+    expect(serveWith('whsec_ab!cd')).toThrow(/a character that is not base64 at position 9/);
+    expect(serveWith('whsec_')).toThrow(/nothing follows "whsec_"/);
+    expect(serveWith('whsec_ab=cd')).toThrow(/"=" padding appears before the end/);
+    expect(serveWith('whsec_A')).toThrow(/decodes to no bytes/);
+    expect(serveWith('my-tutorial-secret!')).toThrow(/only with --accept-hex-signature/);
+    // Never the secret itself in the message.
+    expect(serveWith('whsec_ab!cd')).not.toThrow(/ab!cd/);
+    expect(serveWith('my-tutorial-secret!', { acceptHexSignature: true })().secrets).toEqual([
+      'my-tutorial-secret!',
+    ]);
+    // Bare base64 and the URL-safe alphabet are the same secret as with the prefix.
+    expect(serveWith(SECRET.slice('whsec_'.length))().secrets).toHaveLength(1);
+  });
+
   it('reads several secrets, separated by spaces or commas, from either variable', () => {
     expect(parseSecretList(' a, b  c,,d ')).toEqual(['a', 'b', 'c', 'd']);
     expect(readSecretsFromEnv({ REPLICATE_WEBHOOK_SIGNING_SECRET: `${SECRET} ${SECRET}` })).toEqual({

@@ -3,6 +3,8 @@
  * (callers pass `process.env` in; tests pass their own object).
  */
 
+import { secretProblem } from './verify/secret.js';
+
 export type Env = Readonly<Record<string, string | undefined>>;
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -226,15 +228,19 @@ export const SECRET_HELP =
   'Set REPLICATE_WEBHOOK_SECRET to your Replicate webhook signing secret (whsec_…). Get it with: ' +
   'curl -s -H "Authorization: Bearer $REPLICATE_API_TOKEN" https://api.replicate.com/v1/webhooks/default/secret';
 
-/** A secret must be `whsec_` + base64 (or bare base64) that decodes to at least one byte. */
-export function checkSecret(secret: string, setting: string): void {
-  const body = secret.startsWith('whsec_') ? secret.slice('whsec_'.length) : secret;
-  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(body) || Buffer.from(body, 'base64').length === 0) {
-    throw new ConfigError(
-      setting,
-      `${setting}: a secret must look like whsec_<base64>; got one that does not.`,
-    );
-  }
+/**
+ * Checks a webhook secret against the one rule (`secretProblem`): `whsec_` + base64 for the standard
+ * scheme; with `hexAllowed` (the opt-in tutorial scheme) any non-empty string. The message names the
+ * setting and the part of the rule that failed, never the secret.
+ */
+export function checkSecret(secret: string, setting: string, options: { hexAllowed?: boolean } = {}): void {
+  const problem = secretProblem(secret);
+  if (problem === undefined || (options.hexAllowed === true && secret !== '')) return;
+  const hint = options.hexAllowed === undefined ? '' : ' (any other string works only with --accept-hex-signature)';
+  throw new ConfigError(
+    setting,
+    `${setting}: a webhook secret must be "whsec_" followed by base64${hint}; this one is not: ${problem}.`,
+  );
 }
 
 function pick(
@@ -347,7 +353,10 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
   if (databaseUrl === '') throw new ConfigError('--database', '--database must not be empty.');
 
   const { secrets, source } = readSecretsFromEnv(env);
-  for (const secret of secrets) checkSecret(secret, source ?? 'REPLICATE_WEBHOOK_SECRET');
+  const acceptHexSignature = boolSetting(flags, env, 'acceptHexSignature');
+  for (const secret of secrets) {
+    checkSecret(secret, source ?? 'REPLICATE_WEBHOOK_SECRET', { hexAllowed: acceptHexSignature });
+  }
   const insecureSkipVerify = boolSetting(flags, env, 'insecureSkipVerify');
   if (secrets.length === 0 && !insecureSkipVerify) {
     throw new ConfigError(
@@ -368,7 +377,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     secrets: Object.freeze(secrets),
     toleranceSec: intSetting(flags, env, 'toleranceSec', DEFAULTS.toleranceSec, 0, 10 * 365 * 24 * 3600),
     maxBodyBytes: intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1, 1024 * 1024 * 1024),
-    acceptHexSignature: boolSetting(flags, env, 'acceptHexSignature'),
+    acceptHexSignature,
     commitTimeoutMs: intSetting(flags, env, 'commitTimeoutMs', DEFAULTS.commitTimeoutMs, 1, 600_000),
     logLevel,
     logFormat,

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { decodeSecret } from '../verify/index.js';
+import { secretProblem } from '../verify/index.js';
 import { createApiHandler, type ApiError, type EmulatorCore, type ListPage } from './http-api.js';
 import {
   FAKE_MODELS,
@@ -167,7 +167,10 @@ export class ReplicateEmulator implements EmulatorCore {
   constructor(options: EmulatorOptions = {}) {
     this.#options = options;
     this.secret = options.secret ?? newWebhookSecret();
-    if (decodeSecret(this.secret) === undefined) throw new RangeError('secret must look like whsec_<base64>');
+    const secretFault = secretProblem(this.secret);
+    if (secretFault !== undefined) {
+      throw new RangeError(`secret must be "whsec_" followed by base64; ${secretFault}`);
+    }
     this.timeScale = options.timeScale ?? EMULATOR_DEFAULTS.timeScale;
     checkPositive('timeScale', this.timeScale);
     checkPositive('retryWindowMs', options.retryWindowMs ?? 0, true);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isBrokerUrl, parseBrokerUrl } from './broker-url.js';
+import { secretProblem } from '../verify/secret.js';
 
 /** Replicate-style retry schedule (CONTRACT §9): about 24 hours in all. */
 export const DEFAULT_RETRY_DELAYS_MS = [
@@ -34,7 +35,13 @@ export const DestinationSchema = z
       ),
     secret: z
       .string()
-      .regex(/^whsec_[A-Za-z0-9+/]+={0,2}$/, 'must be whsec_ followed by base64')
+      .regex(/^(whsec_)?[A-Za-z0-9+/_-]+={0,2}$/, 'must be whsec_ followed by base64')
+      .superRefine((secret, ctx) => {
+        const problem = secretProblem(secret);
+        if (problem !== undefined) {
+          ctx.addIssue({ code: 'custom', message: `must be whsec_ followed by base64 (${problem})` });
+        }
+      })
       .optional()
       .describe(
         'Standard Webhooks secret the messages are signed with; when absent one is generated once and stored.',

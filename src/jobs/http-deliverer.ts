@@ -6,7 +6,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { decodeSecret, newMessageId, signWebhook } from '../verify/index.js';
+import { newMessageId, secretProblem, signWebhook } from '../verify/index.js';
 import { classifyAddress, PrivateNetworkError } from './address-guard.js';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import type { DestinationConfig } from './destination-config.js';
@@ -153,8 +153,11 @@ export class HttpDeliverer implements Deliverer {
   readonly #literalRefusal: PrivateNetworkError | undefined;
 
   constructor(destination: HttpDestination, options: HttpDelivererOptions = {}) {
-    if (decodeSecret(destination.secret) === undefined) {
-      throw new RangeError(`destination ${destination.name}: the secret must look like whsec_<base64>.`);
+    const secretFault = secretProblem(destination.secret);
+    if (secretFault !== undefined) {
+      throw new RangeError(
+        `destination ${destination.name}: the secret must be "whsec_" followed by base64; ${secretFault}.`,
+      );
     }
     this.#destination = destination;
     this.#url = new URL(destination.url);

@@ -1,6 +1,6 @@
 export { bodyDeliveryKey } from './hmac.js';
 export { hasSignatureHeaders } from './headers.js';
-export { decodeSecret } from './secret.js';
+export { decodeSecret, secretProblem } from './secret.js';
 export { messageIdProblem, newMessageId, signWebhook } from './sign-webhook.js';
 export type { SignOptions } from './sign-webhook.js';
 export { SIGNATURE_ERROR_CODES, SIGNATURE_SCHEMES } from './types.js';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { standardDigest } from './hmac.js';
-import { decodeSecret } from './secret.js';
+import { decodeSecret, secretProblem } from './secret.js';
 import type { SignedHeaders } from './types.js';
 
 export interface SignOptions {
@@ -26,7 +26,10 @@ export function messageIdProblem(id: string): string | undefined {
  */
 export function signWebhook(body: Uint8Array | string, options: SignOptions): SignedHeaders {
   const key = decodeSecret(options.secret);
-  if (key === undefined) throw new RangeError('signWebhook: the secret must look like whsec_<base64>.');
+  if (key === undefined) {
+    const problem = secretProblem(options.secret) ?? 'it is not usable';
+    throw new RangeError(`signWebhook: the secret must be "whsec_" followed by base64; ${problem}.`);
+  }
   const idProblem = messageIdProblem(options.id);
   if (idProblem !== undefined) throw new RangeError(`signWebhook: the id ${idProblem}.`);
   if (!Number.isSafeInteger(options.timestampSec) || options.timestampSec < 0) {

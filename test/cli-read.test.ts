@@ -126,5 +126,23 @@ describe('inlet predictions / events (reading the database)', () => {
     expect(res2.code).toBe(2);
     const res3 = await runCli(['predictions', '--bogus', '--database', db]);
     expect(res3.code).toBe(2);
+    const unknown = await runCli(['predictions', '--status', 'succeeded,bogus', '--database', db]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--status: unknown status "bogus"');
+    expect(unknown.stderr).toContain('starting, processing, succeeded, failed, canceled, aborted');
+  });
+
+  it('says when a filter matches nothing, and how many predictions are stored', async () => {
+    const none = await runCli(['predictions', '--status', 'failed', '--model', 'acme/a', '--database', db]);
+    expect(none.code).toBe(0);
+    expect(none.stdout.trim()).toBe('No predictions match status=failed, model=acme/a; 2 predictions stored.');
+  });
+
+  it('shows the list flags in `inlet predictions --help`', async () => {
+    const help = await runCli(['predictions', '--help']);
+    expect(help.code).toBe(0);
+    for (const flag of ['--status', '--model', '--search', '--limit', '--cursor', '--json', '--database']) {
+      expect(help.stdout).toContain(flag);
+    }
   });
 });

@@ -116,6 +116,7 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     },
     recordRejections: (rows, limits) => store.recordRejections(rows, limits),
     listPredictions: (q) => store.listPredictions(q),
+    countPredictions: () => store.countPredictions(),
     getPrediction: (id) => store.getPrediction(id),
     listEvents: (id, q) => store.listEvents(id, q),
     getEvent: (k) => store.getEvent(k),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
+import { KNOWN_STATUSES } from '../replicate/status.js';
 import { InvalidQueryError, parsePredictionQuery } from '../server/api-query.js';
 import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
@@ -59,10 +60,10 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
     .command('predictions')
     .description('list and inspect folded predictions and trainings');
 
-  predictions
+  const list = predictions
     .command('list', { isDefault: true })
-    .description('list predictions, most recently updated first')
-    .option('--status <status>', 'one status or a comma list')
+    .description('list predictions, most recently updated first (the default: `inlet predictions` lists)')
+    .option('--status <status>', `one status or a comma list (${KNOWN_STATUSES.join(', ')})`)
     .option('--model <owner/name>', 'exact model')
     .option('-q, --search <text>', 'substring of the id or model')
     .option('--limit <n>', 'how many (1-200)', '50')
@@ -96,6 +97,13 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
             );
           throw error;
         }
+        // The API takes any status (Replicate may add some); a person typing one means a known one.
+        const unknown = query.statuses?.filter((s) => !(KNOWN_STATUSES as readonly string[]).includes(s));
+        if (unknown !== undefined && unknown.length > 0) {
+          throw new UsageError(
+            `--status: unknown status ${unknown.map((s) => `"${s}"`).join(', ')}; the statuses are ${KNOWN_STATUSES.join(', ')}.`,
+          );
+        }
         await withStore(flags, ctx, async (store) => {
           const page = await store.listPredictions(query);
           if (flags.json === true) {
@@ -103,7 +111,20 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
             return;
           }
           if (page.items.length === 0) {
-            println(ctx.stdout, 'No predictions yet.');
+            const filters = [
+              ['status', flags.status],
+              ['model', flags.model],
+              ['q', flags.search],
+              ['cursor', flags.cursor],
+            ].filter((f): f is [string, string] => f[1] !== undefined && f[1] !== '');
+            const stored = await store.countPredictions();
+            if (filters.length === 0 || stored === 0) {
+              println(ctx.stdout, 'No predictions yet.');
+            } else {
+              const what = filters.map(([name, value]) => `${name}=${value}`).join(', ');
+              const count = `${stored} prediction${stored === 1 ? '' : 's'} stored`;
+              println(ctx.stdout, `No predictions match ${what}; ${count}.`);
+            }
             return;
           }
           const rows = [['ID', 'STATUS', 'MODEL', 'KIND', 'EVENTS', 'LAST RECEIVED']];
@@ -122,6 +143,13 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
         });
       },
     );
+
+  predictions.addHelpText(
+    'after',
+    () =>
+      `\nOptions of list (what \`inlet predictions\` runs):\n` +
+      list.options.map((o) => `  ${o.flags.padEnd(28)} ${o.description}`).join('\n'),
+  );
 
   predictions
     .command('show <id>')

@@ -88,6 +88,7 @@ export class DeferredStore implements Store {
   recordRejections: Store['recordRejections'] = async (rows, limits) =>
     this.#store().recordRejections(rows, limits);
   listPredictions: Store['listPredictions'] = async (query) => this.#store().listPredictions(query);
+  countPredictions: Store['countPredictions'] = async () => this.#store().countPredictions();
   getPrediction: Store['getPrediction'] = async (id) => this.#store().getPrediction(id);
   listEvents: Store['listEvents'] = async (objectId, query) => this.#store().listEvents(objectId, query);
   getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);

@@ -378,6 +378,8 @@ export function listPredictionsQuery(query: PredictionQuery): SqlQuery {
 }
 
 /** Params: object id. */
+export const COUNT_PREDICTIONS_SQL = 'SELECT count(*) AS n FROM objects';
+
 export const GET_PREDICTION_SQL = `SELECT o.id, o.kind, o.status, o.model, o.event_count, o.conflict_count,
   o.first_received_at, o.last_received_at, o.summary, o.winning_event_key, e.body AS winning_body
   FROM objects o JOIN events e ON e.delivery_key = o.winning_event_key

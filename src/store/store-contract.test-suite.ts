@@ -440,6 +440,12 @@ export function runStoreContract(name: string, createStore: () => Promise<StoreF
 
       it('answers an empty page for an empty store', async () => {
         expect(await store.listPredictions({ limit: 10 })).toEqual({ items: [], hasMore: false });
+        expect(await store.countPredictions()).toBe(0);
+      });
+
+      it('counts every stored object, whatever its state', async () => {
+        await seed();
+        expect(await store.countPredictions()).toBe((await listAll()).length);
       });
 
       it('lists summaries most recently updated first, without input, output or logs', async () => {

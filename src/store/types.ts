@@ -150,6 +150,8 @@ export interface Store {
   recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void>;
 
   listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>>;
+  /** How many predictions and trainings are stored, whatever their state. */
+  countPredictions(): Promise<number>;
   getPrediction(id: string): Promise<ObjectRecord | undefined>;
   /** Events of one object in the order received. */
   listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>>;

@@ -12,6 +12,7 @@ import {
 import { foldBatch, type ObjectState } from '../object-state.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
+  COUNT_PREDICTIONS_SQL,
   eventDetailFromRow,
   OBJECT_STATE_COLUMNS,
   objectStateValues,
@@ -518,6 +519,14 @@ export class PostgresStore implements Store {
   async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
     const rows = await this.#all<SummaryRow>('listing predictions', listPredictionsQuery(query));
     return toPage(rows, query.limit, summaryFromRow);
+  }
+
+  async countPredictions(): Promise<number> {
+    const [row] = await this.#all<{ n: unknown }>('counting predictions', {
+      sql: COUNT_PREDICTIONS_SQL,
+      params: [],
+    });
+    return toNumber(row?.n ?? 0);
   }
 
   async getPrediction(id: string): Promise<ObjectRecord | undefined> {

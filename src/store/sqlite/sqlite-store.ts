@@ -11,6 +11,7 @@ import {
 } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
+  COUNT_PREDICTIONS_SQL,
   eventDetailFromRow,
   eventFromRow,
   GET_EVENT_SQL,
@@ -349,6 +350,11 @@ export class SqliteStore implements Store {
   async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
     const rows = this.#all<SummaryRow>('listing predictions', listPredictionsQuery(query));
     return toPage(rows, query.limit, summaryFromRow);
+  }
+
+  async countPredictions(): Promise<number> {
+    const [row] = this.#all<{ n: unknown }>('counting predictions', { sql: COUNT_PREDICTIONS_SQL, params: [] });
+    return toNumber(row?.n ?? 0);
   }
 
   async getPrediction(id: string): Promise<ObjectRecord | undefined> {

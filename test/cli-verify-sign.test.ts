@@ -137,6 +137,43 @@ describe.concurrent('inlet sign → inlet verify', () => {
     expect(tampered.stdout).toContain('invalid_signature');
   });
 
+  it('verifies with --headers FILE holding what `inlet sign` printed (flags win over the file)', async () => {
+    const signed = await inlet(['sign', '--secret', SECRET, bodyFile]);
+    const headersFile = join(dir, 'headers-sign.txt');
+    writeFileSync(headersFile, signed.stdout);
+    const verified = await inlet(['verify', '--secret', SECRET, '--headers', headersFile, bodyFile]);
+    expect(verified).toMatchObject({ code: 0 });
+    expect(lastLine(verified.stdout)).toBe('valid');
+    // Copied from a `curl -v` trace, with other headers around them: the same.
+    const traced = join(dir, 'headers-curl.txt');
+    writeFileSync(
+      traced,
+      `> POST /hook HTTP/1.1\n> Content-Type: application/json\n${signed.stdout.replace(/^/gm, '> ')}`,
+    );
+    expect((await inlet(['verify', '--secret', SECRET, '--headers', traced, bodyFile])).code).toBe(0);
+    const overridden = await inlet([
+      'verify',
+      '--secret',
+      SECRET,
+      '--headers',
+      headersFile,
+      '--id',
+      'msg_other',
+      bodyFile,
+    ]);
+    expect(overridden.code).toBe(1);
+    expect(overridden.stdout).toContain('invalid_signature');
+
+    const empty = join(dir, 'headers-empty.txt');
+    writeFileSync(empty, 'content-type: application/json\n');
+    const noLines = await inlet(['verify', '--secret', SECRET, '--headers', empty, bodyFile]);
+    expect(noLines.code).toBe(2);
+    expect(noLines.stderr).toContain('holds no webhook-id');
+    const missing = await inlet(['verify', '--secret', SECRET, '--headers', join(dir, 'nope.txt'), bodyFile]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('ENOENT');
+  });
+
   it('uses the given id and timestamp', async () => {
     const headers = parseSigned(
       (await inlet(['sign', '--secret', SECRET, '--id', 'msg_mine', '--timestamp', '1700000000', bodyFile]))

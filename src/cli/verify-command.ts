@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ConfigError, SECRET_HELP, checkSecret, parseSecretList, readSecretsFromEnv } from '../config.js';
 import { verifyWebhook } from '../verify/index.js';
@@ -52,7 +53,47 @@ interface VerifyFlags {
   id?: string;
   timestamp?: string;
   signature?: string;
+  headers?: string;
   tolerance: string;
+}
+
+const WEBHOOK_HEADERS = ['webhook-id', 'webhook-timestamp', 'webhook-signature'] as const;
+type WebhookHeaders = Partial<Record<(typeof WEBHOOK_HEADERS)[number], string>>;
+
+/**
+ * The `webhook-*` headers of a file of `name: value` lines: what `inlet sign` prints, or headers copied
+ * from a log or `curl -v` (`> ` prefixes and other headers are skipped). Names are case-insensitive.
+ */
+export function parseHeadersText(text: string): WebhookHeaders {
+  const found: WebhookHeaders = {};
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/^[<>]\s*/, '');
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    const name = line.slice(0, colon).trim().toLowerCase();
+    if ((WEBHOOK_HEADERS as readonly string[]).includes(name)) {
+      found[name as keyof WebhookHeaders] = line.slice(colon + 1).trim();
+    }
+  }
+  return found;
+}
+
+async function readHeadersFile(path: string): Promise<WebhookHeaders> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new ConfigError('--headers', `--headers: cannot read ${path} (${code}).`);
+  }
+  const headers = parseHeadersText(text);
+  if (Object.keys(headers).length === 0) {
+    throw new ConfigError(
+      '--headers',
+      `--headers: ${path} holds no webhook-id, webhook-timestamp or webhook-signature line ("name: value", as \`inlet sign\` prints them).`,
+    );
+  }
+  return headers;
 }
 
 export function registerVerifyCommand(program: Command, ctx: CliContext): void {
@@ -67,6 +108,10 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
     .option('--timestamp <seconds>', 'the webhook-timestamp header')
     .option('--signature <signature>', 'the webhook-signature header (space-separated v1,<base64> entries)')
     .option(
+      '--headers <file>',
+      'read the three webhook-* headers from a file of "name: value" lines (what `inlet sign` prints); flags win',
+    )
+    .option(
       '--tolerance <seconds>',
       'allowed clock skew, both directions; 0 skips the clock check',
       String(DEFAULT_TOLERANCE_SEC),
@@ -79,11 +124,12 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
 async function runVerify(file: string | undefined, flags: VerifyFlags, ctx: CliContext): Promise<void> {
   const secrets = resolveSecrets(flags.secret, ctx);
   const toleranceSec = parseTolerance(flags.tolerance);
+  const fromFile = flags.headers === undefined ? {} : await readHeadersFile(flags.headers);
   const body = await readBodyArg(file, ctx);
   const headers = {
-    'webhook-id': flags.id,
-    'webhook-timestamp': flags.timestamp,
-    'webhook-signature': flags.signature,
+    'webhook-id': flags.id ?? fromFile['webhook-id'],
+    'webhook-timestamp': flags.timestamp ?? fromFile['webhook-timestamp'],
+    'webhook-signature': flags.signature ?? fromFile['webhook-signature'],
   };
   const result = verifyWebhook(body, headers, { secrets, toleranceSec });
   if (result.ok) {
@@ -92,5 +138,11 @@ async function runVerify(file: string | undefined, flags: VerifyFlags, ctx: CliC
     return;
   }
   println(ctx.stdout, `invalid: ${result.code} — ${result.message}`);
+  if (Object.values(headers).every((value) => value === undefined || value === '')) {
+    println(
+      ctx.stdout,
+      'No headers were given: pass --id, --timestamp and --signature, or --headers FILE with the lines `inlet sign` prints.',
+    );
+  }
   ctx.setExitCode(EXIT_CHECK_FAILED);
 }

@@ -26,6 +26,7 @@ export type InletConfig = Pick<
   | 'adminToken'
   | 'headersTimeoutMs'
   | 'requestTimeoutMs'
+  | 'logFormat'
 >;
 
 export interface Inlet {
@@ -70,7 +71,12 @@ export function createInlet(
     logger,
     metrics,
   );
-  const ingest = new Ingest(config, batcher, rejections, logger);
+  const ingest = new Ingest(
+    { ...config, previewOutput: config.logFormat === 'pretty' },
+    batcher,
+    rejections,
+    logger,
+  );
   const log = store.transitions;
   const jobs = new JobService({
     jobs: store.jobs,

@@ -83,6 +83,25 @@ describe('inlet serve as a process', () => {
     expect(server.output()).toMatch(/"level":40[^\n]*--accept-hex-signature[^\n]*replayed forever/);
   });
 
+  it('shows a short preview of the output in the pretty log line, as the tutorial printed it', async () => {
+    const server = await startServe(['--database', join(tmp.dir, 'pretty.db')], {
+      ...ENV,
+      INLET_LOG_FORMAT: 'pretty',
+    });
+    const body = JSON.stringify(
+      prediction({
+        id: 'pred_preview',
+        status: 'succeeded',
+        output: ['https://replicate.delivery/x/out-0.png'],
+      }),
+    );
+    expect((await deliver(server.base, body)).status).toBe(200);
+    expect(await stop(server)).toBe(0);
+    expect(server.output()).toContain(
+      'Received webhook for prediction pred_preview with status succeeded — output ["https://replicate.delivery/x/out-0.png"]',
+    );
+  });
+
   describe.each(DIALECTS)('one server on $name', (dialect) => {
     let server: RunningServer;
     let db: { url: string; drop(): Promise<void> };

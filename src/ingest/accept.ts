@@ -7,6 +7,7 @@ import type { IncomingEvent, Scheme } from '../store/types.js';
 import { bodyDeliveryKey, createVerifier, hasSignatureHeaders, type Verifier } from '../verify/index.js';
 import type { CommitBatcher } from './commit-batcher.js';
 import { headerValue, isJsonContentType, redactHeaders } from './headers.js';
+import { outputPreview } from './output-preview.js';
 import type { RejectionLog } from './rejection-log.js';
 
 export interface IngestOptions {
@@ -18,6 +19,8 @@ export interface IngestOptions {
   retryAfterSec?: number;
   /** Injectable clock for the timestamp check. */
   nowSec?: () => number;
+  /** Adds a short preview of `output` to the "Received webhook" line (for people reading pretty logs). */
+  previewOutput?: boolean;
 }
 
 export interface WebhookRequest {
@@ -160,9 +163,11 @@ export class Ingest {
         `Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`,
       );
     } else {
+      const preview = this.#options.previewOutput === true ? outputPreview(object.output) : undefined;
       this.#logger.info(
         { ...ids, scheme, conflict },
-        `Received webhook for prediction ${object.id} with status ${object.status}`,
+        `Received webhook for prediction ${object.id} with status ${object.status}` +
+          (preview === undefined ? '' : ` — output ${preview}`),
       );
     }
     return {

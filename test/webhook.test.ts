@@ -1,5 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Ingest } from '../src/ingest/accept.js';
+import { buildApp } from '../src/server/app.js';
 import type { Store } from '../src/store/types.js';
 import {
   createTestInlet,
@@ -11,6 +13,7 @@ import {
   type TestInlet,
   WEBHOOK_PATH,
   postWebhook,
+  quietLogger,
 } from './helpers.js';
 
 const PATH = WEBHOOK_PATH;
@@ -321,6 +324,33 @@ describe('framework-level errors keep to the contract codes', () => {
   });
 });
 
+describe('a bug while handling a delivery', () => {
+  it('answers 500 internal_error (Replicate retries any 5xx), in the error shape, and stores nothing', async () => {
+    await start();
+    const app = buildApp(
+      { webhookPath: PATH, maxBodyBytes: 1024, adminToken: undefined },
+      {
+        store: inlet!.store,
+        batcher: inlet!.batcher,
+        logger: quietLogger,
+        ingest: {
+          accept: () => Promise.reject(new TypeError('a bug')),
+          reject: () => {
+            throw new TypeError('a bug');
+          },
+        } as unknown as Ingest,
+      },
+    );
+    const body = JSON.stringify(prediction());
+    const res = await app.inject({ method: 'POST', url: PATH, payload: body, headers: signedHeaders(body) });
+    expect(res.statusCode).toBe(500);
+    expect(res.json()).toEqual({
+      error: { code: 'internal_error', message: 'Inlet failed to handle this request; the log says why.' },
+    });
+    await app.close();
+  });
+});
+
 describe('webhook path', () => {
   it('serves a custom --path, ignores query strings, and 404s the default path then', async () => {
     await start({ INLET_WEBHOOK_PATH: '/hooks/replicate' });
@@ -328,5 +358,54 @@ describe('webhook path', () => {
     expect((await post(body, signedHeaders(body), '/hooks/replicate?tenant=a')).status).toBe(200);
     const other = JSON.stringify(prediction());
     expect((await post(other, signedHeaders(other), '/replicate-webhook')).json.error.code).toBe('not_found');
+  });
+
+  it('answers the webhook path with one trailing slash too (Replicate never follows a redirect)', async () => {
+    await start();
+    const body = JSON.stringify(prediction());
+    expect((await post(body, signedHeaders(body), `${PATH}/`)).json).toEqual({
+      received: true,
+      duplicate: false,
+    });
+    expect((await post(body, signedHeaders(body), `${PATH}//`)).json.error.code).toBe('not_found');
+    const res = await inlet!.app.inject({ method: 'GET', url: `${PATH}/` });
+    expect(res.statusCode).toBe(405);
+  });
+
+  it('records a POST to any other path as not_found, with a hint and its body, never parsing it first', async () => {
+    await start();
+    const body = '{"id": "pred_lost", "status": "succeeded", '; // not even JSON
+    const misses = ['/prod/replicate-webhook', '/replicate-webhooks', '/api-webhook'];
+    for (const url of misses) {
+      const res = await inlet!.app.inject({
+        method: 'POST',
+        url,
+        payload: body,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(res.statusCode).toBe(404);
+      expect(res.json().error.code).toBe('not_found');
+    }
+    // Other methods on unknown paths are not deliveries: answered, not recorded.
+    expect((await inlet!.app.inject({ url: '/favicon.ico' })).statusCode).toBe(404);
+    let data: { code: string; message: string; body: string }[] = [];
+    for (let i = 0; i < 200 && data.length < misses.length; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      data = (await inlet!.app.inject({ url: '/api/rejections' })).json().data;
+    }
+    expect(data.map((r) => r.code)).toEqual(['not_found', 'not_found', 'not_found']);
+    const [other, plural, prefixed] = data;
+    expect(prefixed!.message).toContain('adds the prefix /prod');
+    expect(plural!.message).toContain('did you mean /replicate-webhook?');
+    expect(other!.message).toContain('Inlet receives webhooks at /replicate-webhook');
+    expect(prefixed!.body).toBe(body);
+    // A POST to an unknown /api path is still only the API's 404, behind its access rule.
+    const api = await inlet!.app.inject({
+      method: 'POST',
+      url: '/api/nope',
+      payload: '{bad',
+      headers: { 'content-type': 'application/json' },
+    });
+    expect(api.statusCode).toBe(404);
   });
 });

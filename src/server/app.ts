@@ -17,6 +17,7 @@ import type { Store } from '../store/types.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
+import { webhookPathHint } from './path-hint.js';
 
 export interface AppOptions {
   webhookPath: string;
@@ -165,17 +166,42 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     receivedAtMs: Date.now(),
   });
 
+  // The webhook path is also served with one trailing slash: Replicate never follows a redirect, so a
+  // URL pasted with a slash must not lose deliveries.
+  const webhookPaths = options.webhookPath.endsWith('/')
+    ? [options.webhookPath]
+    : [options.webhookPath, `${options.webhookPath}/`];
+  const isWebhookPath = (path: string | undefined) => path !== undefined && webhookPaths.includes(path);
+
   const adminAccess = createAdminAccessHook({ adminToken: options.adminToken });
-  app.setNotFoundHandler(async (request, reply) => {
+  async function notFound(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const path = request.url.split('?')[0] ?? '';
-    if (path === options.webhookPath) return rejectMethod(request, reply);
-    if (path === '/api' || path.startsWith('/api/')) {
+    if (isWebhookPath(path)) return rejectMethod(request, reply);
+    const isApi = path === '/api' || path.startsWith('/api/');
+    if (isApi) {
       // Unknown API paths answer to the same access rule as the known ones.
       await adminAccess(request, reply);
       if (reply.sent) return reply;
+    } else if (request.method === 'POST') {
+      // A delivery sent to the wrong URL is the most common way deliveries vanish: keep it in the
+      // rejections log, with a hint, like any other refused delivery.
+      const body = Buffer.isBuffer(request.body)
+        ? Buffer.from(request.body.subarray(0, REJECTION_BODY_BYTES))
+        : await discardBody(request.raw, {
+            maxBytes: 4 * options.maxBodyBytes,
+            timeoutMs: 10_000,
+            keepBytes: REJECTION_BODY_BYTES,
+          });
+      const message = `Nothing is served at POST ${path}. ${webhookPathHint(path, options.webhookPath)}`;
+      return sendAnswer(
+        reply,
+        deps.ingest.reject({ ...requestMeta(request), body }, 'not_found', message),
+        deps.metrics,
+      );
     }
     return reply.code(404).send(errorBody('not_found', `Nothing is served at ${request.method} ${path}.`));
-  });
+  }
+  app.setNotFoundHandler(notFound);
 
   async function rejectMethod(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const message = `Use POST to deliver webhooks here; got ${request.method}.`;
@@ -192,7 +218,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   }
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
-    const onWebhook = request.routeOptions.url === options.webhookPath;
+    const onWebhook = isWebhookPath(request.routeOptions.url);
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
       const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
       // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
@@ -226,17 +252,11 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       return reply.code(400).send(errorBody('bad_request', message));
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
-    if (!onWebhook) {
-      return reply
-        .code(500)
-        .send(errorBody('internal_error', 'Inlet failed to handle this request; the log says why.'));
-    }
-    deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
-    // Never a bare 500 on the webhook: a 503 makes Replicate retry, and nothing was stored.
+    // A bug, not the store nor the request: 500, which Replicate retries like any 5xx; nothing was stored.
+    if (onWebhook) deps.metrics?.delivery('unavailable', 'internal_error', reply.elapsedTime / 1000);
     return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send(errorBody('storage_unavailable', 'The request could not be handled; retry later.'));
+      .code(500)
+      .send(errorBody('internal_error', 'Inlet failed to handle this request; the log says why.'));
   });
 
   // The webhook, on the raw bytes: its own scope so no JSON parser ever touches the body.
@@ -249,22 +269,26 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
         done(null, body);
       },
     );
-    scope.all(options.webhookPath, {
-      onRequest: async (request, reply) => {
-        if (request.method !== 'POST') return rejectMethod(request, reply);
-        // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
-        // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
-        const type = request.raw.headers['content-type'];
-        if (type !== undefined && type !== 'application/json') {
-          request.headers = { 'content-type': 'application/octet-stream' };
-        }
-      },
-      handler: async (request, reply) => {
-        const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-        const answer = await deps.ingest.accept({ ...requestMeta(request), body });
-        return sendAnswer(reply, answer, deps.metrics);
-      },
-    });
+    // Any other POST lands here rather than in the not-found handler, so its body is read raw too
+    // (never parsed as JSON first) and kept in the rejections log.
+    scope.post('/*', (request, reply) => notFound(request, reply));
+    for (const path of webhookPaths)
+      scope.all(path, {
+        onRequest: async (request, reply) => {
+          if (request.method !== 'POST') return rejectMethod(request, reply);
+          // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
+          // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
+          const type = request.raw.headers['content-type'];
+          if (type !== undefined && type !== 'application/json') {
+            request.headers = { 'content-type': 'application/octet-stream' };
+          }
+        },
+        handler: async (request, reply) => {
+          const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+          const answer = await deps.ingest.accept({ ...requestMeta(request), body });
+          return sendAnswer(reply, answer, deps.metrics);
+        },
+      });
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -34,6 +34,9 @@ export interface ServeConfig {
   readonly requestTimeoutMs: number;
   /** The config file given by `--config` / `INLET_CONFIG` (else `./inlet.config.json` if it exists). */
   readonly configFile: string | undefined;
+  /** PEM certificate (chain) and key files: `serve` speaks HTTPS when both are given. */
+  readonly tlsCert: string | undefined;
+  readonly tlsKey: string | undefined;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -178,6 +181,22 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     description: 'the JSON config file (destinations); `inlet config schema` prints its JSON Schema',
   },
   {
+    key: 'tlsCert',
+    flag: 'tls-cert',
+    valueName: 'file',
+    env: ['INLET_TLS_CERT'],
+    defaultText: 'none',
+    description: 'PEM certificate (with its chain): serve HTTPS directly, with --tls-key; SIGHUP reloads both',
+  },
+  {
+    key: 'tlsKey',
+    flag: 'tls-key',
+    valueName: 'file',
+    env: ['INLET_TLS_KEY'],
+    defaultText: 'none',
+    description: 'PEM private key of --tls-cert',
+  },
+  {
     key: 'maxRejections',
     env: ['INLET_MAX_REJECTIONS'],
     defaultText: '10000',
@@ -190,6 +209,17 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only',
   },
 ];
+
+/** `--tls-cert` and `--tls-key` go together: one without the other is a configuration error. */
+function tlsFiles(flags: ServeFlags, env: Env): Pick<ServeConfig, 'tlsCert' | 'tlsKey'> {
+  const tlsCert = stringSetting(flags, env, 'tlsCert', '').trim() || undefined;
+  const tlsKey = stringSetting(flags, env, 'tlsKey', '').trim() || undefined;
+  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
+    const missing = tlsCert === undefined ? '--tls-cert' : '--tls-key';
+    throw new ConfigError(missing, `${missing} is missing: HTTPS needs both --tls-cert and --tls-key.`);
+  }
+  return { tlsCert, tlsKey };
+}
 
 /** Values from command-line flags, as commander hands them over (strings and booleans). */
 export type ServeFlags = Partial<Record<string, string | boolean | undefined>>;
@@ -388,6 +418,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     headersTimeoutMs: intSetting(flags, env, 'headersTimeoutMs', DEFAULTS.headersTimeoutMs, 100, 3_600_000),
     requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs', DEFAULTS.requestTimeoutMs, 0, 3_600_000),
     configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
+    ...tlsFiles(flags, env),
   });
 }
 

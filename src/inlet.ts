@@ -42,12 +42,14 @@ export interface Inlet {
   close(): Promise<void>;
 }
 
-/** What the runner needs beyond the core's config (the config file's destinations, the time scale). */
+/** What `serve` adds to the core's config: the config file's destinations, the time scale, TLS. */
 export interface InletJobOptions {
   destinations?: readonly DestinationConfig[];
   /** `INLET_TIME_SCALE`. */
   timeScale?: number;
   pollIntervalMs?: number;
+  /** The certificate and key read from `--tls-cert` / `--tls-key`: the app then speaks HTTPS. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 /**
@@ -96,6 +98,7 @@ export function createInlet(
       adminToken: config.adminToken,
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
+      ...(jobOptions.https === undefined ? {} : { https: jobOptions.https }),
     },
     {
       store,

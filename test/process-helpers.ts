@@ -14,7 +14,7 @@ export interface RunningServer {
   exited: Promise<number | string>;
 }
 
-const URL_LINE = /Inlet is receiving Replicate webhooks at http:\/\/[^\s]+?:(\d+)(\/\S*)/;
+const URL_LINE = /Inlet is receiving Replicate webhooks at https?:\/\/[^\s]+?:(\d+)(\/\S*)/;
 
 /** Starts `inlet serve` on port 0 and waits for its URL line. */
 export async function startServe(

@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import {
@@ -57,6 +59,44 @@ export interface RunningServer {
   webhookUrl: string;
 }
 
+/** The PEM files of `--tls-cert` / `--tls-key`, checked by building a context once (exit 2 when unusable). */
+function readTlsFiles(config: ServeConfig): { cert: Buffer; key: Buffer } {
+  const read = (path: string, flag: string) => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new ConfigError(flag, `${flag}: cannot read ${path} (${code}).`);
+    }
+  };
+  const files = { cert: read(config.tlsCert!, '--tls-cert'), key: read(config.tlsKey!, '--tls-key') };
+  try {
+    createSecureContext(files);
+  } catch (error) {
+    throw new ConfigError(
+      '--tls-cert',
+      `--tls-cert / --tls-key: not a usable PEM certificate and matching key (${(error as Error).message}).`,
+    );
+  }
+  return files;
+}
+
+/**
+ * SIGHUP re-reads the certificate and key (a renewed certificate): new connections get it, open ones
+ * keep theirs. A pair that cannot be read or does not match is logged and the old one kept.
+ */
+function reloadTlsOnHangup(server: TlsServer, config: ServeConfig, logger: Logger): void {
+  process.on('SIGHUP', () => {
+    try {
+      const files = readTlsFiles(config);
+      server.setSecureContext(files);
+      logger.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
+    } catch (error) {
+      logger.error({ err: (error as Error).message }, 'TLS certificate not reloaded; keeping the current one');
+    }
+  });
+}
+
 /** Listens, opens the store (or keeps retrying it), and prints the webhook URL line. */
 export async function startServer(
   config: ServeConfig,
@@ -95,11 +135,14 @@ export async function startServer(
     logger,
     { maxConcurrentCommits: 1, multiInstance: false },
   );
+  const tls = config.tlsCert === undefined ? undefined : readTlsFiles(config);
   const { createInlet } = await import('../inlet.js');
   const inlet = createInlet(config, store, logger, {
     timeScale: parseTimeScale(ctx.env),
     destinations: configFile.destinations,
+    ...(tls === undefined ? {} : { https: tls }),
   });
+  if (tls !== undefined) reloadTlsOnHangup(inlet.app.server as unknown as TlsServer, config, logger);
 
   let address: string;
   try {
@@ -123,7 +166,7 @@ export async function startServer(
   await store.connect();
   await inlet.start();
   const port = new URL(address).port || String(config.port);
-  const base = `http://${urlHost(config.host)}:${port}`;
+  const base = `${tls === undefined ? 'http' : 'https'}://${urlHost(config.host)}:${port}`;
   const webhookUrl = `${base}${config.webhookPath}`;
   println(ctx.stdout, `Inlet is receiving Replicate webhooks at ${webhookUrl}`);
   logger.info(

@@ -27,6 +27,8 @@ export interface AppOptions {
   headersTimeoutMs?: number;
   /** A request (headers and body) that takes longer than this is cut off. */
   requestTimeoutMs?: number;
+  /** PEM certificate and key: the server speaks HTTPS (`app.server.setSecureContext` swaps them later). */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 export interface AppDeps {
@@ -107,10 +109,16 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
   const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
   const loggerInstance: FastifyBaseLogger = deps.logger;
+  const serverOptions = {
+    connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
+  };
+  // With a certificate the same app listens on an https.Server: one code path, typed as the http one.
+  const transport =
+    options.https === undefined
+      ? { http: serverOptions }
+      : ({ https: { ...serverOptions, ...options.https } } as unknown as { http: typeof serverOptions });
   const app = Fastify({
-    http: {
-      connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
-    },
+    ...transport,
     loggerInstance,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.maxBodyBytes,

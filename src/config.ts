@@ -3,6 +3,7 @@
  * (callers pass `process.env` in; tests pass their own object).
  */
 
+import { TrustedProxies } from './server/trusted-proxies.js';
 import { secretProblem } from './verify/secret.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -37,6 +38,8 @@ export interface ServeConfig {
   /** PEM certificate (chain) and key files: `serve` speaks HTTPS when both are given. */
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
+  /** Proxies (CIDR list) whose `X-Forwarded-For` names the client in logs and rejections; empty: none. */
+  readonly trustProxy: string;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -186,7 +189,8 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     valueName: 'file',
     env: ['INLET_TLS_CERT'],
     defaultText: 'none',
-    description: 'PEM certificate (with its chain): serve HTTPS directly, with --tls-key; SIGHUP reloads both',
+    description:
+      'PEM certificate (with its chain): serve HTTPS directly, with --tls-key; SIGHUP reloads both',
   },
   {
     key: 'tlsKey',
@@ -195,6 +199,15 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     env: ['INLET_TLS_KEY'],
     defaultText: 'none',
     description: 'PEM private key of --tls-cert',
+  },
+  {
+    key: 'trustProxy',
+    flag: 'trust-proxy',
+    valueName: 'cidrs',
+    env: ['INLET_TRUST_PROXY'],
+    defaultText: 'none',
+    description:
+      'proxies (CIDR[,CIDR…]) whose X-Forwarded-For gives the client address in logs and rejections; never opens the admin API',
   },
   {
     key: 'maxRejections',
@@ -209,6 +222,16 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only',
   },
 ];
+
+function trustProxySetting(flags: ServeFlags, env: Env): string {
+  const value = stringSetting(flags, env, 'trustProxy', '').trim();
+  try {
+    new TrustedProxies(value);
+  } catch (error) {
+    throw new ConfigError('--trust-proxy', `--trust-proxy: ${(error as Error).message}.`);
+  }
+  return value;
+}
 
 /** `--tls-cert` and `--tls-key` go together: one without the other is a configuration error. */
 function tlsFiles(flags: ServeFlags, env: Env): Pick<ServeConfig, 'tlsCert' | 'tlsKey'> {
@@ -266,7 +289,8 @@ export const SECRET_HELP =
 export function checkSecret(secret: string, setting: string, options: { hexAllowed?: boolean } = {}): void {
   const problem = secretProblem(secret);
   if (problem === undefined || (options.hexAllowed === true && secret !== '')) return;
-  const hint = options.hexAllowed === undefined ? '' : ' (any other string works only with --accept-hex-signature)';
+  const hint =
+    options.hexAllowed === undefined ? '' : ' (any other string works only with --accept-hex-signature)';
   throw new ConfigError(
     setting,
     `${setting}: a webhook secret must be "whsec_" followed by base64${hint}; this one is not: ${problem}.`,
@@ -419,6 +443,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs', DEFAULTS.requestTimeoutMs, 0, 3_600_000),
     configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
     ...tlsFiles(flags, env),
+    trustProxy: trustProxySetting(flags, env),
   });
 }
 

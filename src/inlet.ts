@@ -10,6 +10,7 @@ import { HttpDeliverer } from './jobs/http-deliverer.js';
 import { JobService } from './jobs/job-service.js';
 import { createMetrics, type InletMetrics } from './metrics/metrics.js';
 import { buildApp } from './server/app.js';
+import { TrustedProxies } from './server/trusted-proxies.js';
 import type { Store } from './store/types.js';
 
 export type InletConfig = Pick<
@@ -27,6 +28,7 @@ export type InletConfig = Pick<
   | 'headersTimeoutMs'
   | 'requestTimeoutMs'
   | 'logFormat'
+  | 'trustProxy'
 >;
 
 export interface Inlet {
@@ -99,6 +101,7 @@ export function createInlet(
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
       ...(jobOptions.https === undefined ? {} : { https: jobOptions.https }),
+      ...(config.trustProxy === '' ? {} : { trustProxy: new TrustedProxies(config.trustProxy) }),
     },
     {
       store,

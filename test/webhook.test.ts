@@ -275,6 +275,46 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
   });
 });
 
+describe('--trust-proxy', () => {
+  async function rejectionAddress(remoteAddress: string, forwardedFor: string) {
+    await inlet!.app.inject({
+      method: 'POST',
+      url: PATH,
+      payload: '{}',
+      remoteAddress,
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor },
+    });
+    let data: { remote_address: string }[] = [];
+    for (let i = 0; i < 200 && data.length === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+      data = (await inlet!.app.inject({ url: '/api/rejections?limit=1' })).json().data;
+    }
+    return data[0]?.remote_address;
+  }
+
+  it('records the client named by a trusted proxy, and the socket address otherwise', async () => {
+    await start({ INLET_TRUST_PROXY: '10.0.0.0/8' });
+    expect(await rejectionAddress('10.0.0.5', '198.51.100.1, 203.0.113.7')).toBe('203.0.113.7');
+    await inlet!.close();
+    inlet = undefined;
+    await start();
+    expect(await rejectionAddress('10.0.0.5', '203.0.113.7')).toBe('10.0.0.5');
+  });
+
+  it('never opens the admin API, and refuses a bad range at start', async () => {
+    await start({ INLET_TRUST_PROXY: '127.0.0.1' });
+    const res = await inlet!.app.inject({
+      url: '/api/predictions',
+      remoteAddress: '127.0.0.1',
+      headers: { 'x-forwarded-for': '127.0.0.1' },
+    });
+    expect(res.statusCode).toBe(403);
+    await expect(start({ INLET_TRUST_PROXY: '10.0.0.0/99' })).rejects.toThrow(
+      /--trust-proxy: "10.0.0.0\/99"/,
+    );
+  });
+});
+
 describe('framework-level errors keep to the contract codes', () => {
   it('answers a URL that does not decode with 400 bad_request, not a 5xx', async () => {
     await start();

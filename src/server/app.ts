@@ -18,6 +18,7 @@ import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
 import { webhookPathHint } from './path-hint.js';
+import type { TrustedProxies } from './trusted-proxies.js';
 
 export interface AppOptions {
   webhookPath: string;
@@ -29,6 +30,8 @@ export interface AppOptions {
   requestTimeoutMs?: number;
   /** PEM certificate and key: the server speaks HTTPS (`app.server.setSecureContext` swaps them later). */
   https?: { cert: Buffer; key: Buffer };
+  /** Proxies whose `X-Forwarded-For` names the client address recorded for a delivery. */
+  trustProxy?: TrustedProxies;
 }
 
 export interface AppDeps {
@@ -170,7 +173,13 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
 
   const requestMeta = (request: FastifyRequest) => ({
     headers: request.raw.headers,
-    remoteAddress: request.socket.remoteAddress ?? '',
+    remoteAddress:
+      options.trustProxy?.clientAddress(
+        request.socket.remoteAddress ?? '',
+        request.raw.headers['x-forwarded-for'],
+      ) ??
+      request.socket.remoteAddress ??
+      '',
     receivedAtMs: Date.now(),
   });
 

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInlet } from '../src/inlet.js';
 import { openStore } from '../src/store/index.js';
-import { prediction, quietLogger, signedHeaders, tempDir, testConfig } from './helpers.js';
-import { runCli } from './process-helpers.js';
+import { prediction, quietLogger, SECRET, signedHeaders, tempDir, testConfig } from './helpers.js';
+import { runCli, startServe, stop } from './process-helpers.js';
 
 describe('inlet predictions / events (reading the database)', () => {
   const tmp = tempDir();
@@ -135,7 +135,9 @@ describe('inlet predictions / events (reading the database)', () => {
   it('says when a filter matches nothing, and how many predictions are stored', async () => {
     const none = await runCli(['predictions', '--status', 'failed', '--model', 'acme/a', '--database', db]);
     expect(none.code).toBe(0);
-    expect(none.stdout.trim()).toBe('No predictions match status=failed, model=acme/a; 2 predictions stored.');
+    expect(none.stdout.trim()).toBe(
+      'No predictions match status=failed, model=acme/a; 2 predictions stored.',
+    );
   });
 
   it('shows the list flags in `inlet predictions --help`', async () => {
@@ -144,5 +146,52 @@ describe('inlet predictions / events (reading the database)', () => {
     for (const flag of ['--status', '--model', '--search', '--limit', '--cursor', '--json', '--database']) {
       expect(help.stdout).toContain(flag);
     }
+  });
+
+  it('prints the same through a running Inlet (--url / INLET_URL, --token) as from the database', async () => {
+    const server = await startServe(['--database', db], {
+      REPLICATE_WEBHOOK_SECRET: SECRET,
+      INLET_ADMIN_TOKEN: 'tok',
+    });
+    try {
+      const verbs = [
+        ['predictions'],
+        ['predictions', '--json'],
+        ['predictions', '--limit', '1'],
+        ['predictions', '--status', 'failed', '--model', 'acme/a'],
+        ['predictions', 'show', ids.done],
+        ['predictions', 'show', ids.done, '--json'],
+        ['events', 'show', eventId],
+        ['events', 'show', eventId, '--json'],
+      ];
+      for (const verb of verbs) {
+        const local = await runCli([...verb, '--database', db]);
+        const remote = await runCli([...verb, '--url', server.base, '--token', 'tok']);
+        expect({ verb, ...remote }).toEqual({ verb, ...local });
+        expect(local.code).toBe(0);
+      }
+      const viaEnv = await runCli(['predictions'], { INLET_URL: server.base, INLET_ADMIN_TOKEN: 'tok' });
+      expect(viaEnv.stdout).toBe((await runCli(['predictions', '--database', db])).stdout);
+
+      const missing = await runCli([
+        'predictions',
+        'show',
+        'pred_nope',
+        '--url',
+        server.base,
+        '--token',
+        'tok',
+      ]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain(`No prediction "pred_nope" in ${server.base}`);
+      const refused = await runCli(['predictions', '--url', server.base]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('pass --token or set INLET_ADMIN_TOKEN');
+    } finally {
+      await stop(server);
+    }
+    const down = await runCli(['predictions', '--url', server.base, '--token', 'tok']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toContain(`Cannot reach Inlet at ${server.base}`);
   });
 });

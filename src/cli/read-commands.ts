@@ -1,41 +1,24 @@
 import type { Command } from 'commander';
-import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
 import { KNOWN_STATUSES } from '../replicate/status.js';
 import { InvalidQueryError, parsePredictionQuery } from '../server/api-query.js';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
-import { openStore } from '../store/index.js';
-import type { Store } from '../store/types.js';
-import { eventDetailView, eventView, predictionPageView, predictionView } from '../views.js';
-import { type CliContext, CommandFailedError, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
+import { type CliContext, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
+import { openReadSource, type ReadSource, type SourceFlags, TOKEN_FLAG, URL_FLAG } from './read-source.js';
 
 const DATABASE_FLAG = [
   '--database <url>',
   'the database to read (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
 ] as const;
 
-/** Opens the database read-only in spirit: never creates one (CONTRACT §6). */
-async function withStore<T>(
-  flags: ServeFlags,
+async function withSource<T>(
+  flags: SourceFlags,
   ctx: CliContext,
-  run: (store: Store) => Promise<T>,
+  run: (source: ReadSource) => Promise<T>,
 ): Promise<T> {
-  const url = parseDatabaseSetting(flags, ctx.env);
-  let store: Store;
+  const source = await openReadSource(flags, ctx);
   try {
-    store = await openStore(url, { mode: 'read' });
-  } catch (error) {
-    if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
-    if (error instanceof StoreUnavailableError) {
-      throw new CommandFailedError(`Cannot read the database: ${error.message}`);
-    }
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
-  try {
-    return await run(store);
+    return await run(source);
   } finally {
-    await store.close();
+    await source.close();
   }
 }
 
@@ -70,9 +53,11 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
     .option('--cursor <cursor>', 'the next_cursor of a previous --json page')
     .option('--json', 'print the API JSON ({data, next_cursor})')
     .option(...DATABASE_FLAG)
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
     .action(
       async (
-        flags: ServeFlags & {
+        flags: SourceFlags & {
           status?: string;
           model?: string;
           search?: string;
@@ -104,20 +89,26 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
             `--status: unknown status ${unknown.map((s) => `"${s}"`).join(', ')}; the statuses are ${KNOWN_STATUSES.join(', ')}.`,
           );
         }
-        await withStore(flags, ctx, async (store) => {
-          const page = await store.listPredictions(query);
+        await withSource(flags, ctx, async (source) => {
+          const page = await source.listPredictions(query, {
+            status: flags.status,
+            model: flags.model,
+            q: flags.search,
+            limit: flags.limit,
+            cursor: flags.cursor,
+          });
           if (flags.json === true) {
-            printJson(ctx, predictionPageView(page));
+            printJson(ctx, page);
             return;
           }
-          if (page.items.length === 0) {
+          if (page.data.length === 0) {
             const filters = [
               ['status', flags.status],
               ['model', flags.model],
               ['q', flags.search],
               ['cursor', flags.cursor],
             ].filter((f): f is [string, string] => f[1] !== undefined && f[1] !== '');
-            const stored = await store.countPredictions();
+            const stored = await source.countPredictions();
             if (filters.length === 0 || stored === 0) {
               println(ctx.stdout, 'No predictions yet.');
             } else {
@@ -128,18 +119,19 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
             return;
           }
           const rows = [['ID', 'STATUS', 'MODEL', 'KIND', 'EVENTS', 'LAST RECEIVED']];
-          for (const item of page.items) {
+          for (const item of page.data) {
             rows.push([
-              item.id,
-              item.status,
-              item.model ?? '-',
-              item.kind,
-              String(item.eventCount),
-              new Date(item.lastReceivedAtMs).toISOString(),
+              String(item.id),
+              String(item.status),
+              typeof item.model === 'string' ? item.model : '-',
+              String(item.kind),
+              String(item.event_count),
+              String(item.last_received_at),
             ]);
           }
           println(ctx.stdout, table(rows));
-          if (page.hasMore) println(ctx.stdout, `(more: raise --limit, or page with --json and --cursor)`);
+          if (page.next_cursor !== null)
+            println(ctx.stdout, `(more: raise --limit, or page with --json and --cursor)`);
         });
       },
     );
@@ -156,24 +148,25 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
     .description('one folded prediction with its events')
     .option('--json', 'print only the API JSON of the prediction')
     .option(...DATABASE_FLAG)
-    .action(async (id: string, flags: ServeFlags & { json?: boolean }) => {
-      await withStore(flags, ctx, async (store) => {
-        const record = await store.getPrediction(id);
-        if (!record) {
-          println(ctx.stderr, `No prediction "${id}" in ${store.location}.`);
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (id: string, flags: SourceFlags & { json?: boolean }) => {
+      await withSource(flags, ctx, async (source) => {
+        const view = await source.getPrediction(id);
+        if (!view) {
+          println(ctx.stderr, `No prediction "${id}" in ${source.location}.`);
           ctx.setExitCode(EXIT_CHECK_FAILED);
           return;
         }
-        const view = predictionView(record);
         if (flags.json === true) {
           printJson(ctx, view);
           return;
         }
         printJson(ctx, view);
-        const events = await store.listEvents(id, { limit: 200 });
+        const events = await source.listEvents(id, 200);
         println(ctx.stdout);
         const rows = [['EVENT', 'RECEIVED', 'STATUS', 'SCHEME', 'DUPLICATES', 'CONFLICT']];
-        for (const e of events.items.map(eventView)) {
+        for (const e of events) {
           rows.push([
             String(e.id),
             String(e.received_at),
@@ -193,15 +186,16 @@ export function registerReadCommands(program: Command, ctx: CliContext): void {
     .description('one stored delivery: headers (redacted) and the raw body')
     .option('--json', 'print the API JSON')
     .option(...DATABASE_FLAG)
-    .action(async (id: string, flags: ServeFlags & { json?: boolean }) => {
-      await withStore(flags, ctx, async (store) => {
-        const record = await store.getEvent(id);
-        if (!record) {
-          println(ctx.stderr, `No event "${id}" in ${store.location}.`);
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (id: string, flags: SourceFlags & { json?: boolean }) => {
+      await withSource(flags, ctx, async (source) => {
+        const view = await source.getEvent(id);
+        if (!view) {
+          println(ctx.stderr, `No event "${id}" in ${source.location}.`);
           ctx.setExitCode(EXIT_CHECK_FAILED);
           return;
         }
-        const view = eventDetailView(record);
         if (flags.json === true) {
           printJson(ctx, view);
           return;

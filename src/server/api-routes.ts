@@ -21,6 +21,9 @@ export function registerApiRoutes(app: FastifyInstance, store: Store): void {
     predictionPageView(await store.listPredictions(parsePredictionQuery(request.query as QueryParams))),
   );
 
+  // Counts for the CLI's "no match" line and dashboards: what is stored, whatever its state.
+  app.get('/stats', async () => ({ predictions: await store.countPredictions() }));
+
   app.get<{ Params: { id: string } }>('/predictions/:id', async (request, reply) => {
     const record = await store.getPrediction(request.params.id);
     return record ? predictionView(record) : notFound(reply, `prediction "${request.params.id}"`);

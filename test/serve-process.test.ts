@@ -79,6 +79,7 @@ describe('inlet serve as a process', () => {
 
   it('warns at start that --accept-hex-signature signs no timestamp, so captured requests replay', async () => {
     const server = await startServe(['--database', join(tmp.dir, 'hex.db'), '--accept-hex-signature'], ENV);
+    // Stopped the moment its URL line appears: the graceful stop must already be listening.
     expect(await stop(server)).toBe(0);
     expect(server.output()).toMatch(/"level":40[^\n]*--accept-hex-signature[^\n]*replayed forever/);
   });

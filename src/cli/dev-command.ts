@@ -57,9 +57,10 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
 
-  const server = await startServer(config, logger, ctx);
-  // Listen for Ctrl-C from here on: one during the demo set-up below still stops both cleanly.
+  // Listen for Ctrl-C before the URL lines go out: one right after them, or during the demo set-up
+  // below, still stops both cleanly (without a handler Node's default kills the process on the spot).
   const stopSignal = waitForStopSignal();
+  const server = await startServer(config, logger, ctx);
   // Inlet's own lines already show every delivery; the emulator speaks up only when something goes wrong.
   const emulatorLogger = logger.child({ component: 'emulator' }, { level: 'warn' });
   const emulator = createEmulator({ secret, logger: emulatorLogger });

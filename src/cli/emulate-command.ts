@@ -196,6 +196,8 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
     throw error;
   }
 
+  // Before the first line: a stop signal right after it must find the handler (see serve).
+  const stopSignal = waitForStopSignal();
   println(ctx.stdout, `Replicate emulator listening on ${url}`);
   if (secretSource === 'generated' || secretSource === '--secret')
     println(ctx.stdout, `secret: ${emulator.secret}`);
@@ -220,7 +222,7 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
     );
   }
 
-  const signal = await waitForStopSignal();
+  const signal = await stopSignal;
   await emulator.close();
   println(ctx.stdout, `stopped (${signal})`);
   ctx.setExitCode(EXIT_OK);

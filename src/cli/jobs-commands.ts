@@ -434,6 +434,7 @@ async function runWorker(
       await service.runner.stop();
       return;
     }
+    const stopSignal = waitForStopSignal();
     await service.start();
     // The runner's timers do not hold the process open; this does until a stop signal.
     const keepAlive = setInterval(() => undefined, 1 << 30);
@@ -441,7 +442,7 @@ async function runWorker(
       { destinations: destinations.map((d) => d.name), database: store.location },
       'worker running',
     );
-    const signal = await waitForStopSignal();
+    const signal = await stopSignal;
     logger.info({ signal }, 'worker stopping: finishing attempts in flight');
     await service.stop();
     clearInterval(keepAlive);

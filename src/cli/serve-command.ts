@@ -44,8 +44,11 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
   // The server's modules (Fastify, pino, prom-client: ~0.2 s) load only for the verbs that run it.
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
+  // Listen for the signals before the URL line goes out: a SIGTERM that follows it at once must find a
+  // handler (without one, Node's default kills the process on the spot, skipping the graceful stop).
+  const stopSignal = waitForStopSignal();
   const server = await startServer(config, logger, ctx);
-  const signal = await waitForStopSignal();
+  const signal = await stopSignal;
   logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
   await server.inlet.close();
   logger.info('stopped');

@@ -3,6 +3,12 @@
  * (callers pass `process.env` in; tests pass their own object).
  */
 
+import {
+  ArchiveDestinationError,
+  parseArchiveDestination,
+  type ArchiveDestination,
+} from './archive/archive-destination.js';
+import { DEFAULT_ARCHIVE_HOSTS, parseHostList } from './archive/host-allow-list.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
 import { secretProblem } from './verify/secret.js';
 
@@ -40,6 +46,13 @@ export interface ServeConfig {
   readonly tlsKey: string | undefined;
   /** Proxies (CIDR list) whose `X-Forwarded-For` names the client in logs and rejections; empty: none. */
   readonly trustProxy: string;
+  /** Where succeeded outputs' files are copied (`--archive`); undefined: the archive is off. */
+  readonly archive: ArchiveDestination | undefined;
+  /** Hosts the archive may fetch from (`*.` wildcards), lower case. */
+  readonly archiveHosts: readonly string[];
+  readonly archiveMaxBytes: number;
+  /** Inlet's own public origin (and path prefix), for the absolute links it hands out. */
+  readonly publicUrl: string | undefined;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -210,6 +223,33 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
       'proxies (CIDR[,CIDR…]) whose X-Forwarded-For gives the client address in logs and rejections; never opens the admin API',
   },
   {
+    key: 'archive',
+    flag: 'archive',
+    valueName: 'dest',
+    env: ['INLET_ARCHIVE'],
+    defaultText: 'off',
+    description:
+      'copy the files of succeeded outputs to `file:DIR` or `s3://BUCKET/PREFIX` (S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)',
+  },
+  {
+    key: 'archiveHosts',
+    env: ['INLET_ARCHIVE_HOSTS'],
+    defaultText: DEFAULT_ARCHIVE_HOSTS.join(','),
+    description: 'the only hosts the archive fetches from: comma list of host names, `*.` wildcards',
+  },
+  {
+    key: 'archiveMaxBytes',
+    env: ['INLET_ARCHIVE_MAX_BYTES'],
+    defaultText: '1073741824',
+    description: 'largest file the archive copies',
+  },
+  {
+    key: 'publicUrl',
+    env: ['INLET_PUBLIC_URL'],
+    defaultText: 'the request’s own host',
+    description: 'the URL this Inlet is reached at, for the absolute links it hands out',
+  },
+  {
     key: 'maxRejections',
     env: ['INLET_MAX_REJECTIONS'],
     defaultText: '10000',
@@ -231,6 +271,56 @@ function trustProxySetting(flags: ServeFlags, env: Env): string {
     throw new ConfigError('--trust-proxy', `--trust-proxy: ${(error as Error).message}.`);
   }
   return value;
+}
+
+/** `--archive` and the settings that go with it; the hosts and size are parsed even when it is off. */
+function archiveSettings(
+  flags: ServeFlags,
+  env: Env,
+): Pick<ServeConfig, 'archive' | 'archiveHosts' | 'archiveMaxBytes' | 'publicUrl'> {
+  const dest = stringSetting(flags, env, 'archive', '').trim();
+  let archive: ArchiveDestination | undefined;
+  try {
+    archive = dest === '' ? undefined : parseArchiveDestination(dest, env);
+  } catch (error) {
+    if (error instanceof ArchiveDestinationError) throw new ConfigError(error.setting, error.message);
+    throw error;
+  }
+  const hostsText = stringSetting(flags, env, 'archiveHosts', '').trim();
+  let archiveHosts: readonly string[] = DEFAULT_ARCHIVE_HOSTS;
+  if (hostsText !== '') {
+    try {
+      archiveHosts = Object.freeze(parseHostList(hostsText));
+    } catch (error) {
+      throw new ConfigError('INLET_ARCHIVE_HOSTS', `INLET_ARCHIVE_HOSTS: ${(error as Error).message}.`);
+    }
+  }
+  const archiveMaxBytes = intSetting(
+    flags,
+    env,
+    'archiveMaxBytes',
+    DEFAULTS.archiveMaxBytes,
+    1,
+    5_000_000_000,
+  );
+  const publicText = stringSetting(flags, env, 'publicUrl', '').trim();
+  let publicUrl: string | undefined;
+  if (publicText !== '') {
+    let url: URL | undefined;
+    try {
+      url = new URL(publicText);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '') {
+      throw new ConfigError(
+        'INLET_PUBLIC_URL',
+        `INLET_PUBLIC_URL must be an http(s) URL without a query (e.g. https://inlet.example.com); got "${publicText}".`,
+      );
+    }
+    publicUrl = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  }
+  return { archive, archiveHosts, archiveMaxBytes, publicUrl };
 }
 
 /** `--tls-cert` and `--tls-key` go together: one without the other is a configuration error. */
@@ -260,6 +350,7 @@ const DEFAULTS = {
   rejectionBodyBudgetBytes: 256 * 1024 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
+  archiveMaxBytes: 1024 * 1024 * 1024,
 } as const;
 
 /** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
@@ -444,6 +535,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
     ...tlsFiles(flags, env),
     trustProxy: trustProxySetting(flags, env),
+    ...archiveSettings(flags, env),
   });
 }
 

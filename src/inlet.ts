@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { createArchive, type ArchiveOptions } from './archive/index.js';
 import type { ServeConfig } from './config.js';
 import { Ingest } from './ingest/accept.js';
 import { CommitBatcher } from './ingest/commit-batcher.js';
@@ -52,6 +53,8 @@ export interface InletJobOptions {
   pollIntervalMs?: number;
   /** The certificate and key read from `--tls-cert` / `--tls-key`: the app then speaks HTTPS. */
   https?: { cert: Buffer; key: Buffer };
+  /** `--archive`: copy succeeded outputs' files; off when absent. */
+  archive?: ArchiveOptions;
 }
 
 /**
@@ -93,6 +96,14 @@ export function createInlet(
     subscribe: (wake) => batcher.onTransitions(wake),
     busy: () => batcher.pending >= BUSY_PENDING_COMMITS,
   });
+  const archive =
+    jobOptions.archive === undefined
+      ? undefined
+      : createArchive(jobOptions.archive, store, {
+          logger,
+          ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
+        });
+  const unsubscribeArchive = archive && batcher.onTransitions(() => archive.service.wake());
   const app = buildApp(
     {
       webhookPath: config.webhookPath,
@@ -109,6 +120,7 @@ export function createInlet(
       batcher,
       logger,
       metrics,
+      ...(archive === undefined ? {} : { archive: archive.reader }),
       jobs: {
         log,
         ...(jobs === undefined ? {} : { wake: () => jobs.runner.wake() }),
@@ -125,11 +137,14 @@ export function createInlet(
     jobs,
     async start() {
       await jobs?.start();
+      await archive?.service.start();
     },
     close() {
       closing ??= (async () => {
         await app.close();
         await jobs?.stop();
+        unsubscribeArchive?.();
+        await archive?.service.stop();
         await batcher.drain();
         await rejections.flush();
         await store.close();

@@ -11,6 +11,7 @@ import {
   type ServeFlags,
 } from '../config.js';
 import type { Inlet } from '../inlet.js';
+import { archiveOptionsOf } from '../archive/archive-options.js';
 import { loadConfigFile } from '../config-file.js';
 import { DeferredStore } from '../store/deferred-store.js';
 import { InvalidDatabaseUrlError } from '../store/errors.js';
@@ -144,6 +145,7 @@ export async function startServer(
     timeScale: parseTimeScale(ctx.env),
     destinations: configFile.destinations,
     ...(tls === undefined ? {} : { https: tls }),
+    ...(config.archive === undefined ? {} : { archive: archiveOptionsOf(config, ctx.env) }),
   });
   if (tls !== undefined) reloadTlsOnHangup(inlet.app.server as unknown as TlsServer, config, logger);
 

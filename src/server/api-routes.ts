@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { archivedOutput, publicBase, type ArchiveReader } from '../archive/archive-views.js';
 import { errorBody } from '../errors.js';
 import type { Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionPageView, predictionView, rejectionView } from '../views.js';
@@ -10,7 +11,7 @@ function notFound(reply: FastifyReply, what: string) {
 }
 
 /** The read side of CONTRACT §5. */
-export function registerApiRoutes(app: FastifyInstance, store: Store): void {
+export function registerApiRoutes(app: FastifyInstance, store: Store, archive?: ArchiveReader): void {
   app.setErrorHandler(async (error, _request, reply) => {
     if (error instanceof InvalidQueryError)
       return reply.code(400).send(errorBody('invalid_query', error.message));
@@ -26,7 +27,10 @@ export function registerApiRoutes(app: FastifyInstance, store: Store): void {
 
   app.get<{ Params: { id: string } }>('/predictions/:id', async (request, reply) => {
     const record = await store.getPrediction(request.params.id);
-    return record ? predictionView(record) : notFound(reply, `prediction "${request.params.id}"`);
+    if (!record) return notFound(reply, `prediction "${request.params.id}"`);
+    if (archive === undefined) return predictionView(record);
+    const base = publicBase(request, archive.publicUrl);
+    return { ...predictionView(record), archived_output: await archivedOutput(store.recover, record, base) };
   });
 
   app.get<{ Params: { id: string } }>('/predictions/:id/events', async (request, reply) => {

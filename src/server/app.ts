@@ -16,6 +16,8 @@ import { registerMetricsRoute } from '../metrics/metrics-route.js';
 import type { Store } from '../store/types.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
+import { registerFilesRoutes } from './files-routes.js';
+import type { ArchiveReader } from '../archive/archive-views.js';
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
 import { webhookPathHint } from './path-hint.js';
 import type { TrustedProxies } from './trusted-proxies.js';
@@ -43,6 +45,8 @@ export interface AppDeps {
   metrics?: InletMetrics;
   /** What the destinations, messages and replay routes need besides the store's job store. */
   jobs?: Omit<JobsRoutesDeps, 'jobs'>;
+  /** The output files archive (`--archive`), when on. */
+  archive?: ArchiveReader;
 }
 
 /** Node checks header and request timeouts on this interval; short timeouts need a shorter one. */
@@ -325,7 +329,8 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   void app.register(
     async (scope) => {
       scope.addHook('onRequest', createAdminAccessHook({ adminToken: options.adminToken }));
-      registerApiRoutes(scope, deps.store);
+      registerApiRoutes(scope, deps.store, deps.archive);
+      registerFilesRoutes(scope, deps.store, deps.archive);
       registerJobsRoutes(scope, { log: undefined, ...deps.jobs, jobs: deps.store.jobs });
     },
     { prefix: '/api' },

@@ -1,0 +1,81 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  SHA256_HEX,
+  tempName,
+  writeHashed,
+  type ArchiveStorage,
+  type StoredFile,
+} from './archive-storage.js';
+
+/** Temporary files older than this at start are leftovers of a killed process. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/**
+ * `file:DIR`: each file is `DIR/<sha256>`. Bytes go to `DIR/.partial/` first and are renamed into
+ * place once hashed and flushed: a rename on one file system is atomic, so a reader (or a crash)
+ * sees the whole file or none.
+ */
+export class FileArchiveStorage implements ArchiveStorage {
+  readonly location: string;
+  readonly #dir: string;
+  readonly #partial: string;
+  #ready: Promise<void> | undefined;
+
+  constructor(dir: string) {
+    this.#dir = resolve(dir);
+    this.#partial = join(this.#dir, '.partial');
+    this.location = `file:${this.#dir}`;
+  }
+
+  #ensureDirs(): Promise<void> {
+    this.#ready ??= mkdir(this.#partial, { recursive: true }).then(() => undefined);
+    return this.#ready.catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+  }
+
+  async put(source: Readable, options: { signal?: AbortSignal }): Promise<StoredFile> {
+    await this.#ensureDirs();
+    const temp = join(this.#partial, tempName());
+    const stored = await writeHashed(source, temp, options.signal);
+    try {
+      // Same bytes already there: keep the existing file.
+      await rename(temp, join(this.#dir, stored.sha256));
+    } catch (error) {
+      await unlink(temp).catch(() => undefined);
+      throw error;
+    }
+    // The rename is durable once the directory entry is.
+    const dir = await open(this.#dir, 'r');
+    await dir.sync().finally(() => dir.close());
+    return stored;
+  }
+
+  async open(sha256: string): Promise<{ body: Readable; size: number } | undefined> {
+    if (!SHA256_HEX.test(sha256)) return undefined;
+    const path = join(this.#dir, sha256);
+    try {
+      const handle = await open(path, 'r');
+      const { size } = await handle.stat();
+      return { body: createReadStream(path, { fd: handle }), size };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async cleanUp(): Promise<void> {
+    await this.#ensureDirs();
+    const now = Date.now();
+    for (const name of await readdir(this.#partial)) {
+      const path = join(this.#partial, name);
+      const info = await stat(path).catch(() => undefined);
+      // Another process on this directory may be writing its own right now: only old ones go.
+      if (info !== undefined && now - info.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
+    }
+  }
+}

@@ -130,13 +130,16 @@ describe('README', () => {
       });
       // "Send the same curl again and the answer says duplicate: true."
       expect(JSON.parse(run(curlLine))).toEqual({ received: true, duplicate: true });
-      // "Change one byte of body.json and it says invalid_signature."
-      run(`sed -i 's/hi/ho/' body.json`);
+      // "Change one byte of data/body.json and it says invalid_signature."
+      const bodyFile = /> (\S+\.json)/.exec(lines.find((l) => l.startsWith('echo '))!)![1]!;
+      run(`sed -i 's/hi/ho/' ${bodyFile}`);
       expect(JSON.parse(run(curlLine)).error.code).toBe('invalid_signature');
       const rejections = JSON.parse(run(`curl -s 127.0.0.1:${port}/api/rejections`));
       expect(rejections.data[0].code).toBe('invalid_signature');
       await serve.stop('SIGINT');
       expect(serve.output()).toMatch(/"msg":"stopped"/);
+      // The commands leave nothing that git (and so lint and the format check of `npm test`) would see.
+      expect(execFileSync('git', ['status', '--porcelain'], { cwd: clone, encoding: 'utf8' })).toBe('');
     });
   });
 });

@@ -53,6 +53,8 @@ export interface ServeConfig {
   readonly archiveMaxBytes: number;
   /** Inlet's own public origin (and path prefix), for the absolute links it hands out. */
   readonly publicUrl: string | undefined;
+  /** Reconcile polls an object not terminal with no accepted delivery for this long (with a token). */
+  readonly reconcileAfterMs: number;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -250,6 +252,13 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     description: 'the URL this Inlet is reached at, for the absolute links it hands out',
   },
   {
+    key: 'reconcileAfterMs',
+    env: ['INLET_RECONCILE_AFTER_MS'],
+    defaultText: '120000',
+    description:
+      'with REPLICATE_API_TOKEN set, an object not terminal with no accepted delivery for this long is fetched from Replicate until it ends',
+  },
+  {
     key: 'maxRejections',
     env: ['INLET_MAX_REJECTIONS'],
     defaultText: '10000',
@@ -351,6 +360,7 @@ const DEFAULTS = {
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
   archiveMaxBytes: 1024 * 1024 * 1024,
+  reconcileAfterMs: 120_000,
 } as const;
 
 /** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
@@ -536,7 +546,33 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     ...tlsFiles(flags, env),
     trustProxy: trustProxySetting(flags, env),
     ...archiveSettings(flags, env),
+    reconcileAfterMs: parseReconcileAfterMs(flags, env),
   });
+}
+
+/** `INLET_RECONCILE_AFTER_MS`, for `serve` and `inlet reconcile`. */
+export function parseReconcileAfterMs(flags: ServeFlags, env: Env): number {
+  return intSetting(flags, env, 'reconcileAfterMs', DEFAULTS.reconcileAfterMs, 1, 7 * 24 * 3600 * 1000);
+}
+
+/**
+ * `inlet predict`'s default webhook: `INLET_PUBLIC_URL` plus the webhook path (`INLET_WEBHOOK_PATH`);
+ * undefined without a public URL.
+ */
+export function defaultWebhookUrl(env: Env): string | undefined {
+  const publicText = stringSetting({}, env, 'publicUrl', '').trim();
+  if (publicText === '') return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(publicText);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new ConfigError('INLET_PUBLIC_URL', `INLET_PUBLIC_URL must be an http(s) URL; got "${publicText}".`);
+  }
+  const path = stringSetting({}, env, 'webhookPath', DEFAULTS.webhookPath);
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}${path.startsWith('/') ? path : `/${path}`}`;
 }
 
 /**

@@ -10,6 +10,7 @@ import { httpDestinationOf } from './jobs/destinations.js';
 import { HttpDeliverer } from './jobs/http-deliverer.js';
 import { JobService } from './jobs/job-service.js';
 import { createMetrics, type InletMetrics } from './metrics/metrics.js';
+import { createReconcile, type ReconcileOptions } from './reconcile/index.js';
 import { buildApp } from './server/app.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
 import type { Store } from './store/types.js';
@@ -55,6 +56,8 @@ export interface InletJobOptions {
   https?: { cert: Buffer; key: Buffer };
   /** `--archive`: copy succeeded outputs' files; off when absent. */
   archive?: ArchiveOptions;
+  /** Poll Replicate for objects whose deliveries stopped (`REPLICATE_API_TOKEN` set); off when absent. */
+  reconcile?: ReconcileOptions;
 }
 
 /**
@@ -104,6 +107,10 @@ export function createInlet(
           ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
         });
   const unsubscribeArchive = archive && batcher.onTransitions(() => archive.service.wake());
+  const reconcile =
+    jobOptions.reconcile === undefined
+      ? undefined
+      : createReconcile(jobOptions.reconcile, { store, sink: ingest, logger, metrics });
   const app = buildApp(
     {
       webhookPath: config.webhookPath,
@@ -138,6 +145,7 @@ export function createInlet(
     async start() {
       await jobs?.start();
       await archive?.service.start();
+      await reconcile?.start();
     },
     close() {
       closing ??= (async () => {
@@ -145,6 +153,7 @@ export function createInlet(
         await jobs?.stop();
         unsubscribeArchive?.();
         await archive?.service.stop();
+        await reconcile?.stop();
         await batcher.drain();
         await rejections.flush();
         await store.close();

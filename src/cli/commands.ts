@@ -5,7 +5,10 @@ import { registerDevCommand } from './dev-command.js';
 import { registerEmulateCommand } from './emulate-command.js';
 import { registerJobsCommands } from './jobs-commands.js';
 import { registerMigrateCommand } from './migrate-command.js';
+import { registerPredictCommand } from './predict-command.js';
 import { registerReadCommands } from './read-commands.js';
+import { registerReconcileCommand } from './reconcile-command.js';
+import { registerSecretCommand } from './secret-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerSignCommand } from './sign-command.js';
 import { registerTriggerCommand } from './trigger-command.js';
@@ -23,4 +26,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerEmulateCommand(program, ctx);
   registerTriggerCommand(program, ctx);
   registerDevCommand(program, ctx);
+  registerPredictCommand(program, ctx);
+  registerReconcileCommand(program, ctx);
+  registerSecretCommand(program, ctx);
 }

@@ -13,10 +13,12 @@ import {
 import type { Inlet } from '../inlet.js';
 import { archiveOptionsOf } from '../archive/archive-options.js';
 import { loadConfigFile } from '../config-file.js';
+import { parseReplicateApiConfig } from '../replicate/api-config.js';
 import { DeferredStore } from '../store/deferred-store.js';
 import { InvalidDatabaseUrlError } from '../store/errors.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
+import { fetchMissingSecret } from './secret-command.js';
 import { waitForStopSignal } from './signals.js';
 
 function urlHost(host: string): string {
@@ -41,10 +43,18 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
 }
 
 export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void> {
-  const config = parseServeConfig(flags, ctx.env, { isTty: ctx.stdout.isTTY === true });
+  // A token and no secret: the account's secret is fetched (exit 2 when that fails).
+  const fetched = await fetchMissingSecret(ctx.env);
+  const config = parseServeConfig(flags, fetched?.env ?? ctx.env, { isTty: ctx.stdout.isTTY === true });
   // The server's modules (Fastify, pino, prom-client: ~0.2 s) load only for the verbs that run it.
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: config.logLevel, format: config.logFormat, stream: ctx.stdout });
+  if (fetched !== undefined) {
+    logger.info(
+      { api: fetched.baseUrl },
+      'webhook secret fetched from Replicate (REPLICATE_API_TOKEN is set and no REPLICATE_WEBHOOK_SECRET was given)',
+    );
+  }
   // Listen for the signals before the URL line goes out: a SIGTERM that follows it at once must find a
   // handler (without one, Node's default kills the process on the spot, skipping the graceful stop).
   const stopSignal = waitForStopSignal();
@@ -140,12 +150,19 @@ export async function startServer(
     { maxConcurrentCommits: 1, multiInstance: false },
   );
   const tls = config.tlsCert === undefined ? undefined : readTlsFiles(config);
+  const api = parseReplicateApiConfig(ctx.env);
+  if (api.token === undefined) {
+    logger.info(
+      'reconcile off: REPLICATE_API_TOKEN is not set, so objects whose webhooks stop coming are not fetched from Replicate',
+    );
+  }
   const { createInlet } = await import('../inlet.js');
   const inlet = createInlet(config, store, logger, {
     timeScale: parseTimeScale(ctx.env),
     destinations: configFile.destinations,
     ...(tls === undefined ? {} : { https: tls }),
     ...(config.archive === undefined ? {} : { archive: archiveOptionsOf(config, ctx.env) }),
+    ...(api.token === undefined ? {} : { reconcile: { api, afterMs: config.reconcileAfterMs } }),
   });
   if (tls !== undefined) reloadTlsOnHangup(inlet.app.server as unknown as TlsServer, config, logger);
 

@@ -5,7 +5,7 @@ import type { DeliveryCode, DeliveryOutcome } from '../metrics/metrics.js';
 import type { ReplicateObject } from '../replicate/types.js';
 import type { IncomingEvent, Scheme } from '../store/types.js';
 import { bodyDeliveryKey, createVerifier, hasSignatureHeaders, type Verifier } from '../verify/index.js';
-import type { CommitBatcher } from './commit-batcher.js';
+import type { CommitBatcher, CommitResult } from './commit-batcher.js';
 import { headerValue, isJsonContentType, redactHeaders } from './headers.js';
 import { outputPreview } from './output-preview.js';
 import type { RejectionLog } from './rejection-log.js';
@@ -176,6 +176,25 @@ export class Ingest {
       code: 'ok',
       body: { received: true, duplicate },
     };
+  }
+
+  /**
+   * A delivery that came another way than HTTP (reconcile's poll of Replicate's API): already
+   * parsed and keyed, it commits through the same batcher, so it dedupes, folds and transitions alike.
+   */
+  async ingestEvent(event: IncomingEvent): Promise<CommitResult> {
+    const result = await this.#batcher.submit(event);
+    const { id, status } = event.object;
+    const ids = { predictionId: id, deliveryId: event.key, scheme: event.scheme };
+    if (!result.ok) {
+      this.#logger.warn({ ...ids, reason: result.reason }, `Could not store polled state of prediction ${id}`);
+    } else if (result.outcome.applied) {
+      this.#logger.info(
+        { ...ids, conflict: result.outcome.conflict },
+        `Received ${event.scheme} for prediction ${id} with status ${status}`,
+      );
+    }
+    return result;
   }
 
   #reject(request: WebhookRequest, code: ErrorCode, message: string, authenticated: boolean): WebhookAnswer {

@@ -78,6 +78,7 @@ export class InletMetrics {
   #queue: CommitQueueState | undefined;
   readonly #messages: Counter;
   readonly #attemptDuration: Histogram;
+  readonly #reconcilePolls: Counter;
   #consumers: (() => Promise<readonly ConsumerGaugeState[]>) | undefined;
 
   constructor(options: { processMetrics?: boolean } = {}) {
@@ -194,6 +195,12 @@ export class InletMetrics {
       buckets: ATTEMPT_BUCKETS,
       registers,
     });
+    this.#reconcilePolls = new Counter({
+      name: 'inlet_reconcile_polls_total',
+      help: 'Objects reconcile looked at, by outcome: changed, unchanged, not_found, expired, already_terminal, waiting, failed.',
+      labelNames: ['outcome'],
+      registers,
+    });
     const consumers = () => this.#consumers?.() ?? Promise.resolve([]);
     const perConsumer = (name: string, help: string, pick: (c: ConsumerGaugeState) => number) =>
       new Gauge({
@@ -234,6 +241,11 @@ export class InletMetrics {
   messageAttempt(destination: string, outcome: MessageOutcome, seconds: number): void {
     this.#messages.labels(destination, outcome).inc();
     this.#attemptDuration.labels(destination).observe(seconds);
+  }
+
+  /** One object reconcile looked at (polled or not), by what it came to. */
+  reconcilePoll(outcome: string): void {
+    this.#reconcilePolls.labels(outcome).inc();
   }
 
   /** The consumer gauges read this at scrape time (the runner's consumers). */

@@ -74,8 +74,10 @@ describe('parseServeConfig', () => {
   });
 
   it('holds every secret to one rule and says which part failed: whsec_ + base64, any string only for the hex scheme', () => {
-    const serveWith = (secret: string, flags = {}) => () =>
-      parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: secret }, { isTty: false });
+    const serveWith =
+      (secret: string, flags = {}) =>
+      () =>
+        parseServeConfig(flags, { REPLICATE_WEBHOOK_SECRET: secret }, { isTty: false });
     expect(serveWith('whsec_ab!cd')).toThrow(/a character that is not base64 at position 9/);
     expect(serveWith('whsec_')).toThrow(/nothing follows "whsec_"/);
     expect(serveWith('whsec_ab=cd')).toThrow(/"=" padding appears before the end/);

@@ -65,7 +65,11 @@ async function getJson(url: string, headers: Record<string, string> = {}): Promi
 }
 
 /** Resolves once `check` answers true (looked at every 100 ms), else fails with `describe()` after `ms`. */
-async function until(check: () => Promise<boolean>, ms: number, describe: () => Promise<string>): Promise<void> {
+async function until(
+  check: () => Promise<boolean>,
+  ms: number,
+  describe: () => Promise<string>,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out: ${await describe()}`);
@@ -92,8 +96,18 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
 
   beforeAll(async () => {
     emulator = await startEmulator([
-      '--time-scale', '0.05', '--fault-drop', '0.3', '--fault-duplicate', '0.3',
-      '--fault-reorder', '0.3', '--seed', '11', '--retry-window-ms', '2000',
+      '--time-scale',
+      '0.05',
+      '--fault-drop',
+      '0.3',
+      '--fault-duplicate',
+      '0.3',
+      '--fault-reorder',
+      '0.3',
+      '--seed',
+      '11',
+      '--retry-window-ms',
+      '2000',
     ]);
   }, 20_000);
   afterAll(async () => {
@@ -113,26 +127,37 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
 
     // Most through the client (fast), recorded as `inlet predict` records them; a few through the CLI.
     store = await openStore(database, { mode: 'serve' });
-    const client = new ReplicateClient(parseReplicateApiConfig({ REPLICATE_API_TOKEN: TOKEN, REPLICATE_BASE_URL: emu.origin }));
+    const client = new ReplicateClient(
+      parseReplicateApiConfig({ REPLICATE_API_TOKEN: TOKEN, REPLICATE_BASE_URL: emu.origin }),
+    );
     const ids: string[] = [];
     for (let round = 0; round < 5; round++) {
       for (const [model, input] of MODELS) {
         const filter = round % 2 === 0 ? ['completed'] : ['start', 'output', 'logs', 'completed'];
         const created = await client.createPrediction({ model, input, webhook, webhookEventsFilter: filter });
         const now = Date.now();
-        await store.recover.track({ id: created.id, kind: 'prediction', source: 'predict', createdAtMs: now, nextPollAtMs: now + 50 });
+        await store.recover.track({
+          id: created.id,
+          kind: 'prediction',
+          source: 'predict',
+          createdAtMs: now,
+          nextPollAtMs: now + 50,
+        });
         ids.push(created.id);
       }
     }
     const cli = await Promise.all(
-      [['inlet/echo', 'text=from the cli'], ['inlet/fail', 'message=cli boom'], ['inlet/stream', 'prompt=cli']].map(
-        ([model, input]) =>
-          runCli(['predict', model!, '-i', input!, '--events', 'start,logs'], {
-            REPLICATE_API_TOKEN: TOKEN,
-            REPLICATE_BASE_URL: emu.origin,
-            DATABASE_URL: database,
-            INLET_PUBLIC_URL: serve!.base,
-          }),
+      [
+        ['inlet/echo', 'text=from the cli'],
+        ['inlet/fail', 'message=cli boom'],
+        ['inlet/stream', 'prompt=cli'],
+      ].map(([model, input]) =>
+        runCli(['predict', model!, '-i', input!, '--events', 'start,logs'], {
+          REPLICATE_API_TOKEN: TOKEN,
+          REPLICATE_BASE_URL: emu.origin,
+          DATABASE_URL: database,
+          INLET_PUBLIC_URL: serve!.base,
+        }),
       ),
     );
     for (const result of cli) {
@@ -162,17 +187,27 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
         const folded = await getJson(`${serve!.base}/api/predictions/${id}`);
         for (const field of COMPARED) {
           if (JSON.stringify(folded[field]) !== JSON.stringify(final[field])) {
-            wrong.push(`${id}: ${field} ${JSON.stringify(folded[field])?.slice(0, 60)} != ${JSON.stringify(final[field])?.slice(0, 60)}`);
+            wrong.push(
+              `${id}: ${field} ${JSON.stringify(folded[field])?.slice(0, 60)} != ${JSON.stringify(final[field])?.slice(0, 60)}`,
+            );
             break;
           }
         }
       }
       return wrong;
     };
-    await until(async () => (await mismatches()).length === 0, 25_000, async () => (await mismatches()).join('\n'));
+    await until(
+      async () => (await mismatches()).length === 0,
+      25_000,
+      async () => (await mismatches()).join('\n'),
+    );
 
     // Exactly one completed transition per prediction.
-    const transitions = await store.transitions.listTransitions({ afterSeq: 0, objectIds: ids, limit: 10_000 });
+    const transitions = await store.transitions.listTransitions({
+      afterSeq: 0,
+      objectIds: ids,
+      limit: 10_000,
+    });
     for (const id of ids) {
       const completed = transitions.filter((t) => t.objectId === id && t.type === 'prediction.completed');
       expect(completed, id).toHaveLength(1);
@@ -184,7 +219,11 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
       [...log.matchAll(/webhook delivered .*predictionId=(\S+) event=completed/g)].map((m) => m[1]),
     );
     const droppedTerminal = [
-      ...new Set([...log.matchAll(/webhook dropped \(fault\) .*predictionId=(\S+) event=completed/g)].map((m) => m[1]!)),
+      ...new Set(
+        [...log.matchAll(/webhook dropped \(fault\) .*predictionId=(\S+) event=completed/g)].map(
+          (m) => m[1]!,
+        ),
+      ),
     ].filter((id) => !deliveredTerminal.has(id));
     expect(droppedTerminal.length, 'the seed drops some terminal webhooks').toBeGreaterThan(0);
     for (const id of droppedTerminal) {
@@ -194,7 +233,10 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
       }[];
       expect(
         events.some((e) => e.scheme === 'poll' && ['succeeded', 'failed'].includes(e.status)),
-        `${id} ended through a poll: ${JSON.stringify(events)}\n${log.split('\n').filter((l) => l.includes(id)).join('\n')}`,
+        `${id} ended through a poll: ${JSON.stringify(events)}\n${log
+          .split('\n')
+          .filter((l) => l.includes(id))
+          .join('\n')}`,
       ).toBe(true);
       const completed = transitions.find((t) => t.objectId === id && t.type === 'prediction.completed');
       expect(completed?.eventKey.startsWith(`poll:${id}:`), id).toBe(true);
@@ -215,8 +257,16 @@ describe('reconcile: every webhook dropped, API throttled', () => {
 
   it('inlet predict --wait still ends with exit 0, and 429s wait their Retry-After', async () => {
     emulator = await startEmulator([
-      '--time-scale', '0.05', '--fault-drop', '1', '--fault-rate-limit', '0.3',
-      '--fault-retry-after', '2', '--seed', '3',
+      '--time-scale',
+      '0.05',
+      '--fault-drop',
+      '1',
+      '--fault-rate-limit',
+      '0.3',
+      '--fault-retry-after',
+      '2',
+      '--seed',
+      '3',
     ]);
     const database = `sqlite:${join(tmp.dir, 'inlet.db')}`;
     const env = serveEnv(emulator, database, { INLET_TIME_SCALE: '0.02' });
@@ -246,7 +296,13 @@ describe('reconcile: every webhook dropped, API throttled', () => {
           webhook: `${serve.base}/replicate-webhook`,
           webhookEventsFilter: ['completed'],
         });
-        await store.recover.track({ id: created, kind: 'prediction', source: 'predict', createdAtMs: Date.now(), nextPollAtMs: Date.now() });
+        await store.recover.track({
+          id: created,
+          kind: 'prediction',
+          source: 'predict',
+          createdAtMs: Date.now(),
+          nextPollAtMs: Date.now(),
+        });
         ids.push(created);
       }
       const ended = async () => {
@@ -258,7 +314,9 @@ describe('reconcile: every webhook dropped, API throttled', () => {
       await store.close();
     }
     // A throttled answer asked for 2 s: waited 2000 ms × the time scale, never the client's own guess.
-    const waits = [...serve.output().matchAll(/"waitMs":(\d+),"msg":"Replicate answered 429/g)].map((m) => Number(m[1]));
+    const waits = [...serve.output().matchAll(/"waitMs":(\d+),"msg":"Replicate answered 429/g)].map((m) =>
+      Number(m[1]),
+    );
     expect(waits.length).toBeGreaterThan(0);
     expect(new Set(waits)).toEqual(new Set([40]));
   }, 40_000);

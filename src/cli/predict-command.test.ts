@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../config.js';
 import { UsageError } from './context.js';
-import { describeProgress, parseEvents, parseInputArgs, parseInputValue, webhookUrlOf } from './predict-command.js';
+import {
+  describeProgress,
+  parseEvents,
+  parseInputArgs,
+  parseInputValue,
+  webhookUrlOf,
+} from './predict-command.js';
 
 describe('inlet predict arguments', () => {
   it('reads -i values as JSON when they parse, else as strings', () => {
@@ -16,10 +22,17 @@ describe('inlet predict arguments', () => {
   });
 
   it('builds the input object; key=@file becomes a data URL; bad or repeated keys are usage errors', async () => {
-    const files: Record<string, Buffer> = { 'cat.png': Buffer.from([1, 2, 3]), 'notes.bin': Buffer.from('x') };
+    const files: Record<string, Buffer> = {
+      'cat.png': Buffer.from([1, 2, 3]),
+      'notes.bin': Buffer.from('x'),
+    };
     const read = (path: string) =>
-      files[path] === undefined ? Promise.reject(Object.assign(new Error('no'), { code: 'ENOENT' })) : Promise.resolve(files[path]);
-    expect(await parseInputArgs(['text=hi', 'n=2', 'eq=a=b', 'image=@cat.png', 'blob=@notes.bin'], read)).toEqual({
+      files[path] === undefined
+        ? Promise.reject(Object.assign(new Error('no'), { code: 'ENOENT' }))
+        : Promise.resolve(files[path]);
+    expect(
+      await parseInputArgs(['text=hi', 'n=2', 'eq=a=b', 'image=@cat.png', 'blob=@notes.bin'], read),
+    ).toEqual({
       text: 'hi',
       n: 2,
       eq: 'a=b',
@@ -46,7 +59,10 @@ describe('inlet predict arguments', () => {
       'https://inlet.example/replicate-webhook',
     );
     expect(
-      webhookUrlOf(undefined, { INLET_PUBLIC_URL: 'https://inlet.example/base', INLET_WEBHOOK_PATH: '/hooks/r' }),
+      webhookUrlOf(undefined, {
+        INLET_PUBLIC_URL: 'https://inlet.example/base',
+        INLET_WEBHOOK_PATH: '/hooks/r',
+      }),
     ).toBe('https://inlet.example/base/hooks/r');
     expect(() => webhookUrlOf(undefined, {})).toThrow(/--webhook-url/);
     expect(() => webhookUrlOf(undefined, { INLET_PUBLIC_URL: 'nope' })).toThrow(ConfigError);
@@ -63,7 +79,12 @@ describe('inlet predict arguments', () => {
     expect(step({ status: 'processing', logs: 'one\n' })).toEqual(['  one', 'status: processing']);
     expect(step({ status: 'processing', logs: 'one\ntwo\n' })).toEqual(['  two']);
     expect(step({ status: 'processing', logs: 'one\ntwo\n' })).toEqual([]);
-    expect(step({ status: 'succeeded', logs: 'one\ntwo\n', output: 'hi' })).toEqual(['output: "hi"', 'status: succeeded']);
-    expect(step({ status: 'failed', logs: 'one\ntwo\n', output: 'hi', error: 'boom' })).toEqual(['status: failed (boom)']);
+    expect(step({ status: 'succeeded', logs: 'one\ntwo\n', output: 'hi' })).toEqual([
+      'output: "hi"',
+      'status: succeeded',
+    ]);
+    expect(step({ status: 'failed', logs: 'one\ntwo\n', output: 'hi', error: 'boom' })).toEqual([
+      'status: failed (boom)',
+    ]);
   });
 });

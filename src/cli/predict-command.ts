@@ -91,7 +91,9 @@ export async function parseInputArgs(
       try {
         bytes = await read(path);
       } catch (error) {
-        throw new UsageError(`-i ${key}=@${path}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
+        throw new UsageError(
+          `-i ${key}=@${path}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? String(error)}).`,
+        );
       }
       input[key] = fileDataUrl(path, bytes);
     } else {
@@ -149,10 +151,20 @@ export function registerPredictCommand(program: Command, ctx: CliContext): void 
       'create a prediction on Replicate with its webhook pointing at Inlet, record it for reconciling, and print its id',
     )
     .argument('<model>', 'owner/name, or owner/name:version')
-    .option('-i, --input <key=value>', 'an input (JSON when it parses, else a string); key=@file sends a file', collect)
-    .option('--webhook-url <url>', 'where Replicate sends the webhooks (default: INLET_PUBLIC_URL + the webhook path)')
+    .option(
+      '-i, --input <key=value>',
+      'an input (JSON when it parses, else a string); key=@file sends a file',
+      collect,
+    )
+    .option(
+      '--webhook-url <url>',
+      'where Replicate sends the webhooks (default: INLET_PUBLIC_URL + the webhook path)',
+    )
     .option('--events <list>', 'webhook events: start,output,logs,completed (completed always included)')
-    .option('--wait', 'show progress as Inlet receives it until the prediction ends (exit 0 succeeded, 1 otherwise)')
+    .option(
+      '--wait',
+      'show progress as Inlet receives it until the prediction ends (exit 0 succeeded, 1 otherwise)',
+    )
     .option('--database <url>', 'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
     .action(async (model: string, flags: PredictFlags) => {
       ctx.setExitCode(await runPredict(model, flags, ctx));
@@ -240,7 +252,8 @@ export function describeProgress(shown: Shown, object: ReplicateObject): { lines
     const added = logs.startsWith(shown.logs) ? logs.slice(shown.logs.length) : logs;
     for (const line of added.split('\n')) if (line.trim() !== '') lines.push(`  ${line}`);
   }
-  const output = object.output === undefined || object.output === null ? undefined : outputPreview(object.output);
+  const output =
+    object.output === undefined || object.output === null ? undefined : outputPreview(object.output);
   if (output !== undefined && output !== shown.output) lines.push(`output: ${output}`);
   if (object.status !== shown.status) {
     const error = typeof object.error === 'string' && object.error !== '' ? ` (${object.error})` : '';

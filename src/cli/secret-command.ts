@@ -49,9 +49,7 @@ export function reason(error: unknown): string {
  * environment with `REPLICATE_WEBHOOK_SECRET` set, or undefined when there is nothing to fetch.
  * A fetch that fails (after the client's retries) stops the start: exit 2.
  */
-export async function fetchMissingSecret(
-  env: Env,
-): Promise<{ env: Env; baseUrl: string } | undefined> {
+export async function fetchMissingSecret(env: Env): Promise<{ env: Env; baseUrl: string } | undefined> {
   if (readSecretsFromEnv(env).secrets.length > 0) return undefined;
   const api = parseReplicateApiConfig(env);
   if (api.token === undefined) return undefined;

@@ -7,7 +7,9 @@ describe('outputPreview', () => {
       '["https://replicate.delivery/a/out-0.png"]',
     );
     expect(outputPreview('a cat')).toBe('"a cat"');
-    expect(outputPreview({ version: 'v1', weights: 'https://w' })).toBe('{"version":"v1","weights":"https://w"}');
+    expect(outputPreview({ version: 'v1', weights: 'https://w' })).toBe(
+      '{"version":"v1","weights":"https://w"}',
+    );
     expect(outputPreview(0)).toBe('0');
   });
 

@@ -119,13 +119,26 @@ describe('ReconcileService', () => {
     clock.advance(1000);
     answers.set('p1', { id: 'p1', status: 'processing', logs: 'a\nb\n' });
     const [first] = await reconcile.runOnce();
-    expect(first).toMatchObject({ id: 'p1', source: 'stale', from: 'processing', to: 'processing', outcome: 'changed', done: false });
-    expect(await store.recover.getTracked('p1')).toMatchObject({ attempts: 1, nextPollAtMs: clock.now() + 5000 });
+    expect(first).toMatchObject({
+      id: 'p1',
+      source: 'stale',
+      from: 'processing',
+      to: 'processing',
+      outcome: 'changed',
+      done: false,
+    });
+    expect(await store.recover.getTracked('p1')).toMatchObject({
+      attempts: 1,
+      nextPollAtMs: clock.now() + 5000,
+    });
 
     clock.advance(5000);
     const [same] = await reconcile.runOnce();
     expect(same?.outcome).toBe('unchanged');
-    expect(await store.recover.getTracked('p1')).toMatchObject({ attempts: 2, nextPollAtMs: clock.now() + 10_000 });
+    expect(await store.recover.getTracked('p1')).toMatchObject({
+      attempts: 2,
+      nextPollAtMs: clock.now() + 10_000,
+    });
 
     clock.advance(9_999);
     expect(await reconcile.runOnce()).toEqual([]);
@@ -149,7 +162,13 @@ describe('ReconcileService', () => {
     const clock = fakeClock(T0);
     const reconcile = service(clock);
     const track = (id: string) =>
-      store.recover.track({ id, kind: 'prediction', source: 'predict', createdAtMs: clock.now(), nextPollAtMs: clock.now() + 5000 });
+      store.recover.track({
+        id,
+        kind: 'prediction',
+        source: 'predict',
+        createdAtMs: clock.now(),
+        nextPollAtMs: clock.now() + 5000,
+      });
     await track('ended');
     await track('flowing');
     await track('gone');
@@ -177,11 +196,21 @@ describe('ReconcileService', () => {
   it('retries a failed fetch later, and a dry run stores nothing', async () => {
     const clock = fakeClock(T0);
     const reconcile = service(clock);
-    await store.recover.track({ id: 'p2', kind: 'prediction', source: 'predict', createdAtMs: T0, nextPollAtMs: T0 });
+    await store.recover.track({
+      id: 'p2',
+      kind: 'prediction',
+      source: 'predict',
+      createdAtMs: T0,
+      nextPollAtMs: T0,
+    });
     answers.set('p2', 'error');
     const [failed] = await reconcile.runOnce();
     expect(failed).toMatchObject({ outcome: 'failed', done: false, error: 'connection refused' });
-    expect(await store.recover.getTracked('p2')).toMatchObject({ attempts: 1, nextPollAtMs: T0 + 5000, done: false });
+    expect(await store.recover.getTracked('p2')).toMatchObject({
+      attempts: 1,
+      nextPollAtMs: T0 + 5000,
+      done: false,
+    });
 
     answers.set('p2', { id: 'p2', status: 'succeeded', output: 'hi' });
     const [dry] = await reconcile.runOnce({ dryRun: true, all: true });

@@ -198,9 +198,13 @@ describe('SqliteStore specifics', () => {
       { duplicate: false, applied: true, conflict: false },
       { duplicate: false, applied: true, conflict: false },
     ]);
-    expect(await store.commitEvents([first[1]!])).toEqual([{ duplicate: false, applied: true, conflict: false }]);
+    expect(await store.commitEvents([first[1]!])).toEqual([
+      { duplicate: false, applied: true, conflict: false },
+    ]);
     // Once answered 200, the next delivery of the same key is a duplicate, counted once.
-    expect(await store.commitEvents([first[0]!])).toEqual([{ duplicate: true, applied: false, conflict: false }]);
+    expect(await store.commitEvents([first[0]!])).toEqual([
+      { duplicate: true, applied: false, conflict: false },
+    ]);
     const events = await store.listEvents('p1', { limit: 10 });
     expect(events.items.map((e) => e.duplicates)).toEqual([1]);
     expect((await store.listEvents('p2', { limit: 10 })).items.map((e) => e.duplicates)).toEqual([0]);

@@ -146,7 +146,10 @@ describe('WalCheckpointer', () => {
       const walSync = controlledSync();
       const failingWal = new WalSync(path, walSync.sync);
       const dbSync = controlledSync();
-      const checkpoints = new WalCheckpointer(db, path, failingWal, { frames: 20, syncDatabase: dbSync.sync });
+      const checkpoints = new WalCheckpointer(db, path, failingWal, {
+        frames: 20,
+        syncDatabase: dbSync.sync,
+      });
       writeUntilCheckpoint(checkpoints);
       const framesBefore = checkpoints.walFrames();
       // The WAL cannot be synced: nothing is copied, the checkpoint gives up for now.

@@ -29,6 +29,8 @@ export interface ServeConfig {
   readonly secrets: readonly string[];
   readonly toleranceSec: number;
   readonly maxBodyBytes: number;
+  /** Request body bytes held in memory at once, all connections together; beyond: 503, body unread. */
+  readonly maxInflightBytes: number;
   readonly acceptHexSignature: boolean;
   readonly commitTimeoutMs: number;
   readonly logLevel: LogLevel;
@@ -36,6 +38,10 @@ export interface ServeConfig {
   readonly insecureSkipVerify: boolean;
   readonly maxRejections: number;
   readonly rejectionBodyBudgetBytes: number;
+  /** Rejections one source (address; IPv6 by /64) may add to the rejection log per second. */
+  readonly rejectionsPerSecond: number;
+  /** Rejected body bytes one source may add to the rejection log per second. */
+  readonly rejectionBytesPerSecond: number;
   readonly adminToken: string | undefined;
   readonly headersTimeoutMs: number;
   readonly requestTimeoutMs: number;
@@ -135,6 +141,15 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     env: ['INLET_MAX_BODY_BYTES'],
     defaultText: '16777216',
     description: 'larger bodies get 413 `payload_too_large`',
+  },
+  {
+    key: 'maxInflightBytes',
+    flag: 'max-inflight-bytes',
+    valueName: 'bytes',
+    env: ['INLET_MAX_INFLIGHT_BYTES'],
+    defaultText: '134217728',
+    description:
+      'request body bytes held in memory at once, all connections together; a request that would pass it gets 503 `storage_unavailable` before its body is read',
   },
   {
     key: 'acceptHexSignature',
@@ -265,6 +280,24 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     description: 'rejected requests kept, newest first (their bodies at most 256 MiB in all)',
   },
   {
+    key: 'rejectionsPerSecond',
+    flag: 'rejections-per-second',
+    valueName: 'n',
+    env: ['INLET_REJECTIONS_PER_SECOND'],
+    defaultText: '10',
+    description:
+      'rejections one client address (IPv6: its /64) may add to the rejection log per second; beyond, they are only counted',
+  },
+  {
+    key: 'rejectionBytesPerSecond',
+    flag: 'rejection-bytes-per-second',
+    valueName: 'bytes',
+    env: ['INLET_REJECTION_BYTES_PER_SECOND'],
+    defaultText: '262144',
+    description:
+      'rejected body bytes one client address may add to the rejection log per second; beyond, they are only counted',
+  },
+  {
     key: 'adminToken',
     env: ['INLET_ADMIN_TOKEN'],
     defaultText: 'none',
@@ -353,10 +386,13 @@ const DEFAULTS = {
   databaseUrl: 'sqlite:./data/inlet.db',
   toleranceSec: 300,
   maxBodyBytes: 16 * 1024 * 1024,
+  maxInflightBytes: 128 * 1024 * 1024,
   commitTimeoutMs: 5000,
   logLevel: 'info',
   maxRejections: 10_000,
   rejectionBodyBudgetBytes: 256 * 1024 * 1024,
+  rejectionsPerSecond: 10,
+  rejectionBytesPerSecond: 256 * 1024,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 60_000,
   archiveMaxBytes: 1024 * 1024 * 1024,
@@ -524,6 +560,22 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
   const logFormat = choiceSetting(flags, env, 'logFormat', LOG_FORMATS, options.isTty ? 'pretty' : 'json');
   const adminToken = stringSetting(flags, env, 'adminToken', '');
 
+  const maxBodyBytes = intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1, 1024 * 1024 * 1024);
+  const maxInflightBytes = intSetting(
+    flags,
+    env,
+    'maxInflightBytes',
+    Math.max(DEFAULTS.maxInflightBytes, 2 * maxBodyBytes),
+    1,
+    64 * 1024 * 1024 * 1024,
+  );
+  if (maxInflightBytes < 2 * maxBodyBytes) {
+    throw new ConfigError(
+      '--max-inflight-bytes',
+      `--max-inflight-bytes (${maxInflightBytes}) must be at least twice --max-body (${maxBodyBytes}): a body of unknown length counts twice while it is joined, so a smaller bound could refuse a body of the largest allowed size forever.`,
+    );
+  }
+
   return Object.freeze({
     port,
     host,
@@ -531,7 +583,8 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     databaseUrl,
     secrets: Object.freeze(secrets),
     toleranceSec: intSetting(flags, env, 'toleranceSec', DEFAULTS.toleranceSec, 0, 10 * 365 * 24 * 3600),
-    maxBodyBytes: intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1, 1024 * 1024 * 1024),
+    maxBodyBytes,
+    maxInflightBytes,
     acceptHexSignature,
     commitTimeoutMs: intSetting(flags, env, 'commitTimeoutMs', DEFAULTS.commitTimeoutMs, 1, 600_000),
     logLevel,
@@ -539,6 +592,22 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     insecureSkipVerify,
     maxRejections: intSetting(flags, env, 'maxRejections', DEFAULTS.maxRejections, 0, 10_000_000),
     rejectionBodyBudgetBytes: DEFAULTS.rejectionBodyBudgetBytes,
+    rejectionsPerSecond: intSetting(
+      flags,
+      env,
+      'rejectionsPerSecond',
+      DEFAULTS.rejectionsPerSecond,
+      1,
+      1_000_000,
+    ),
+    rejectionBytesPerSecond: intSetting(
+      flags,
+      env,
+      'rejectionBytesPerSecond',
+      DEFAULTS.rejectionBytesPerSecond,
+      1,
+      1024 * 1024 * 1024,
+    ),
     adminToken: adminToken === '' ? undefined : adminToken,
     headersTimeoutMs: intSetting(flags, env, 'headersTimeoutMs', DEFAULTS.headersTimeoutMs, 100, 3_600_000),
     requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs', DEFAULTS.requestTimeoutMs, 0, 3_600_000),

@@ -21,11 +21,14 @@ export type InletConfig = Pick<
   | 'secrets'
   | 'toleranceSec'
   | 'maxBodyBytes'
+  | 'maxInflightBytes'
   | 'acceptHexSignature'
   | 'commitTimeoutMs'
   | 'insecureSkipVerify'
   | 'maxRejections'
   | 'rejectionBodyBudgetBytes'
+  | 'rejectionsPerSecond'
+  | 'rejectionBytesPerSecond'
   | 'adminToken'
   | 'headersTimeoutMs'
   | 'requestTimeoutMs'
@@ -80,6 +83,7 @@ export function createInlet(
     { maxRows: config.maxRejections, maxBodyBytes: config.rejectionBodyBudgetBytes },
     logger,
     metrics,
+    { rates: { perSecond: config.rejectionsPerSecond, bytesPerSecond: config.rejectionBytesPerSecond } },
   );
   const ingest = new Ingest(
     { ...config, previewOutput: config.logFormat === 'pretty' },
@@ -115,6 +119,7 @@ export function createInlet(
     {
       webhookPath: config.webhookPath,
       maxBodyBytes: config.maxBodyBytes,
+      maxInflightBytes: config.maxInflightBytes,
       adminToken: config.adminToken,
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,

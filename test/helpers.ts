@@ -121,6 +121,7 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     listEvents: (id, q) => store.listEvents(id, q),
     getEvent: (k) => store.getEvent(k),
     listRejections: (q) => store.listRejections(q),
+    getRejection: (id) => store.getRejection(id),
     transitions: store.transitions,
     jobs: store.jobs,
     recover: store.recover,

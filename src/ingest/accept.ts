@@ -199,15 +199,19 @@ export class Ingest {
 
   #reject(request: WebhookRequest, code: ErrorCode, message: string, authenticated: boolean): WebhookAnswer {
     const status = ERROR_STATUS[code];
-    this.#logger.info({ code, status, remoteAddress: request.remoteAddress }, `Rejected webhook: ${code}`);
-    this.#rejections.record({
+    const onlyCounted = this.#rejections.record({
       receivedAtMs: request.receivedAtMs,
       code,
       message,
       remoteAddress: request.remoteAddress,
       headers: redactHeaders(request.headers),
+      // The rejection log copies what it keeps: this slice never outlives the request.
       body: authenticated ? request.body : request.body.subarray(0, REJECTION_BODY_BYTES),
     });
+    // Past its source's budget a rejection is only counted (the rejection log reports those every 10 s).
+    if (!onlyCounted) {
+      this.#logger.info({ code, status, remoteAddress: request.remoteAddress }, `Rejected webhook: ${code}`);
+    }
     const headers: Record<string, string> = code === 'method_not_allowed' ? { allow: 'POST' } : {};
     return { status, outcome: 'rejected', code, headers, body: errorBody(code, message) };
   }

@@ -75,7 +75,10 @@ export class InletMetrics {
   readonly #storeErrors = new Map<StoreOperation, LabelledInc>();
   readonly #rejectionsRecorded: Counter;
   readonly #rejectionsDropped: Counter;
+  readonly #rejectionsLimited: Counter;
+  readonly #inflightRefused: Counter;
   #queue: CommitQueueState | undefined;
+  #inflightHeld: (() => number) | undefined;
   readonly #messages: Counter;
   readonly #attemptDuration: Histogram;
   readonly #reconcilePolls: Counter;
@@ -164,6 +167,25 @@ export class InletMetrics {
       help: 'Rejected requests not written to the rejection log (store away or backlog full).',
       registers,
     });
+    this.#rejectionsLimited = new Counter({
+      name: 'inlet_rejections_limited_total',
+      help: 'Rejected requests only counted, not written to the rejection log: their source passed its rate or byte budget.',
+      registers,
+    });
+    this.#inflightRefused = new Counter({
+      name: 'inlet_inflight_refused_total',
+      help: 'Requests answered 503 without reading their body: request bodies in memory were at --max-inflight-bytes.',
+      registers,
+    });
+    const inflightHeld = () => this.#inflightHeld?.() ?? 0;
+    new Gauge({
+      name: 'inlet_inflight_body_bytes',
+      help: 'Request body bytes held in memory (reserved) right now, all connections together.',
+      registers,
+      collect() {
+        this.set(inflightHeld());
+      },
+    });
     const queue = () => this.#queue;
     new Gauge({
       name: 'inlet_commit_pending',
@@ -237,6 +259,11 @@ export class InletMetrics {
     this.#queue = state;
   }
 
+  /** The gauge reads the request body bytes held at scrape time. */
+  watchInflight(held: () => number): void {
+    this.#inflightHeld = held;
+  }
+
   /** One message attempt by the runner. */
   messageAttempt(destination: string, outcome: MessageOutcome, seconds: number): void {
     this.#messages.labels(destination, outcome).inc();
@@ -287,6 +314,14 @@ export class InletMetrics {
 
   rejectionsDropped(count: number): void {
     this.#rejectionsDropped.inc(count);
+  }
+
+  rejectionsLimited(count: number): void {
+    this.#rejectionsLimited.inc(count);
+  }
+
+  inflightRefused(): void {
+    this.#inflightRefused.inc();
   }
 
   /** The Prometheus text exposition of `registry`. */

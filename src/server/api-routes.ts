@@ -1,13 +1,41 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { archivedOutput, publicBase, type ArchiveReader } from '../archive/archive-views.js';
 import { errorBody } from '../errors.js';
-import type { Store } from '../store/types.js';
+import type { RejectionRecord, Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionPageView, predictionView, rejectionView } from '../views.js';
 import { encodeSeqCursor } from '../store/cursor.js';
 import { InvalidQueryError, type QueryParams, parsePredictionQuery, parseSeqQuery } from './api-query.js';
 
 function notFound(reply: FastifyReply, what: string) {
   return reply.code(404).send(errorBody('not_found', `No ${what}.`));
+}
+
+/**
+ * A rejection in a list: a summary whose body is at most its first 64 KiB (the store cuts it), saying so
+ * with `body_truncated` and the whole size in `body_bytes`; `GET /api/rejections/:id` has all of it.
+ */
+function rejectionListItem(record: RejectionRecord): Record<string, unknown> {
+  if (record.bodyBytes <= record.body.length) return rejectionView(record);
+  return {
+    ...rejectionView({ ...record, body: withoutCutCharacter(record.body) }),
+    body_truncated: true,
+    body_bytes: record.bodyBytes,
+  };
+}
+
+/** Drops an incomplete UTF-8 sequence at the end of a cut body, so a cut text body stays valid text. */
+function withoutCutCharacter(body: Buffer): Buffer {
+  let continuation = 0;
+  while (
+    continuation < 3 &&
+    continuation < body.length &&
+    (body[body.length - 1 - continuation]! & 0xc0) === 0x80
+  )
+    continuation++;
+  const lead = body[body.length - 1 - continuation];
+  if (lead === undefined || lead < 0xc0) return body;
+  const length = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+  return length > continuation + 1 ? body.subarray(0, body.length - 1 - continuation) : body;
 }
 
 /** The read side of CONTRACT §5. */
@@ -59,8 +87,13 @@ export function registerApiRoutes(app: FastifyInstance, store: Store, archive?: 
     const page = await store.listRejections(parseSeqQuery(request.query as QueryParams));
     const last = page.items.at(-1);
     return {
-      data: page.items.map(rejectionView),
+      data: page.items.map(rejectionListItem),
       next_cursor: page.hasMore && last ? encodeSeqCursor(last.seq) : null,
     };
+  });
+
+  app.get<{ Params: { id: string } }>('/rejections/:id', async (request, reply) => {
+    const record = await store.getRejection(request.params.id);
+    return record ? rejectionView(record) : notFound(reply, `rejection "${request.params.id}"`);
   });
 }

@@ -19,6 +19,13 @@ import { registerApiRoutes } from './api-routes.js';
 import { registerFilesRoutes } from './files-routes.js';
 import type { ArchiveReader } from '../archive/archive-views.js';
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
+import {
+  InflightBytes,
+  InflightLimitError,
+  meterBody,
+  readBodyWithin,
+  type RequestReservation,
+} from './inflight-bytes.js';
 import { webhookPathHint } from './path-hint.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
@@ -34,7 +41,12 @@ export interface AppOptions {
   https?: { cert: Buffer; key: Buffer };
   /** Proxies whose `X-Forwarded-For` names the client address recorded for a delivery. */
   trustProxy?: TrustedProxies;
+  /** Request body bytes held in memory at once, all connections together (`--max-inflight-bytes`). */
+  maxInflightBytes?: number;
 }
+
+/** Fits a 1 GiB host with room to spare (docs/deployment.md#memory). */
+export const DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 
 export interface AppDeps {
   store: Store;
@@ -88,7 +100,8 @@ async function discardBody(
     };
     const onData = (chunk: Buffer) => {
       if (fromStart && keptBytes < bounds.keepBytes) {
-        kept.push(chunk.subarray(0, bounds.keepBytes - keptBytes));
+        // A copy: a slice would keep the socket's whole chunk alive as long as the rejection is queued.
+        kept.push(Buffer.from(chunk.subarray(0, bounds.keepBytes - keptBytes)));
         keptBytes += Math.min(chunk.length, bounds.keepBytes - keptBytes);
       }
       seen += chunk.length;
@@ -240,6 +253,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
 
   app.setErrorHandler(async (error: FastifyError, request, reply) => {
     const onWebhook = isWebhookPath(request.routeOptions.url);
+    if (error instanceof InflightLimitError) return overloaded(request, reply);
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
       const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
       // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
@@ -280,16 +294,63 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       .send(errorBody('internal_error', 'Inlet failed to handle this request; the log says why.'));
   });
 
+  // Bodies are read whole before a signature can be checked, so without a bound anyone could make Inlet
+  // hold gigabytes. Every request with a body, on any route, reserves its Content-Length before a byte
+  // of it is read (a body of unknown length, chunk by chunk as it arrives) and gives it back when the
+  // request is over, however it ends (answered, aborted, timed out: the response closes in every case).
+  const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+  deps.metrics?.watchInflight(() => inflight.held);
+  const reservations = new WeakMap<IncomingMessage, RequestReservation>();
+  const overloaded = (request: FastifyRequest, reply: FastifyReply) => {
+    if (isWebhookPath(request.routeOptions.url)) {
+      deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
+    }
+    deps.metrics?.inflightRefused();
+    deps.logger.warn(
+      { held: inflight.held, limit: inflight.limit, remoteAddress: request.socket.remoteAddress },
+      'request bodies in memory at the limit (--max-inflight-bytes): answering 503 without reading the body',
+    );
+    return reply
+      .code(503)
+      .header('retry-after', '2')
+      .header('connection', 'close')
+      .send(
+        errorBody(
+          'storage_unavailable',
+          'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.',
+        ),
+      );
+  };
+  app.addHook('onRequest', async (request, reply) => {
+    const headers = request.raw.headers;
+    const declared = headers['content-length'];
+    if (headers['transfer-encoding'] === undefined && (declared === undefined || declared === '0')) return;
+    const reservation = inflight.forRequest();
+    reservations.set(request.raw, reservation);
+    const release = () => reservation.releaseAll();
+    reply.raw.once('close', release).once('finish', release);
+    if (declared === undefined) return;
+    const length = Number(declared);
+    // Over --max-body: refused as 413 before any of it is kept, so nothing to reserve.
+    if (!Number.isSafeInteger(length) || length > options.maxBodyBytes) return;
+    if (!reservation.reserve(length)) return overloaded(request, reply);
+  });
+  app.addHook('preParsing', async (request, _reply, payload) => {
+    const reservation = reservations.get(request.raw);
+    if (reservation === undefined || request.raw.headers['content-length'] !== undefined) return payload;
+    return meterBody(payload, reservation);
+  });
+
   // The webhook, on the raw bytes: its own scope so no JSON parser ever touches the body.
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser(
-      '*',
-      { parseAs: 'buffer', bodyLimit: options.maxBodyBytes },
-      (_request, body, done) => {
-        done(null, body);
-      },
-    );
+    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: IncomingMessage) => {
+      const declared = request.raw.headers['content-length'];
+      return readBodyWithin(payload, reservations.get(request.raw) ?? inflight.forRequest(), {
+        contentLength: declared === undefined ? undefined : Number(declared),
+        maxBytes: options.maxBodyBytes,
+      });
+    });
     // Any other POST lands here rather than in the not-found handler, so its body is read raw too
     // (never parsed as JSON first) and kept in the rejections log.
     scope.post('/*', (request, reply) => notFound(request, reply));

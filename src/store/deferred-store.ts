@@ -93,6 +93,7 @@ export class DeferredStore implements Store {
   listEvents: Store['listEvents'] = async (objectId, query) => this.#store().listEvents(objectId, query);
   getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);
   listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
+  getRejection: Store['getRejection'] = async (id) => this.#store().getRejection(id);
   ping: Store['ping'] = async () => this.#store().ping();
   /** Each call goes to the connected store's log (or fails as unavailable, like the rest). */
   readonly transitions: TransitionLog = {

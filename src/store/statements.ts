@@ -398,16 +398,25 @@ export function listEventsQuery(objectId: string, query: SeqQuery): SqlQuery {
 /** Params: delivery key. */
 export const GET_EVENT_SQL = `SELECT ${EVENT_COLUMNS}, headers, body FROM events WHERE delivery_key = ?`;
 
-const REJECTION_COLUMNS = 'id, seq, received_at, code, message, remote_address, headers, body';
+/** What a list of rejections carries of each body: a summary, never the whole of a large body. */
+export const REJECTION_LIST_BODY_BYTES = 64 * 1024;
 
+const REJECTION_COLUMNS = 'id, seq, received_at, code, message, remote_address, headers, body_len';
+/** `substr` counts bytes on a BLOB (SQLite) and a bytea (PostgreSQL) alike. */
+const REJECTION_LIST_COLUMNS = `${REJECTION_COLUMNS}, substr(body, 1, ${REJECTION_LIST_BODY_BYTES}) AS body`;
+
+/** Params: rejection id. The whole body. */
+export const GET_REJECTION_SQL = `SELECT ${REJECTION_COLUMNS}, body FROM rejections WHERE id = ?`;
+
+/** Newest first; each body cut to its first `REJECTION_LIST_BODY_BYTES` (`bodyBytes` tells the whole size). */
 export function listRejectionsQuery(query: SeqQuery): SqlQuery {
   return query.after === undefined
     ? {
-        sql: `SELECT ${REJECTION_COLUMNS} FROM rejections ORDER BY seq DESC LIMIT ?`,
+        sql: `SELECT ${REJECTION_LIST_COLUMNS} FROM rejections ORDER BY seq DESC LIMIT ?`,
         params: [query.limit + 1],
       }
     : {
-        sql: `SELECT ${REJECTION_COLUMNS} FROM rejections WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
+        sql: `SELECT ${REJECTION_LIST_COLUMNS} FROM rejections WHERE seq < ? ORDER BY seq DESC LIMIT ?`,
         params: [query.after, query.limit + 1],
       };
 }
@@ -455,6 +464,7 @@ export interface RejectionRow {
   remote_address: string;
   headers: string;
   body: Uint8Array;
+  body_len: unknown;
 }
 
 export function summaryFromRow(row: SummaryRow): ObjectSummaryRecord {
@@ -511,6 +521,7 @@ export function rejectionFromRow(row: RejectionRow): RejectionRecord {
     remoteAddress: row.remote_address,
     headers: JSON.parse(row.headers) as Record<string, string>,
     body: toBuffer(row.body),
+    bodyBytes: toNumber(row.body_len),
   };
 }
 

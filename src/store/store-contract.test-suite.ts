@@ -744,6 +744,28 @@ export function runStoreContract(name: string, createStore: () => Promise<StoreF
         await store.recordRejections([], { maxRows: 0, maxBodyBytes: 0 });
         expect(await store.listRejections({ limit: 5 })).toEqual({ items: [], hasMore: false });
       });
+
+      it('lists each body cut to its first 64 KiB with its whole size; getRejection has all of it', async () => {
+        const large = Buffer.alloc(200 * 1024, 7);
+        large[64 * 1024 - 1] = 1;
+        large[64 * 1024] = 2;
+        await store.recordRejections([rejection(1, 0, { body: large }), rejection(2, 5)], NO_LIMITS);
+        const [small, cut] = (await store.listRejections({ limit: 10 })).items;
+        expect(small!.bodyBytes).toBe(5);
+        expect(small!.body.length).toBe(5);
+        expect(cut!.bodyBytes).toBe(large.length);
+        expect(cut!.body.equals(large.subarray(0, 64 * 1024))).toBe(true);
+
+        const whole = await store.getRejection(cut!.id);
+        expect(whole).toMatchObject({
+          id: cut!.id,
+          seq: cut!.seq,
+          code: 'invalid_signature',
+          bodyBytes: large.length,
+        });
+        expect(whole!.body.equals(large)).toBe(true);
+        expect(await store.getRejection('rej_unknown')).toBeUndefined();
+      });
     });
 
     describe('transitions (CONTRACT §8)', () => {

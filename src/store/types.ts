@@ -123,7 +123,9 @@ export interface RejectionRecord {
   message: string;
   remoteAddress: string;
   headers: Record<string, string>;
+  /** In a list, only the first 64 KiB (`bodyBytes` is the whole size); whole from `getRejection`. */
   body: Buffer;
+  bodyBytes: number;
 }
 
 /** What differs between dialects, as flags (never `if (postgres)` outside store/). */
@@ -156,8 +158,10 @@ export interface Store {
   /** Events of one object in the order received. */
   listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>>;
   getEvent(key: string): Promise<EventDetailRecord | undefined>;
-  /** Newest first; `after` is the seq of the last row seen. */
+  /** Newest first; `after` is the seq of the last row seen. Bodies cut to their first 64 KiB. */
   listRejections(query: SeqQuery): Promise<Page<RejectionRecord>>;
+  /** One rejection with its whole body. */
+  getRejection(id: string): Promise<RejectionRecord | undefined>;
 
   /** The transitions log ingest appends to (CONTRACT §8). */
   readonly transitions: TransitionLog;

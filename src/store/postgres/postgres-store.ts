@@ -25,6 +25,7 @@ import {
   insertRejectionParams,
   listEventsQuery,
   listPredictionsQuery,
+  GET_REJECTION_SQL,
   listRejectionsQuery,
   numberPlaceholders,
   objectStateFromRow,
@@ -550,6 +551,14 @@ export class PostgresStore implements Store {
   async listRejections(query: SeqQuery): Promise<Page<RejectionRecord>> {
     const rows = await this.#all<RejectionRow>('listing rejections', listRejectionsQuery(query));
     return toPage(rows, query.limit, rejectionFromRow);
+  }
+
+  async getRejection(id: string): Promise<RejectionRecord | undefined> {
+    const [row] = await this.#all<RejectionRow>('reading a rejection', {
+      sql: GET_REJECTION_SQL,
+      params: [id],
+    });
+    return row === undefined ? undefined : rejectionFromRow(row);
   }
 
   async ping(): Promise<void> {

@@ -18,6 +18,7 @@ import {
   GET_PREDICTION_SQL,
   listEventsQuery,
   listPredictionsQuery,
+  GET_REJECTION_SQL,
   listRejectionsQuery,
   predictionFromRow,
   rejectionFromRow,
@@ -378,6 +379,11 @@ export class SqliteStore implements Store {
   async listRejections(query: SeqQuery): Promise<Page<RejectionRecord>> {
     const rows = this.#all<RejectionRow>('listing rejections', listRejectionsQuery(query));
     return toPage(rows, query.limit, rejectionFromRow);
+  }
+
+  async getRejection(id: string): Promise<RejectionRecord | undefined> {
+    const [row] = this.#all<RejectionRow>('reading a rejection', { sql: GET_REJECTION_SQL, params: [id] });
+    return row === undefined ? undefined : rejectionFromRow(row);
   }
 
   async ping(): Promise<void> {

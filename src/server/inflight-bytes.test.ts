@@ -143,6 +143,27 @@ describe('the app’s request body accounting', () => {
     expect(await current.metrics.text()).toMatch(/^inlet_inflight_refused_total 1$/m);
   });
 
+  it('gives a reservation back when the request times out', async () => {
+    const started = await createTestInlet({
+      INLET_MAX_BODY_BYTES: '1000',
+      INLET_MAX_INFLIGHT_BYTES: '2000',
+      INLET_REQUEST_TIMEOUT_MS: '300',
+    });
+    inlet = started;
+    await started.app.listen({ port: 0, host: '127.0.0.1' });
+    const port = (started.app.server.address() as { port: number }).port;
+    const socket = stall(port);
+    const closed = new Promise<string>((resolve) => {
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('close', () => resolve(text));
+    });
+    await until(async () => (await held(started)) === body.length);
+    // Cut off by --request-timeout-ms (408): the reservation goes with it.
+    expect(await closed).toMatch(/^HTTP\/1.1 408/);
+    await until(async () => (await held(started)) === 0);
+  });
+
   it('counts a chunked body as it arrives and refuses it, with a 503, once it would pass the bound', async () => {
     const { current, port } = await start();
     const stalled = [stall(port), stall(port)];

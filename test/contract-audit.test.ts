@@ -261,7 +261,12 @@ describe('webhook edge inputs (CONTRACT §3)', () => {
     expectError(await post(big, signedHeaders(big)), 400, 'invalid_json');
     latest = await latestRejection('invalid_json');
     expect(latest.code).toBe('invalid_json');
-    expect(latest.body).toBe(big);
+    // The list carries summaries: the whole body is kept, but listed cut to 64 KiB, saying so…
+    expect(latest.body).toBe(big.slice(0, 64 * 1024));
+    expect(latest).toMatchObject({ body_truncated: true, body_bytes: big.length });
+    // …and served whole by id.
+    const one = await get(`/api/rejections/${latest.id}`);
+    expect(one.json).toMatchObject({ id: latest.id, code: 'invalid_json', body: big });
   });
 });
 

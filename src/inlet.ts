@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { createArchive, type ArchiveOptions } from './archive/index.js';
 import type { ServeConfig } from './config.js';
 import { Ingest } from './ingest/accept.js';
-import { CommitBatcher } from './ingest/commit-batcher.js';
+import { CommitBatcher, type ReadinessOptions } from './ingest/commit-batcher.js';
 import { RejectionLog } from './ingest/rejection-log.js';
 import type { DestinationConfig } from './jobs/destination-config.js';
 import { httpDestinationOf } from './jobs/destinations.js';
@@ -57,6 +57,8 @@ export interface InletJobOptions {
   pollIntervalMs?: number;
   /** The certificate and key read from `--tls-cert` / `--tls-key`: the app then speaks HTTPS. */
   https?: { cert: Buffer; key: Buffer };
+  /** When `/readyz` probes with a write (tests: a clock of their own). */
+  readiness?: ReadinessOptions;
   /** `--archive`: copy succeeded outputs' files; off when absent. */
   archive?: ArchiveOptions;
   /** Poll Replicate for objects whose deliveries stopped (`REPLICATE_API_TOKEN` set); off when absent. */
@@ -77,7 +79,12 @@ export function createInlet(
   jobOptions: InletJobOptions = {},
 ): Inlet {
   const metrics = createMetrics();
-  const batcher = new CommitBatcher(store, { commitTimeoutMs: config.commitTimeoutMs, logger, metrics });
+  const batcher = new CommitBatcher(store, {
+    commitTimeoutMs: config.commitTimeoutMs,
+    logger,
+    metrics,
+    ...(jobOptions.readiness === undefined ? {} : { readiness: jobOptions.readiness }),
+  });
   const rejections = new RejectionLog(
     store,
     { maxRows: config.maxRejections, maxBodyBytes: config.rejectionBodyBudgetBytes },

@@ -104,7 +104,7 @@ export function signedHeaders(
   };
 }
 
-/** A store whose commits fail with `StoreUnavailableError` while `isFailing()` says so. */
+/** A store whose commits (and readiness probes) fail with `StoreUnavailableError` while `isFailing()` says so. */
 export function flakyStore(store: Store, isFailing: () => boolean): Store {
   return {
     dialect: store.dialect,
@@ -126,6 +126,10 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     jobs: store.jobs,
     recover: store.recover,
     ping: () => store.ping(),
+    probeWrite: async () => {
+      if (isFailing()) throw new StoreUnavailableError('disk on fire');
+      return store.probeWrite();
+    },
     close: () => store.close(),
   };
 }

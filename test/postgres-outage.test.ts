@@ -1,20 +1,15 @@
 /**
- * PostgreSQL going away under a running `inlet serve`, and `serve` started before its database exists.
+ * PostgreSQL going away under a running `inlet serve` (a server not up yet at start, and a database that
+ * does not exist, are in serve-start-failures.test.ts).
  * Needs `npm run build` first (npm test does it).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
   deliver,
-  dropDatabase,
-  getJson,
   postgresOrSkip,
-  queryOnce,
-  randomName,
-  runInlet,
   signedDelivery,
   startServe,
-  urlOfDatabase,
   waitFor,
   type Answer,
   type Delivery,
@@ -108,41 +103,5 @@ describe.skipIf(!probe.ok)('PostgreSQL outages under inlet serve', () => {
     expect(retried.map((r) => r.status)).toEqual(refused.map(() => 200));
     const all = await db.query<{ n: string }>('SELECT count(*) AS n FROM events');
     expect(Number(all.rows[0]!.n)).toBe(sent.length);
-  });
-
-  it('serve started before its database exists listens, answers 503, then connects once it is created', async () => {
-    const name = randomName('inlet_test_late');
-    const url = urlOfDatabase(adminUrl, name);
-    cleanups.push(() => dropDatabase(adminUrl, name));
-    const server = await startServe(url, ['--commit-timeout-ms', String(COMMIT_TIMEOUT_MS)]);
-    cleanups.push(() => server.stop());
-
-    const early = signedDelivery({ id: 'late_1', status: 'starting' });
-    const refused = await deliver(server.webhookUrl, early);
-    expect(refused.status).toBe(503);
-    expect(refused.json).toMatchObject({ error: { code: 'storage_unavailable' } });
-    expect(refused.ms).toBeLessThan(ANSWER_BOUND_MS);
-    expect(await readyStatus(server)).toBe(503);
-    expect((await getJson(`${server.base}/healthz`)).status).toBe(200);
-
-    await queryOnce(adminUrl, `CREATE DATABASE ${name}`);
-    const migrated = await runInlet(['migrate', '--database', url]);
-    expect(migrated.stderr).toBe('');
-    expect(migrated.code).toBe(0);
-    // Whichever comes first, serve's next attempt or `inlet migrate`, migrates; the other finds it done.
-    expect(migrated.stdout).toMatch(/Applied migration 1 \(|Nothing to migrate/);
-
-    await waitFor(
-      '/readyz 200 once the database exists',
-      async () => (await readyStatus(server)) === 200,
-      20_000,
-    );
-    expect(await deliver(server.webhookUrl, early)).toMatchObject({
-      status: 200,
-      json: { received: true, duplicate: false },
-    });
-    // Each failed attempt was logged.
-    expect(server.output()).toMatch(/store unreachable; answering 503 and retrying/);
-    expect(server.output()).toMatch(/does not exist/);
   });
 });

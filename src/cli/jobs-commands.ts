@@ -8,7 +8,12 @@ import { destinationView, messageDetailView, messagePageView } from '../jobs/job
 import { replay, type ReplayProgress, type ReplayRequest } from '../jobs/replay.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
 import { sendTestMessage } from '../server/jobs-routes.js';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
+import {
+  DatabaseNotFoundError,
+  InvalidDatabaseUrlError,
+  StoreOpenError,
+  StoreUnavailableError,
+} from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import { MESSAGE_STATES, type MessageState } from '../store/job-types.js';
 import type { Store } from '../store/types.js';
@@ -47,6 +52,11 @@ async function withStore<T>(
     }
   } catch (error) {
     if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
+    if (error instanceof StoreOpenError) {
+      throw error.failure === 'configuration'
+        ? new UsageError(error.message)
+        : new CommandFailedError(error.message);
+    }
     if (error instanceof StoreUnavailableError) {
       throw new CommandFailedError(`Cannot open the database: ${error.message}`);
     }

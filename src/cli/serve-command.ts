@@ -15,9 +15,9 @@ import { archiveOptionsOf } from '../archive/archive-options.js';
 import { loadConfigFile } from '../config-file.js';
 import { parseReplicateApiConfig } from '../replicate/api-config.js';
 import { DeferredStore } from '../store/deferred-store.js';
-import { InvalidDatabaseUrlError } from '../store/errors.js';
+import { InvalidDatabaseUrlError, type StoreOpenError } from '../store/errors.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
-import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
+import { type CliContext, CommandFailedError, EXIT_OK, UsageError, println } from './context.js';
 import { fetchMissingSecret } from './secret-command.js';
 import { waitForStopSignal } from './signals.js';
 
@@ -59,11 +59,26 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
   // handler (without one, Node's default kills the process on the spot, skipping the graceful stop).
   const stopSignal = waitForStopSignal();
   const server = await startServer(config, logger, ctx);
-  const signal = await stopSignal;
-  logger.info({ signal }, 'shutting down: finishing in-flight requests and commits');
+  const stop = await Promise.race([
+    stopSignal.then((signal) => ({ signal })),
+    server.storeFailed.then((error) => ({ error })),
+  ]);
+  if ('error' in stop) {
+    // The database answered at last, with something no retry mends: stop rather than answer 503 forever.
+    await server.inlet.close();
+    throw stop.error;
+  }
+  logger.info({ signal: stop.signal }, 'shutting down: finishing in-flight requests and commits');
   await server.inlet.close();
   logger.info('stopped');
   ctx.setExitCode(EXIT_OK);
+}
+
+/** A store that cannot be opened for good: exit 2 for a setting to fix, 1 for the machine. */
+function storeOpenExit(error: StoreOpenError): Error {
+  return error.failure === 'configuration'
+    ? new UsageError(error.message)
+    : new CommandFailedError(error.message);
 }
 
 export interface RunningServer {
@@ -71,6 +86,8 @@ export interface RunningServer {
   /** `http://HOST:PORT` with the real port. */
   base: string;
   webhookUrl: string;
+  /** Resolves (with the error to exit with) if the store, unreachable at start, later fails for good. */
+  storeFailed: Promise<Error>;
 }
 
 /** The PEM files of `--tls-cert` / `--tls-key`, checked by building a context once (exit 2 when unusable). */
@@ -106,7 +123,10 @@ function reloadTlsOnHangup(server: TlsServer, config: ServeConfig, logger: Logge
       server.setSecureContext(files);
       logger.info({ cert: config.tlsCert }, 'TLS certificate reloaded');
     } catch (error) {
-      logger.error({ err: (error as Error).message }, 'TLS certificate not reloaded; keeping the current one');
+      logger.error(
+        { err: (error as Error).message },
+        'TLS certificate not reloaded; keeping the current one',
+      );
     }
   });
 }
@@ -184,8 +204,13 @@ export async function startServer(
     }
     throw error;
   }
-  // Usually the store opens at once; only when it cannot does serve stay up without it (answering 503).
+  // Usually the store opens at once; only when it cannot does serve stay up without it (answering 503),
+  // and only for faults that may pass: a wrong path, database or schema stops the start.
   await store.connect();
+  if (store.failure !== undefined) {
+    await inlet.close();
+    throw storeOpenExit(store.failure);
+  }
   await inlet.start();
   const port = new URL(address).port || String(config.port);
   const base = `${tls === undefined ? 'http' : 'https'}://${urlHost(config.host)}:${port}`;
@@ -195,5 +220,5 @@ export async function startServer(
     { database: store.location, api: `${base}/api/predictions`, secrets: config.secrets.length },
     'listening',
   );
-  return { inlet, base, webhookUrl };
+  return { inlet, base, webhookUrl, storeFailed: store.failed.then(storeOpenExit) };
 }

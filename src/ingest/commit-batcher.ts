@@ -6,6 +6,24 @@ import type { CommitOutcome, IncomingEvent, Store } from '../store/types.js';
 
 export type CommitResult = { ok: true; outcome: CommitOutcome } | { ok: false; reason: 'timeout' | 'error' };
 
+/** How `/readyz` learns whether the store takes writes (see `CommitBatcher.ready`). */
+export interface ReadinessOptions {
+  /** A successful write younger than this answers for readiness; older, a probe write decides. */
+  probeAfterMs?: number;
+  /** The same after a failed write: shorter, so a mended store is seen soon, traffic or not. */
+  probeAfterFailureMs?: number;
+  /** Longest wait for a probe before answering "not ready" (the probe goes on, and its outcome counts). */
+  probeTimeoutMs?: number;
+  /** The clock, in milliseconds (tests). */
+  now?: () => number;
+}
+
+export const DEFAULT_READINESS = Object.freeze({
+  probeAfterMs: 5000,
+  probeAfterFailureMs: 1000,
+  probeTimeoutMs: 2000,
+});
+
 export interface CommitBatcherOptions {
   commitTimeoutMs: number;
   /** Largest group committed in one transaction. */
@@ -15,6 +33,7 @@ export interface CommitBatcherOptions {
   maxRetryDelayMs?: number;
   logger: Logger;
   metrics?: InletMetrics;
+  readiness?: ReadinessOptions;
 }
 
 interface Pending {
@@ -45,7 +64,10 @@ export class CommitBatcher {
   #scheduled = false;
   #retryTimer: NodeJS.Timeout | undefined;
   #failures = 0;
-  #lastFailureAtMs = 0;
+  /** The outcome of the last write, a commit or a readiness probe. */
+  #lastWrite: { ok: boolean; atMs: number } | undefined;
+  #probing: Promise<boolean> | undefined;
+  readonly #readiness: Required<ReadinessOptions>;
   #idleWaiters: (() => void)[] = [];
   #transitionListeners = new Set<() => void>();
 
@@ -57,15 +79,56 @@ export class CommitBatcher {
     this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
     this.#logger = options.logger;
     this.#metrics = options.metrics;
+    this.#readiness = { ...DEFAULT_READINESS, now: Date.now, ...options.readiness };
     this.#metrics?.watchCommitQueue(this);
   }
 
-  /** False while the store is failing to commit (drives /readyz). */
+  /** False while the last write (a commit or a readiness probe) failed. */
   get healthy(): boolean {
-    if (this.#failures === 0) return true;
-    // Nothing left to commit and no failure for a commit timeout: /readyz then rests on ping alone, so an
-    // instance a load balancer took out of rotation during an outage can come back without traffic.
-    return this.pending === 0 && Date.now() - this.#lastFailureAtMs > this.#timeoutMs;
+    return this.#lastWrite?.ok !== false;
+  }
+
+  /**
+   * Whether the store takes writes now (`/readyz`): the outcome of the last commit while it is recent,
+   * else of a probe write through the same path (one at a time, however many ask). Every kind of
+   * failure counts, not only those classed "unavailable": a write that fails is a write that fails.
+   */
+  async ready(): Promise<boolean> {
+    const { probeAfterMs, probeAfterFailureMs, probeTimeoutMs, now } = this.#readiness;
+    const last = this.#lastWrite;
+    if (last !== undefined && now() - last.atMs < (last.ok ? probeAfterMs : probeAfterFailureMs)) {
+      return last.ok;
+    }
+    this.#probing ??= this.#probe().finally(() => (this.#probing = undefined));
+    let timer: NodeJS.Timeout | undefined;
+    const tooSlow = new Promise<boolean>(
+      (resolve) => (timer = setTimeout(() => resolve(false), probeTimeoutMs)),
+    );
+    try {
+      return await Promise.race([this.#probing, tooSlow]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #probe(): Promise<boolean> {
+    try {
+      await this.#store.probeWrite();
+      if (this.#lastWrite?.ok === false)
+        this.#logger.info('a probe write worked: the store takes writes again');
+      this.#wrote(true);
+      return true;
+    } catch (error) {
+      if (this.#lastWrite?.ok !== false) {
+        this.#logger.warn({ err: (error as Error).message }, 'a probe write failed: not ready');
+      }
+      this.#wrote(false);
+      return false;
+    }
+  }
+
+  #wrote(ok: boolean): void {
+    this.#lastWrite = { ok, atMs: this.#readiness.now() };
   }
 
   /**
@@ -148,6 +211,7 @@ export class CommitBatcher {
     try {
       const outcomes = await this.#store.commitEvents(batch.map((p) => p.event));
       this.#metrics?.commitBatch(batch.length, (performance.now() - startedAt) / 1000);
+      this.#wrote(true);
       this.#recovered();
       batch.forEach((p, i) => {
         const outcome = outcomes[i];
@@ -157,6 +221,7 @@ export class CommitBatcher {
     } catch (error) {
       this.#metrics?.commitBatch(batch.length, (performance.now() - startedAt) / 1000);
       this.#metrics?.storeError('commit');
+      this.#wrote(false);
       if (error instanceof StoreUnavailableError) {
         this.#failed(error);
         this.#queue.unshift(...batch);
@@ -181,10 +246,12 @@ export class CommitBatcher {
       try {
         const outcomes = await this.#store.commitEvents([p.event]);
         const [outcome] = outcomes;
+        this.#wrote(true);
         this.#settle(p, outcome ? { ok: true, outcome } : { ok: false, reason: 'error' });
         this.#committed(outcomes);
       } catch (error) {
         this.#metrics?.storeError('commit');
+        this.#wrote(false);
         this.#logger.error({ err: error, deliveryId: p.event.key }, 'commit failed');
         this.#settle(p, { ok: false, reason: 'error' });
       }
@@ -193,7 +260,6 @@ export class CommitBatcher {
 
   #failed(error: StoreUnavailableError): void {
     this.#failures++;
-    this.#lastFailureAtMs = Date.now();
     const delay = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 10));
     if (this.#failures === 1 || this.#failures % 50 === 0) {
       this.#logger.warn(

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { StoreUnavailableError } from './errors.js';
+import { StoreOpenError, StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
 import type { TransitionLog } from './transition-types.js';
@@ -8,7 +8,9 @@ import type { Store, StoreCapabilities } from './types.js';
 /**
  * A store that may not be reachable yet: `serve` listens at once and answers 503 until the first
  * connection succeeds, retrying in the background (CONTRACT §2). Nothing is opened before `connect()`,
- * so a `serve` that cannot even listen never touches (or creates) its database.
+ * so a `serve` that cannot even listen never touches (or creates) its database. A failure no retry can
+ * mend (`StoreOpenError`: a wrong path, a database that does not exist, a foreign schema) ends the
+ * retries and resolves `failed`.
  */
 export class DeferredStore implements Store {
   readonly location: string;
@@ -17,6 +19,10 @@ export class DeferredStore implements Store {
   #retryTimer: NodeJS.Timeout | undefined;
   #wake: (() => void) | undefined;
   #firstAttempt: Promise<void> | undefined;
+  #failure: StoreOpenError | undefined;
+  #reportFailure: (error: StoreOpenError) => void = () => undefined;
+  /** Resolves when opening failed for good (never, when the store opens or only passing faults occur). */
+  readonly failed = new Promise<StoreOpenError>((resolve) => (this.#reportFailure = resolve));
   readonly #open: () => Promise<Store>;
   readonly #logger: Logger;
 
@@ -48,6 +54,11 @@ export class DeferredStore implements Store {
     return this.#inner !== undefined;
   }
 
+  /** Why opening failed for good, once it has. */
+  get failure(): StoreOpenError | undefined {
+    return this.#failure;
+  }
+
   async #connect(attempt: number, firstAttemptDone: () => void): Promise<void> {
     const logger = this.#logger;
     try {
@@ -61,6 +72,16 @@ export class DeferredStore implements Store {
       firstAttemptDone();
       if (attempt > 1) logger.info({ attempt, location: this.location }, 'store connected');
     } catch (error) {
+      if (error instanceof StoreOpenError) {
+        this.#failure = error;
+        logger.error(
+          { err: error.message, attempt, location: this.location },
+          'store cannot be opened; not retrying',
+        );
+        this.#reportFailure(error);
+        firstAttemptDone();
+        return;
+      }
       firstAttemptDone();
       if (this.#closed) return;
       const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
@@ -79,6 +100,8 @@ export class DeferredStore implements Store {
   }
 
   #store(): Store {
+    if (this.#failure !== undefined)
+      throw new StoreUnavailableError(this.#failure.message, { cause: this.#failure });
     if (this.#inner === undefined)
       throw new StoreUnavailableError(`The store at ${this.location} is not connected yet.`);
     return this.#inner;
@@ -95,6 +118,7 @@ export class DeferredStore implements Store {
   listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
   getRejection: Store['getRejection'] = async (id) => this.#store().getRejection(id);
   ping: Store['ping'] = async () => this.#store().ping();
+  probeWrite: Store['probeWrite'] = async () => this.#store().probeWrite();
   /** Each call goes to the connected store's log (or fails as unavailable, like the rest). */
   readonly transitions: TransitionLog = {
     listTransitions: async (query) => this.#store().transitions.listTransitions(query),

@@ -4,7 +4,13 @@ import type { OpenStoreOptions } from './options.js';
 import { maskPostgresUrl, parsePostgresUrl } from './postgres/url.js';
 import type { Store } from './types.js';
 
-export { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from './errors.js';
+export {
+  DatabaseNotFoundError,
+  InvalidDatabaseUrlError,
+  StoreOpenError,
+  StoreUnavailableError,
+  type StoreOpenFailure,
+} from './errors.js';
 export { OPEN_MODES, type OpenMode, type OpenStoreOptions, type StoreLogger } from './options.js';
 export type * from './types.js';
 

@@ -228,3 +228,99 @@ export function planMigrations(appliedIds: Iterable<number>, migrations = MIGRAT
     unknown: [...applied].filter((id) => !known.has(id)).sort((a, b) => a - b),
   };
 }
+
+/** What a migration's statements create: whole tables, and columns added to tables already there. */
+interface SchemaChanges {
+  tables: Map<string, string[]>;
+  addedColumns: [table: string, column: string][];
+}
+
+// The type spellings do not matter for names; any dialect's will do.
+const NAME_TYPES: DialectTypes = { blob: 'BLOB', bigint: 'BIGINT', serialPrimaryKey: 'BIGINT PRIMARY KEY' };
+const CREATE_TABLE = /^CREATE TABLE (?:IF NOT EXISTS )?(\w+) \(([\s\S]*)\)$/;
+const ADD_COLUMN = /^ALTER TABLE (\w+) ADD COLUMN (\w+)/;
+const TABLE_CONSTRAINTS = new Set(['PRIMARY', 'UNIQUE', 'FOREIGN', 'CHECK', 'CONSTRAINT']);
+
+function schemaChanges(statements: readonly string[]): SchemaChanges {
+  const changes: SchemaChanges = { tables: new Map(), addedColumns: [] };
+  for (const statement of statements) {
+    const created = CREATE_TABLE.exec(statement.trim());
+    if (created !== null) {
+      const columns = created[2]!
+        .split(/,\s*\n/)
+        .map((line) => line.trim().split(/\s+/)[0] ?? '')
+        .filter((word) => word !== '' && !TABLE_CONSTRAINTS.has(word.toUpperCase()));
+      changes.tables.set(created[1]!, columns);
+      continue;
+    }
+    const added = ADD_COLUMN.exec(statement.trim());
+    if (added !== null) changes.addedColumns.push([added[1]!, added[2]!]);
+  }
+  return changes;
+}
+
+/** The tables (and their columns) Inlet's schema has once `migrations` are applied. */
+export function schemaColumns(migrations: readonly Migration[] = MIGRATIONS): Map<string, Set<string>> {
+  const schema = new Map<string, Set<string>>();
+  const apply = ({ tables, addedColumns }: SchemaChanges) => {
+    for (const [table, columns] of tables) schema.set(table, new Set(columns));
+    for (const [table, column] of addedColumns) schema.get(table)?.add(column);
+  };
+  apply(schemaChanges([createSchemaMigrationsSql(NAME_TYPES)]));
+  for (const migration of migrations) apply(schemaChanges(migration.up(NAME_TYPES)));
+  return schema;
+}
+
+/** Every table name Inlet's schema uses, for reading what a database holds before migrating it. */
+export const INLET_TABLE_NAMES: readonly string[] = [...schemaColumns().keys()];
+
+/** Tables found in a database: name → its column names (absent: no such table). */
+export type FoundTables = ReadonlyMap<string, ReadonlySet<string>>;
+
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, 4).join(', ');
+  return names.length > 4 ? `${shown}, …` : shown;
+}
+
+/** Whether `schema_migrations` is Inlet's own (checked before reading the applied ids from it). */
+export function foreignMigrationsTable(found: FoundTables): string | undefined {
+  const have = found.get(SCHEMA_MIGRATIONS_TABLE);
+  if (have === undefined) return undefined;
+  const missing = [...(schemaColumns([]).get(SCHEMA_MIGRATIONS_TABLE) ?? [])].filter((c) => !have.has(c));
+  return missing.length === 0
+    ? undefined
+    : `its table "${SCHEMA_MIGRATIONS_TABLE}" has other columns (no ${listed(missing)})`;
+}
+
+/**
+ * What makes the tables found not the Inlet schema that `applied` says they are (so migrating would
+ * fail or write into someone else's tables), in words; undefined when they are Inlet's.
+ */
+export function foreignSchemaProblem(
+  found: FoundTables,
+  applied: readonly number[],
+  migrations: readonly Migration[] = MIGRATIONS,
+): string | undefined {
+  const foreignTable = foreignMigrationsTable(found);
+  if (foreignTable !== undefined) return foreignTable;
+  const done = new Set(applied);
+  for (const [table, columns] of schemaColumns(migrations.filter((m) => done.has(m.id)))) {
+    if (table === SCHEMA_MIGRATIONS_TABLE && done.size === 0) continue;
+    const have = found.get(table);
+    if (have === undefined) return `it has no table "${table}", which its recorded migrations created`;
+    const missing = [...columns].filter((c) => !have.has(c));
+    if (missing.length > 0) return `its table "${table}" has other columns (no ${listed(missing)})`;
+  }
+  for (const migration of migrations.filter((m) => !done.has(m.id))) {
+    const { tables, addedColumns } = schemaChanges(migration.up(NAME_TYPES));
+    for (const table of tables.keys()) {
+      if (found.has(table)) return `it has a table "${table}" that Inlet did not create`;
+    }
+    for (const [table, column] of addedColumns) {
+      if (found.get(table)?.has(column) === true) {
+        return `its table "${table}" has a column "${column}" that Inlet did not add`;
+      }
+    }
+  }
+  return undefined;
+}

@@ -172,5 +172,10 @@ export interface Store {
 
   /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;
+  /**
+   * Resolves when a write through the commit path works now, leaving nothing behind (readiness when no
+   * delivery was committed lately); throws what a commit would throw otherwise.
+   */
+  probeWrite(): Promise<void>;
   close(): Promise<void>;
 }

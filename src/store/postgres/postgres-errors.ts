@@ -1,4 +1,4 @@
-import { StoreUnavailableError } from '../errors.js';
+import { StoreOpenError, StoreUnavailableError } from '../errors.js';
 
 /** SQLSTATE classes that mean "the database cannot answer now", not a bug in our SQL. */
 const UNAVAILABLE_CLASSES = new Set([
@@ -95,4 +95,44 @@ export function toStoreError(error: unknown, doing: string, location: string): E
     );
   }
   return error instanceof Error ? error : new Error(String(error));
+}
+
+const FIX_SETTING = '--database (DATABASE_URL)';
+
+/** The driver error inside a wrapped one, whose SQLSTATE tells what went wrong. */
+function driverError(error: unknown): unknown {
+  return error instanceof StoreUnavailableError && error.cause !== undefined ? error.cause : error;
+}
+
+/**
+ * Why `serve` could not open the PostgreSQL database at `location`: `StoreUnavailableError` when
+ * trying again may work (the server is down or starting), else `StoreOpenError` in words.
+ */
+export function openFailure(error: unknown, location: string): Error {
+  if (error instanceof StoreOpenError) return error;
+  const cause = driverError(error);
+  const code = errorCode(cause) ?? '';
+  const said = cause instanceof Error ? cause.message : String(cause);
+  const permanent = (hint: string, failure: 'configuration' | 'environment') =>
+    new StoreOpenError(`${location}: ${said} — ${hint}`, failure, { cause });
+  if (code === '3D000')
+    return permanent(`create it (createdb, or CREATE DATABASE) or fix ${FIX_SETTING}`, 'configuration');
+  if (code === '28000' || code === '28P01') {
+    return permanent(
+      `fix the user or password in ${FIX_SETTING}, or create the role and let it connect`,
+      'configuration',
+    );
+  }
+  if (code === '3F000')
+    return permanent(`create the schema, or fix the search_path in ${FIX_SETTING}`, 'configuration');
+  if (code === '42501') {
+    return permanent(
+      'grant this role what Inlet needs (CREATE on its schema, and SELECT, INSERT, UPDATE, DELETE on its tables), or run `inlet migrate` as their owner',
+      'environment',
+    );
+  }
+  if (isPostgresUnavailable(error)) return toStoreError(error, 'opening', location);
+  return new StoreOpenError(`${location} cannot be opened (${describePostgresError(cause)})`, 'environment', {
+    cause,
+  });
 }

@@ -10,7 +10,12 @@ import {
   type TestDatabase,
 } from '../../../test/pg-helpers.js';
 import type { ReplicateObject } from '../../replicate/types.js';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../errors.js';
+import {
+  DatabaseNotFoundError,
+  InvalidDatabaseUrlError,
+  StoreOpenError,
+  StoreUnavailableError,
+} from '../errors.js';
 import { openStore } from '../index.js';
 import { MIGRATIONS } from '../migrations.js';
 import { makeEvent, runStoreContract } from '../store-contract.test-suite.js';
@@ -338,15 +343,14 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
       expect(performance.now() - startedAt).toBeLessThan(3000);
     });
 
-    it('reports a database that does not exist yet as StoreUnavailableError saying so', async () => {
-      const error = await openStore(
-        urlOfDatabase(adminUrl, `inlet_missing_${randomBytes(4).toString('hex')}`),
-        {
-          mode: 'serve',
-        },
-      ).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(StoreUnavailableError);
-      expect((error as Error).message).toMatch(/does not exist/);
+    it('reports a database that does not exist as a StoreOpenError to fix, saying so', async () => {
+      const name = `inlet_missing_${randomBytes(4).toString('hex')}`;
+      const error = await openStore(urlOfDatabase(adminUrl, name), { mode: 'serve' }).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StoreOpenError);
+      expect((error as StoreOpenError).failure).toBe('configuration');
+      expect((error as Error).message).toContain(`database "${name}" does not exist — create it`);
     });
 
     it('rejects a URL that does not parse, without echoing it', async () => {

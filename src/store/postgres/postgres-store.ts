@@ -1,13 +1,24 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import type { PoolClient, PoolConfig, QueryResultRow } from 'pg';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../errors.js';
+import {
+  DatabaseNotFoundError,
+  foreignSchemaError,
+  InvalidDatabaseUrlError,
+  newerSchemaError,
+  StoreUnavailableError,
+} from '../errors.js';
 import {
   createSchemaMigrationsSql,
+  foreignMigrationsTable,
+  foreignSchemaProblem,
+  INLET_TABLE_NAMES,
   INSERT_APPLIED_MIGRATION_SQL,
   planMigrations,
+  SCHEMA_MIGRATIONS_TABLE,
   SELECT_APPLIED_MIGRATIONS_SQL,
   type DialectTypes,
+  type FoundTables,
 } from '../migrations.js';
 import { foldBatch, type ObjectState } from '../object-state.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
@@ -71,8 +82,10 @@ import {
   describePostgresError,
   isPostgresUnavailable,
   isRetryableConflict,
+  openFailure,
   toStoreError,
 } from './postgres-errors.js';
+import { readinessProbeEvent } from '../readiness-probe.js';
 import { PostgresJobs, TRANSITIONS_CHANNEL } from './postgres-jobs.js';
 import type { RecoverStore } from '../recover-types.js';
 import { createPostgresRecoverStore } from './postgres-recover.js';
@@ -122,6 +135,8 @@ export const DEFAULT_POSTGRES_SETTINGS = Object.freeze({
 const COMMIT_ATTEMPTS = 4;
 const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
 const ROLLBACK_WAIT_MS = 1000;
+/** Thrown by a readiness probe's work so its transaction rolls back. */
+const PROBE_ROLLBACK = new Error('readiness probe done; rolling back');
 
 /** Opens a pool on `url`; in `serve` mode runs the migrations (under an advisory lock) first. */
 export async function openPostgresStore(url: string, options: PostgresStoreOptions): Promise<PostgresStore> {
@@ -185,23 +200,14 @@ function createPool(url: string, options: PostgresStoreOptions): pg.Pool {
 }
 
 function openError(error: unknown, location: string, mode: OpenStoreOptions['mode']): Error {
-  if (
-    error instanceof DatabaseNotFoundError ||
-    error instanceof InvalidDatabaseUrlError ||
-    error instanceof StoreUnavailableError
-  ) {
-    return error;
-  }
+  if (error instanceof DatabaseNotFoundError || error instanceof InvalidDatabaseUrlError) return error;
+  // Serve (and migrate) tell a fault that may pass from one that needs a person (CONTRACT §2 retries only the former).
+  if (mode === 'serve') return openFailure(error, location);
+  if (error instanceof StoreUnavailableError) return error;
   if ((error as { code?: unknown }).code === '3D000') {
-    if (mode === 'read') {
-      return new DatabaseNotFoundError(`No PostgreSQL database at ${location} (nothing was created).`, {
-        cause: error,
-      });
-    }
-    return new StoreUnavailableError(
-      `PostgreSQL database ${location} does not exist: create it (createdb, or CREATE DATABASE); Inlet creates its tables but never the database.`,
-      { cause: error },
-    );
+    return new DatabaseNotFoundError(`No PostgreSQL database at ${location} (nothing was created).`, {
+      cause: error,
+    });
   }
   return toStoreError(error, 'opening', location);
 }
@@ -221,16 +227,18 @@ async function migrate(pool: pg.Pool, location: string, logger: StoreLogger | un
     await client.query(
       "SELECT pg_advisory_xact_lock(hashtextextended('inlet.migrations.' || current_schema(), 0))",
     );
+    const found = await postgresTables(client);
+    const appliedIds = async () =>
+      (await client.query<{ id: unknown }>(SELECT_APPLIED_MIGRATIONS_SQL)).rows.map((r) => toNumber(r.id));
+    // Its own columns first: the applied ids are read from it.
+    const problem =
+      foreignMigrationsTable(found) ??
+      foreignSchemaProblem(found, found.has(SCHEMA_MIGRATIONS_TABLE) ? await appliedIds() : []);
+    if (problem !== undefined) throw foreignSchemaError(location, problem);
     await client.query(createSchemaMigrationsSql(POSTGRES_TYPES));
-    const applied = (await client.query<{ id: unknown }>(SELECT_APPLIED_MIGRATIONS_SQL)).rows.map((r) =>
-      toNumber(r.id),
-    );
+    const applied = await appliedIds();
     const plan = planMigrations(applied);
-    if (plan.unknown.length > 0) {
-      throw new Error(
-        `PostgreSQL database ${location} was migrated by a newer Inlet (unknown migrations ${plan.unknown.join(', ')}); upgrade Inlet`,
-      );
-    }
+    if (plan.unknown.length > 0) throw newerSchemaError(location, plan.unknown);
     for (const migration of plan.pending) {
       for (const statement of migration.up(POSTGRES_TYPES)) await client.query(statement);
       await client.query(numberPlaceholders(INSERT_APPLIED_MIGRATION_SQL), [
@@ -251,6 +259,25 @@ async function migrate(pool: pg.Pool, location: string, logger: StoreLogger | un
     client.removeListener('error', onError);
     client.release(broken ?? false);
   }
+}
+
+/** Inlet's tables as the current schema holds them (where Inlet creates its own). */
+async function postgresTables(client: PoolClient): Promise<FoundTables> {
+  const { rows } = await client.query<{ table_name: string; column_name: string }>(
+    `SELECT c.relname AS table_name, a.attname AS column_name
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = current_schema() AND c.relname = ANY($1::text[])`,
+    [INLET_TABLE_NAMES],
+  );
+  const found = new Map<string, Set<string>>();
+  for (const row of rows) {
+    const columns = found.get(row.table_name) ?? new Set<string>();
+    columns.add(row.column_name);
+    found.set(row.table_name, columns);
+  }
+  return found;
 }
 
 async function checkInletTables(
@@ -578,6 +605,22 @@ export class PostgresStore implements Store {
       await Promise.race([this.#all('answering a ping', { sql: 'SELECT 1', params: [] }), timeout]);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * One delivery through the whole commit path (event, object, transition), then rolled back: the
+   * connection, the role's rights on each table and a read-only server all show, and nothing stays.
+   */
+  async probeWrite(): Promise<void> {
+    const sequence = this.#writableSequence();
+    try {
+      await this.#transaction('probing writes', async (client) => {
+        await this.#commitBatch(client, [readinessProbeEvent()], sequence);
+        throw PROBE_ROLLBACK;
+      });
+    } catch (error) {
+      if (error !== PROBE_ROLLBACK) throw error;
     }
   }
 

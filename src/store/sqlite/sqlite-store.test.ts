@@ -6,7 +6,7 @@ import { join, relative } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ReplicateObject } from '../../replicate/types.js';
-import { DatabaseNotFoundError, StoreUnavailableError } from '../errors.js';
+import { DatabaseNotFoundError, StoreOpenError, StoreUnavailableError } from '../errors.js';
 import { openStore } from '../index.js';
 import { MIGRATIONS } from '../migrations.js';
 import { makeEvent, runStoreContract } from '../store-contract.test-suite.js';
@@ -250,12 +250,32 @@ describe('SqliteStore specifics', () => {
     await expect(openSqliteStore(path, { mode: 'serve' })).rejects.toThrow(/newer Inlet.*999/);
   });
 
-  it('reports an unusable location as StoreUnavailableError', async () => {
+  it('reports a location that can never hold the file as a StoreOpenError to fix, not a passing fault', async () => {
     const file = join(dir, 'a-file');
     await writeFile(file, 'x');
-    await expect(openSqliteStore(join(file, 'inlet.db'), { mode: 'serve' })).rejects.toBeInstanceOf(
-      StoreUnavailableError,
-    );
+    for (const path of [join(file, 'inlet.db'), dir]) {
+      const error = await openSqliteStore(path, { mode: 'serve' }).catch((e: unknown) => e);
+      expect(error, path).toBeInstanceOf(StoreOpenError);
+      expect((error as StoreOpenError).failure, path).toBe('configuration');
+    }
+  });
+
+  it('probes writes through the events table and the WAL sync, leaving no row', async () => {
+    const path = join(dir, 'probe.db');
+    const store = track(await openSqliteStore(path, { mode: 'serve' }));
+    await store.commitEvents([makeEvent('e1', started('p1'))]);
+    await store.probeWrite();
+    await store.probeWrite();
+    const other = new Database(path);
+    try {
+      expect(other.prepare('SELECT delivery_key FROM events').pluck().all()).toEqual(['e1']);
+      other.exec("CREATE TRIGGER refuse BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'refused'); END");
+      await expect(store.probeWrite()).rejects.toThrow(/refused/);
+      other.exec('DROP TRIGGER refuse');
+      await store.probeWrite();
+    } finally {
+      other.close();
+    }
   });
 
   it('serves an in-memory database', async () => {

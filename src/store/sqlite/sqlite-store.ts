@@ -1,13 +1,24 @@
 import { mkdirSync, statSync, type Stats } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { DatabaseNotFoundError, StoreUnavailableError } from '../errors.js';
+import {
+  DatabaseNotFoundError,
+  foreignSchemaError,
+  newerSchemaError,
+  StoreOpenError,
+  StoreUnavailableError,
+} from '../errors.js';
 import {
   createSchemaMigrationsSql,
+  foreignMigrationsTable,
+  foreignSchemaProblem,
+  INLET_TABLE_NAMES,
   INSERT_APPLIED_MIGRATION_SQL,
   planMigrations,
+  SCHEMA_MIGRATIONS_TABLE,
   SELECT_APPLIED_MIGRATIONS_SQL,
   type DialectTypes,
+  type FoundTables,
 } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
@@ -16,6 +27,8 @@ import {
   eventFromRow,
   GET_EVENT_SQL,
   GET_PREDICTION_SQL,
+  INSERT_EVENT_SQL,
+  insertEventParams,
   listEventsQuery,
   listPredictionsQuery,
   GET_REJECTION_SQL,
@@ -52,7 +65,8 @@ import type {
   StoreCapabilities,
 } from '../types.js';
 import type { RecoverStore } from '../recover-types.js';
-import { toStoreError } from './sqlite-errors.js';
+import { openFailure, toStoreError } from './sqlite-errors.js';
+import { readinessProbeEvent } from '../readiness-probe.js';
 import { SqliteJobs } from './sqlite-jobs.js';
 import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
@@ -100,6 +114,7 @@ const MAX_CACHED_STATEMENTS = 64;
 /** Deliveries remembered as committed but never answered 200 (a failed WAL sync), newest kept. */
 const MAX_UNANSWERED = 100_000;
 const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
+const DELETE_EVENT_SQL = 'DELETE FROM events WHERE delivery_key = ?';
 
 export interface SqlitePragmas {
   journalMode: string;
@@ -120,11 +135,14 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
   let db: Database.Database | undefined;
   try {
     if (location !== MEMORY_PATH) {
+      assertFileOrNothing(location);
       mkdirSync(dirname(location), { recursive: true });
       restoreKeptWal(location, options.logger);
     }
     db = new Database(location);
     db.pragma(`busy_timeout = ${MIGRATION_BUSY_TIMEOUT_MS}`);
+    // Before anything is written (WAL mode included): someone else's tables are left as they are.
+    checkInletSchema(db, location);
     // WAL: readers (the CLI) never block the writer and see only committed data.
     const journalMode = db.pragma('journal_mode = WAL', { simple: true });
     if (journalMode !== 'wal' && location !== MEMORY_PATH) {
@@ -148,16 +166,44 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     return new SqliteStore(db, location, 'serve', { writer: new SqliteWriter(db), wal, checkpoints });
   } catch (error) {
     db?.close();
-    if (isFsError(error)) {
-      throw new StoreUnavailableError(
-        `Cannot create the directory of SQLite database ${location} (${error.code})`,
-        {
-          cause: error,
-        },
-      );
-    }
-    throw toStoreError(error, 'opening', location);
+    throw openFailure(error, location);
   }
+}
+
+/** A directory (or a device) where the database file should be is a wrong setting, not a passing fault. */
+function assertFileOrNothing(location: string): void {
+  const stat = statSync(location, { throwIfNoEntry: false });
+  if (stat === undefined || stat.isFile()) return;
+  const what = stat.isDirectory() ? 'a directory' : 'not a regular file';
+  const example = stat.isDirectory() ? `, e.g. ${join(location, 'inlet.db')}` : '';
+  throw new StoreOpenError(
+    `${location} is ${what}, not a database file — point --database (DATABASE_URL) at a file${example}`,
+    'configuration',
+  );
+}
+
+/** Inlet's tables as the file holds them (none in a new file). */
+function sqliteTables(db: Database.Database): FoundTables {
+  const columnsOf = db.prepare<[string], string>('SELECT name FROM pragma_table_info(?)').pluck();
+  const found = new Map<string, Set<string>>();
+  for (const table of INLET_TABLE_NAMES) {
+    const columns = columnsOf.all(table);
+    if (columns.length > 0) found.set(table, new Set(columns));
+  }
+  return found;
+}
+
+function checkInletSchema(db: Database.Database, location: string): void {
+  const found = sqliteTables(db);
+  // Its own columns first: the applied ids are read from it.
+  const problem =
+    foreignMigrationsTable(found) ??
+    foreignSchemaProblem(found, found.has(SCHEMA_MIGRATIONS_TABLE) ? appliedMigrations(db) : []);
+  if (problem !== undefined) throw foreignSchemaError(location, problem);
+}
+
+function appliedMigrations(db: Database.Database): number[] {
+  return (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) => toNumber(r.id));
 }
 
 function openForRead(location: string, options: SqliteStoreOptions): SqliteStore {
@@ -224,9 +270,7 @@ function migrate(db: Database.Database, location: string, logger: StoreLogger | 
     );
     const plan = planMigrations(applied);
     if (plan.unknown.length > 0) {
-      throw new Error(
-        `SQLite database ${location} was migrated by a newer Inlet (unknown migrations ${plan.unknown.join(', ')}); upgrade Inlet`,
-      );
+      throw newerSchemaError(location, plan.unknown);
     }
     const record = db.prepare(INSERT_APPLIED_MIGRATION_SQL);
     for (const migration of plan.pending) {
@@ -237,12 +281,6 @@ function migrate(db: Database.Database, location: string, logger: StoreLogger | 
   });
   const done = applyAll.immediate();
   if (done.length > 0) logger?.info({ location, migrations: done }, 'Applied database migrations');
-}
-
-function isFsError(error: unknown): error is NodeJS.ErrnoException & { code: string } {
-  return (
-    error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string' && 'syscall' in error
-  );
 }
 
 type Statement = Database.Statement<SqlValue[]>;
@@ -276,6 +314,7 @@ export class SqliteStore implements Store {
   #getPrediction: Statement;
   #getEvent: Statement;
   #ping: Statement;
+  #probe: Database.Transaction<(event: IncomingEvent) => void> | undefined;
 
   /** Use `openSqliteStore`: it sets the pragmas and migrates first. */
   constructor(
@@ -315,10 +354,12 @@ export class SqliteStore implements Store {
     let outcomes: CommitOutcome[] = [];
     try {
       await this.#write('committing events', events.length, (writer) => {
-        outcomes = writer.commitEvents(events, (key) => unanswered.has(key)).map((outcome, i) => {
-          const first = outcome.duplicate ? unanswered.get(events[i]!.key) : undefined;
-          return first ?? outcome;
-        });
+        outcomes = writer
+          .commitEvents(events, (key) => unanswered.has(key))
+          .map((outcome, i) => {
+            const first = outcome.duplicate ? unanswered.get(events[i]!.key) : undefined;
+            return first ?? outcome;
+          });
       });
     } catch (error) {
       // Written, but the WAL sync failed: remember what each new row's commit decided.
@@ -354,7 +395,10 @@ export class SqliteStore implements Store {
   }
 
   async countPredictions(): Promise<number> {
-    const [row] = this.#all<{ n: unknown }>('counting predictions', { sql: COUNT_PREDICTIONS_SQL, params: [] });
+    const [row] = this.#all<{ n: unknown }>('counting predictions', {
+      sql: COUNT_PREDICTIONS_SQL,
+      params: [],
+    });
     return toNumber(row?.n ?? 0);
   }
 
@@ -391,6 +435,22 @@ export class SqliteStore implements Store {
     const failure = this.#writing?.checkpoints?.failure;
     if (failure !== undefined) throw failure;
     this.#run('answering a ping', () => this.#ping.get());
+  }
+
+  /**
+   * A delivery row inserted and deleted in one transaction, committed and synced like a delivery: the
+   * lock, the events table with its indexes, the WAL and the disk all take a write, and no row stays
+   * (only its seq is skipped).
+   */
+  async probeWrite(): Promise<void> {
+    const event = readinessProbeEvent();
+    await this.#write('probing writes', 1, () => {
+      this.#probe ??= this.#db.transaction((probe: IncomingEvent) => {
+        this.#db.prepare<SqlValue[]>(INSERT_EVENT_SQL).run(...insertEventParams(probe));
+        this.#db.prepare<SqlValue[]>(DELETE_EVENT_SQL).run(probe.key);
+      });
+      this.#probe.immediate(event);
+    });
   }
 
   async close(): Promise<void> {

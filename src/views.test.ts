@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { TransitionRecord } from './store/transition-types.js';
 import type { ObjectRecord } from './store/types.js';
-import { predictionView, transitionDataView } from './views.js';
+import { predictionSummaryView, predictionView, transitionDataView } from './views.js';
 
 describe('transitionDataView', () => {
   it('shows a transition’s object exactly as GET /api/predictions/:id shows the folded state', () => {
@@ -53,5 +53,30 @@ describe('transitionDataView', () => {
       last_received_at: '1970-01-01T00:00:05.000Z',
       extra_field: 1,
     });
+  });
+
+  it('keeps fields named __proto__, constructor and toString as fields, at the top and inside', () => {
+    const text =
+      '{"id":"p2","status":"succeeded","input":{"__proto__":{"a":1},"constructor":"c"},' +
+      '"__proto__":{"top":1},"constructor":"top","toString":"t"}';
+    const record: ObjectRecord = {
+      kind: 'prediction',
+      eventCount: 1,
+      firstReceivedAtMs: 1000,
+      lastReceivedAtMs: 1000,
+      id: 'p2',
+      status: 'succeeded',
+      model: null,
+      conflictCount: 0,
+      summary: JSON.parse(text) as Record<string, unknown>,
+      object: JSON.parse(text) as ObjectRecord['object'],
+      winningEventKey: 'msg_2',
+    };
+    const view = JSON.stringify(predictionView(record));
+    expect(view).toContain('"input":{"__proto__":{"a":1},"constructor":"c"}');
+    expect(view).toContain('"__proto__":{"top":1},"constructor":"top","toString":"t"');
+    expect(Object.getPrototypeOf(predictionView(record))).toBe(Object.prototype);
+    const summary = JSON.stringify(predictionSummaryView(record));
+    expect(summary).toContain('"__proto__":{"top":1},"constructor":"top","toString":"t"');
   });
 });

@@ -33,15 +33,23 @@ const REPLICATE_FIELDS = [
   'urls',
 ] as const;
 
+/**
+ * Sets an own property whatever its name: `out[name] = value` would set the prototype for `__proto__`
+ * (and the field would vanish from the JSON), and `name in out` is true for `constructor`, `toString`….
+ */
+export function setOwn(out: Record<string, unknown>, name: string, value: unknown): void {
+  Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function withReplicateFields(source: Record<string, unknown>, skipHeavy: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const field of REPLICATE_FIELDS) {
     if (skipHeavy && SUMMARY_OMITTED_FIELDS.has(field)) continue;
-    out[field] = source[field] ?? null;
+    out[field] = (Object.hasOwn(source, field) ? source[field] : undefined) ?? null;
   }
   for (const [field, value] of Object.entries(source)) {
     if (skipHeavy && SUMMARY_OMITTED_FIELDS.has(field)) continue;
-    if (!(field in out)) out[field] = value;
+    if (!Object.hasOwn(out, field)) setOwn(out, field, value);
   }
   return out;
 }

@@ -48,4 +48,19 @@ describe('replaceOutputUrls', () => {
     expect(replaced.other).toBe(untouched);
     expect(output.images[0]).toBe('https://r.example/a');
   });
+
+  it('keeps keys named __proto__ and constructor as keys', () => {
+    const output = JSON.parse(
+      '{"__proto__":{"img":"https://r.example/a"},"constructor":["https://r.example/b"]}',
+    ) as unknown;
+    const urls = findOutputUrls(output);
+    expect(urls.map((u) => u.path)).toEqual(['output.__proto__.img', 'output.constructor[0]']);
+    const replaced = replaceOutputUrls(
+      output,
+      new Map(urls.map((u, i) => [u.path, { sourceUrl: u.url, url: `http://inlet/api/files/${i}` }])),
+    );
+    expect(JSON.stringify(replaced)).toBe(
+      '{"__proto__":{"img":"http://inlet/api/files/0"},"constructor":["http://inlet/api/files/1"]}',
+    );
+  });
 });

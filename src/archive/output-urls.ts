@@ -80,7 +80,13 @@ export function replaceOutputUrls(
     if (value !== null && typeof value === 'object') {
       const out: Record<string, unknown> = {};
       for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
-        out[key] = visit(child, childPath(path, key));
+        // defineProperty: `out[key] =` would set the prototype for a key named `__proto__`.
+        Object.defineProperty(out, key, {
+          value: visit(child, childPath(path, key)),
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
       }
       return out;
     }

@@ -81,7 +81,8 @@ export function transitionKindOf(
 }
 
 export function summaryOf(object: ReplicateObject): Record<string, unknown> {
-  const summary: Record<string, unknown> = {};
+  // No prototype: a field named `__proto__` stays a field (on `{}` the assignment would set the prototype).
+  const summary: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
   for (const [name, value] of Object.entries(object)) {
     if (!SUMMARY_OMITTED_FIELDS.has(name)) summary[name] = value;
   }
@@ -98,7 +99,7 @@ function summaryJsonOf(object: ReplicateObject): string {
     return JSON.stringify(summary);
   } catch (error) {
     if (!(error instanceof RangeError)) throw error;
-    const safe: Record<string, unknown> = {};
+    const safe: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     for (const [name, value] of Object.entries(summary)) {
       try {
         JSON.stringify(value);

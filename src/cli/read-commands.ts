@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { KNOWN_STATUSES } from '../replicate/status.js';
+import { jsonText } from '../json-text.js';
 import { InvalidQueryError, parsePredictionQuery } from '../server/api-query.js';
 import { type CliContext, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
 import { openReadSource, type ReadSource, type SourceFlags, TOKEN_FLAG, URL_FLAG } from './read-source.js';
@@ -23,7 +24,8 @@ async function withSource<T>(
 }
 
 function printJson(ctx: CliContext, value: unknown): void {
-  println(ctx.stdout, JSON.stringify(value, null, 2));
+  // jsonText, not JSON.stringify: a stored body may be nested deeper than JSON.stringify can go.
+  println(ctx.stdout, jsonText(value, 2));
 }
 
 function table(rows: string[][]): string {

@@ -350,4 +350,12 @@ describe('messageBody', () => {
       data: { id: 't' },
     });
   });
+
+  it('writes data nested deeper than JSON.stringify can go', () => {
+    const output = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const data = JSON.parse(`{"id":"p","output":${output}}`) as Record<string, unknown>;
+    expect(messageBody({ type: 'prediction.completed', recordedAtMs: 0, data })).toBe(
+      `{"type":"prediction.completed","timestamp":"1970-01-01T00:00:00.000Z","data":{"id":"p","output":${output}}}`,
+    );
+  });
 });

@@ -6,6 +6,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { jsonText } from '../json-text.js';
 import { newMessageId, secretProblem, signWebhook } from '../verify/index.js';
 import { classifyAddress, PrivateNetworkError } from './address-guard.js';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
@@ -55,7 +56,8 @@ export function inletVersion(): string {
 
 /** The message body (CONTRACT §9): `{type, timestamp, data}`. */
 export function messageBody(message: Pick<OutboundMessage, 'type' | 'recordedAtMs' | 'data'>): string {
-  return JSON.stringify({
+  // jsonText: `data` may be nested deeper than JSON.stringify can write.
+  return jsonText({
     type: message.type,
     timestamp: new Date(message.recordedAtMs).toISOString(),
     data: message.data,

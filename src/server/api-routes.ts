@@ -1,10 +1,13 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { archivedOutput, publicBase, type ArchiveReader } from '../archive/archive-views.js';
 import { errorBody } from '../errors.js';
+import { jsonText } from '../json-text.js';
 import type { RejectionRecord, Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionPageView, predictionView, rejectionView } from '../views.js';
 import { encodeSeqCursor } from '../store/cursor.js';
 import { InvalidQueryError, type QueryParams, parsePredictionQuery, parseSeqQuery } from './api-query.js';
+
+const JSON_TYPE = 'application/json; charset=utf-8';
 
 function notFound(reply: FastifyReply, what: string) {
   return reply.code(404).send(errorBody('not_found', `No ${what}.`));
@@ -56,6 +59,8 @@ export function registerApiRoutes(app: FastifyInstance, store: Store, archive?: 
   app.get<{ Params: { id: string } }>('/predictions/:id', async (request, reply) => {
     const record = await store.getPrediction(request.params.id);
     if (!record) return notFound(reply, `prediction "${request.params.id}"`);
+    // The stored body may be nested deeper than JSON.stringify (Fastify's serializer) can write.
+    void reply.type(JSON_TYPE).serializer(jsonText);
     if (archive === undefined) return predictionView(record);
     const base = publicBase(request, archive.publicUrl);
     return { ...predictionView(record), archived_output: await archivedOutput(store.recover, record, base) };
@@ -80,7 +85,9 @@ export function registerApiRoutes(app: FastifyInstance, store: Store, archive?: 
 
   app.get<{ Params: { id: string } }>('/events/:id', async (request, reply) => {
     const record = await store.getEvent(request.params.id);
-    return record ? eventDetailView(record) : notFound(reply, `event "${request.params.id}"`);
+    if (!record) return notFound(reply, `event "${request.params.id}"`);
+    void reply.type(JSON_TYPE).serializer(jsonText);
+    return eventDetailView(record);
   });
 
   app.get('/rejections', async (request) => {

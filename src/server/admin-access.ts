@@ -1,4 +1,5 @@
 import { timingSafeEqual } from 'node:crypto';
+import { isIPv6 } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorBody } from '../errors.js';
 
@@ -6,23 +7,42 @@ export interface AdminAccessOptions {
   adminToken: string | undefined;
 }
 
-const LOOPBACK_HOSTNAMES = new Set(['localhost', '127.0.0.1', '::1', '[::1]']);
+const OCTET = '(?:25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+/** 127.0.0.0/8 as a dotted quad, each part in decimal without leading zeros. */
+const LOOPBACK_IPV4 = new RegExp(`^127\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
 
 function isLoopbackAddress(address: string | undefined): boolean {
   if (address === undefined) return false;
   const bare = address.startsWith('::ffff:') ? address.slice('::ffff:'.length) : address;
-  return bare === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(bare);
+  return bare === '::1' || LOOPBACK_IPV4.test(bare);
 }
 
-/** The Host header must name a loopback address or localhost (against DNS rebinding). */
-function isLoopbackHost(host: string | undefined): boolean {
+/** `::1` in any spelling, or an IPv4-mapped loopback address (`::ffff:127.0.0.1`). */
+function isLoopbackIpv6(literal: string): boolean {
+  if (!isIPv6(literal)) return false;
+  const canonical = new URL(`http://[${literal}]/`).hostname;
+  return canonical === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(canonical);
+}
+
+/**
+ * The Host header must name a loopback address or localhost (against DNS rebinding), read strictly:
+ * `localhost` or a name under `.localhost` (RFC 6761: always loopback), a 127.x.x.x address, or a
+ * bracketed loopback IPv6 literal, each followed by nothing but an optional `:port`. Anything else
+ * (`[::1]evil`, `localhost.evil.com`, `127.0.0.1.nip.io`, `localhost:abc`, an empty or missing Host)
+ * is refused.
+ */
+export function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined) return false;
-  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
-  const lower = name.toLowerCase();
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+))(?::(\d{1,5}))?$/.exec(host);
+  if (match === null) return false;
+  const [, ipv6, name, port] = match;
+  if (port !== undefined && Number(port) > 65535) return false;
+  if (ipv6 !== undefined) return isLoopbackIpv6(ipv6);
+  const lower = name!.toLowerCase();
   return (
-    LOOPBACK_HOSTNAMES.has(lower) ||
-    lower.endsWith('.localhost') ||
-    /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(lower)
+    lower === 'localhost' ||
+    /^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+localhost$/.test(lower) ||
+    LOOPBACK_IPV4.test(lower)
   );
 }
 

@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { LogFormat, LogLevel } from './config.js';
+import { REDACTED_HEADERS } from './ingest/headers.js';
 
 /** One logger for the process; secrets and signatures are never passed to it. */
 export function createLogger(options: { level: LogLevel; format: LogFormat; stream: Writable }): Logger {
@@ -9,7 +10,7 @@ export function createLogger(options: { level: LogLevel; format: LogFormat; stre
     level: options.level,
     base: undefined,
     redact: {
-      paths: ['headers.authorization', 'headers["webhook-signature"]', 'headers["x-replicate-signature"]'],
+      paths: REDACTED_HEADERS.map((name) => `headers["${name}"]`),
       censor: '[redacted]',
     },
   };

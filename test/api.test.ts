@@ -1,5 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createTestInlet, postWebhook, prediction, signedHeaders, type TestInlet } from './helpers.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  createTestInlet,
+  OTHER_SECRET,
+  postWebhook,
+  prediction,
+  signedHeaders,
+  type TestInlet,
+} from './helpers.js';
 
 let inlet: TestInlet | undefined;
 
@@ -132,8 +139,35 @@ describe('admin API (CONTRACT §5)', () => {
     expect(event.json.headers['webhook-signature']).toBe('[redacted]');
     expect(event.json.headers.cookie).toBe('[redacted]');
     expect(event.json.headers['webhook-id']).toBe('msg_exact');
+    expect(event.json.headers['content-type']).toBe('application/json');
     const detail = await get('/api/predictions/pred_exact');
     expect(detail.json.event_count).toBe(1);
+  });
+
+  it('redacts credentials a client or a proxy adds, in events and rejections', async () => {
+    inlet = await createTestInlet();
+    const secrets = {
+      authorization: 'Bearer client-secret',
+      'proxy-authorization': 'Basic cHJveHk6c2VjcmV0',
+      cookie: 'session=abc',
+      'set-cookie': 'session=abc',
+      'x-api-key': 'key-secret',
+    };
+    const body = JSON.stringify(prediction({ id: 'pred_redact' }));
+    await postWebhook(inlet, body, { ...signedHeaders(body, { id: 'msg_redact' }), ...secrets });
+    const event = await get('/api/events/msg_redact');
+    await postWebhook(inlet, body, { ...signedHeaders(body, { secret: OTHER_SECRET }), ...secrets });
+    // The rejection log writes behind the answer: wait until it holds the rejection.
+    const rejection = await vi.waitFor(async () => {
+      const [first] = (await get('/api/rejections')).json.data;
+      expect(first?.code).toBe('invalid_signature');
+      return first;
+    });
+    for (const headers of [event.json.headers, rejection.headers]) {
+      for (const name of Object.keys(secrets)) expect(headers[name], name).toBe('[redacted]');
+      expect(JSON.stringify(headers)).not.toMatch(/secret|cHJveHk|abc/);
+      expect(headers['content-type']).toBe('application/json');
+    }
   });
 
   it('pages with keyset cursors and filters by status, model, q, since and until', async () => {
@@ -199,6 +233,31 @@ describe('admin API (CONTRACT §5)', () => {
     expect((await get('/readyz')).status).toBe(200);
   });
 
+  it('answers /healthz and /readyz to anyone, token or not, revealing nothing else', async () => {
+    for (const env of [{}, { INLET_ADMIN_TOKEN: 's3cret-token' }] as Record<string, string>[]) {
+      inlet = await createTestInlet(env);
+      // Requests the admin API refuses: a foreign client, Host or proxy, and no token.
+      const strangers = [
+        { remoteAddress: '203.0.113.9' },
+        { headers: { host: 'example.com' } },
+        { headers: { 'x-forwarded-for': '203.0.113.9' } },
+        { remoteAddress: '203.0.113.9', headers: { host: 'example.com', forwarded: 'for=203.0.113.9' } },
+      ];
+      for (const stranger of strangers) {
+        const api = await inlet.app.inject({ url: '/api/predictions', ...stranger });
+        expect(api.statusCode, JSON.stringify({ env, stranger })).toBeGreaterThanOrEqual(401);
+        const health = await inlet.app.inject({ url: '/healthz', ...stranger });
+        expect(health.statusCode, JSON.stringify(stranger)).toBe(200);
+        expect(health.json()).toEqual({ status: 'ok' });
+        const ready = await inlet.app.inject({ url: '/readyz', ...stranger });
+        expect(ready.statusCode, JSON.stringify(stranger)).toBe(200);
+        expect(ready.json()).toEqual({ status: 'ready' });
+      }
+      await inlet.close();
+      inlet = undefined;
+    }
+  });
+
   it('answers loopback only without a token, and refuses proxies and foreign Host names', async () => {
     inlet = await createTestInlet();
     expect((await get('/api/predictions')).status).toBe(200);
@@ -210,6 +269,19 @@ describe('admin API (CONTRACT §5)', () => {
     expect((await get('/api/predictions', { host: 'evil.example.com' })).status).toBe(403);
     expect((await get('/api/predictions', { host: '127.0.0.1:5000' })).status).toBe(200);
     expect((await get('/api/predictions', { host: '[::1]:5000' })).status).toBe(200);
+    expect((await get('/api/predictions', { host: 'LOCALHOST' })).status).toBe(200);
+    // The Host is read strictly: a loopback name followed by anything but `:port` is someone else's.
+    for (const host of [
+      '[::1]evil',
+      '[::1]evil.com:5000',
+      'localhost.evil.com',
+      '127.0.0.1.nip.io',
+      'localhost:abc',
+    ]) {
+      const res = await get('/api/predictions', { host });
+      expect(res.status, host).toBe(403);
+      expect(res.json.error.message).toContain('Host');
+    }
     // The webhook itself never needs the token or loopback.
     const body = JSON.stringify(prediction());
     const res = await inlet.app.inject({

@@ -1,11 +1,17 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
-/** Header values that never leave Inlet: not in the API, not in logs. */
+/**
+ * Header values that never leave Inlet: not in the API, not in logs. Signatures, and credentials a
+ * client or a proxy in front of Inlet may add (docs/api.md lists them).
+ */
 export const REDACTED_HEADERS = [
   'webhook-signature',
   'x-replicate-signature',
   'authorization',
+  'proxy-authorization',
   'cookie',
+  'set-cookie',
+  'x-api-key',
 ] as const;
 export const REDACTED = '[redacted]';
 

@@ -638,7 +638,10 @@ export function defaultWebhookUrl(env: Env): string | undefined {
     url = undefined;
   }
   if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-    throw new ConfigError('INLET_PUBLIC_URL', `INLET_PUBLIC_URL must be an http(s) URL; got "${publicText}".`);
+    throw new ConfigError(
+      'INLET_PUBLIC_URL',
+      `INLET_PUBLIC_URL must be an http(s) URL; got "${publicText}".`,
+    );
   }
   const path = stringSetting({}, env, 'webhookPath', DEFAULTS.webhookPath);
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}${path.startsWith('/') ? path : `/${path}`}`;

@@ -187,7 +187,10 @@ export class Ingest {
     const { id, status } = event.object;
     const ids = { predictionId: id, deliveryId: event.key, scheme: event.scheme };
     if (!result.ok) {
-      this.#logger.warn({ ...ids, reason: result.reason }, `Could not store polled state of prediction ${id}`);
+      this.#logger.warn(
+        { ...ids, reason: result.reason },
+        `Could not store polled state of prediction ${id}`,
+      );
     } else if (result.outcome.applied) {
       this.#logger.info(
         { ...ids, conflict: result.outcome.conflict },

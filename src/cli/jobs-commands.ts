@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config-file.js';
-import { ConfigError, parseDatabaseSetting, parseTimeScale, type ServeFlags } from '../config.js';
+import { parseTimeScale, type ServeFlags } from '../config.js';
 import { JobService } from '../jobs/job-service.js';
 import { httpDestinationOf, storedDestinations } from '../jobs/destinations.js';
 import { HttpDeliverer } from '../jobs/http-deliverer.js';
@@ -8,23 +8,10 @@ import { destinationView, messageDetailView, messagePageView } from '../jobs/job
 import { replay, type ReplayProgress, type ReplayRequest } from '../jobs/replay.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
 import { sendTestMessage } from '../server/jobs-routes.js';
-import {
-  DatabaseNotFoundError,
-  InvalidDatabaseUrlError,
-  StoreOpenError,
-  StoreUnavailableError,
-} from '../store/errors.js';
-import { openStore } from '../store/index.js';
 import { MESSAGE_STATES, type MessageState } from '../store/job-types.js';
 import type { Store } from '../store/types.js';
-import {
-  type CliContext,
-  CommandFailedError,
-  EXIT_CHECK_FAILED,
-  EXIT_OK,
-  UsageError,
-  println,
-} from './context.js';
+import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, UsageError, println } from './context.js';
+import { openCliStore } from './open-store.js';
 import { waitForStopSignal } from './signals.js';
 
 const DATABASE_FLAG = [
@@ -42,28 +29,7 @@ async function withStore<T>(
   access: 'read' | 'write',
   run: (store: Store) => Promise<T>,
 ): Promise<T> {
-  const url = parseDatabaseSetting(flags, ctx.env);
-  let store: Store;
-  try {
-    store = await openStore(url, { mode: 'read' });
-    if (access === 'write') {
-      await store.close();
-      store = await openStore(url, { mode: 'serve' });
-    }
-  } catch (error) {
-    if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
-    if (error instanceof StoreOpenError) {
-      throw error.failure === 'configuration'
-        ? new UsageError(error.message)
-        : new CommandFailedError(error.message);
-    }
-    if (error instanceof StoreUnavailableError) {
-      throw new CommandFailedError(`Cannot open the database: ${error.message}`);
-    }
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
+  const store = await openCliStore(flags, ctx, access);
   try {
     return await run(store);
   } finally {

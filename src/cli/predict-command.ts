@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError, defaultWebhookUrl, parseDatabaseSetting, type ServeFlags } from '../config.js';
+import { defaultWebhookUrl, type ServeFlags } from '../config.js';
 import { outputPreview } from '../ingest/output-preview.js';
 import { pollDelayMs } from '../reconcile/backoff.js';
 import { logRetries } from '../reconcile/index.js';
@@ -9,8 +9,6 @@ import type { ReplicateApiConfig } from '../replicate/api-config.js';
 import { ReplicateClient } from '../replicate/client.js';
 import { isTerminalStatus } from '../replicate/status.js';
 import type { ReplicateObject } from '../replicate/types.js';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
-import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import {
   type CliContext,
@@ -20,6 +18,7 @@ import {
   UsageError,
   println,
 } from './context.js';
+import { openCliStore } from './open-store.js';
 import { reason, replicateApiOrExit } from './secret-command.js';
 
 export const WEBHOOK_EVENTS = ['start', 'output', 'logs', 'completed'] as const;
@@ -171,21 +170,6 @@ export function registerPredictCommand(program: Command, ctx: CliContext): void 
     });
 }
 
-async function openWritableStore(flags: ServeFlags, ctx: CliContext): Promise<Store> {
-  const url = parseDatabaseSetting(flags, ctx.env);
-  try {
-    return await openStore(url, { mode: 'serve' });
-  } catch (error) {
-    if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
-    if (error instanceof StoreUnavailableError) {
-      throw new CommandFailedError(`Cannot open the database: ${error.message}`);
-    }
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
-}
-
 async function runPredict(model: string, flags: PredictFlags, ctx: CliContext): Promise<number> {
   if (!/^[^/\s:]+\/[^/\s:]+(:[^\s:]+)?$/.test(model)) {
     throw new UsageError(`MODEL must be owner/name or owner/name:version; got "${model}".`);
@@ -195,7 +179,7 @@ async function runPredict(model: string, flags: PredictFlags, ctx: CliContext): 
   const events = parseEvents(flags.events);
   const input = await parseInputArgs(flags.input ?? []);
   // Opened first: a prediction that cannot be recorded is better not created.
-  const store = await openWritableStore(flags, ctx);
+  const store = await openCliStore(flags, ctx, 'create');
   try {
     const created = await createPrediction(api, ctx, { model, input, webhook, events });
     const now = Date.now();

@@ -1,9 +1,8 @@
-import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
-import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
-import { openStore } from '../store/index.js';
+import { ConfigError, type ServeFlags } from '../config.js';
 import type { PredictionQuery, Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionPageView, predictionView } from '../views.js';
 import { type CliContext, CommandFailedError, UsageError } from './context.js';
+import { openCliStore } from './open-store.js';
 
 type View = Record<string, unknown>;
 
@@ -50,23 +49,7 @@ export async function openReadSource(flags: SourceFlags, ctx: CliContext): Promi
     const token = (flags.token ?? ctx.env.INLET_ADMIN_TOKEN ?? '').trim();
     return new ApiSource(url, token === '' ? undefined : token);
   }
-  return new StoreSource(await openLocalStore(flags, ctx));
-}
-
-/** Opens the database read-only in spirit: never creates one (CONTRACT §6). */
-export async function openLocalStore(flags: ServeFlags, ctx: CliContext): Promise<Store> {
-  const url = parseDatabaseSetting(flags, ctx.env);
-  try {
-    return await openStore(url, { mode: 'read' });
-  } catch (error) {
-    if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
-    if (error instanceof StoreUnavailableError) {
-      throw new CommandFailedError(`Cannot read the database: ${error.message}`);
-    }
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
+  return new StoreSource(await openCliStore(flags, ctx, 'read'));
 }
 
 class StoreSource implements ReadSource {

@@ -1,3 +1,4 @@
+import { openCliStore } from './open-store.js';
 import type { Command } from 'commander';
 import { parseReconcileAfterMs, type ServeFlags } from '../config.js';
 import { CommitBatcher } from '../ingest/commit-batcher.js';
@@ -6,7 +7,6 @@ import { ReconcileService, type PollReport } from '../reconcile/reconcile-servic
 import { ReplicateClient } from '../replicate/client.js';
 import type { Store } from '../store/types.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, println } from './context.js';
-import { openLocalStore } from './read-source.js';
 import { replicateApiOrExit } from './secret-command.js';
 
 interface ReconcileFlags extends ServeFlags {
@@ -46,14 +46,8 @@ async function runReconcile(flags: ReconcileFlags, ctx: CliContext): Promise<num
   const api = replicateApiOrExit(ctx.env);
   const afterMs = parseReconcileAfterMs(flags, ctx.env);
   const dryRun = flags.dryRun === true;
-  // Never creates a database; a real pass reopens it for writing once it is known to exist.
-  let store: Store = await openLocalStore(flags, ctx);
-  if (!dryRun) {
-    await store.close();
-    const { openStore } = await import('../store/index.js');
-    const { parseDatabaseSetting } = await import('../config.js');
-    store = await openStore(parseDatabaseSetting(flags, ctx.env), { mode: 'serve' });
-  }
+  // Never creates a database; a real pass opens it for writing once it is known to exist.
+  const store: Store = await openCliStore(flags, ctx, dryRun ? 'read' : 'write');
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: 'warn', format: 'json', stream: ctx.stderr });
   const batcher = new CommitBatcher(store, { commitTimeoutMs: 30_000, logger });

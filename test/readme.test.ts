@@ -98,6 +98,16 @@ describe('README', () => {
         };
         expect(list.data.map((p) => p.model).sort()).toEqual(['inlet/echo', 'inlet/image', 'inlet/stream']);
         expect(list.data.every((p) => p.status === 'succeeded')).toBe(true);
+        // The demo image was archived, and Inlet serves it.
+        const archived = /output\[0\] archived: (http:\/\/\S+)/.exec(dev.output());
+        expect(archived).not.toBeNull();
+        const file = await fetch(archived![1]!);
+        expect(file.headers.get('content-type')).toBe('image/png');
+        expect(
+          Buffer.from(await file.arrayBuffer())
+            .subarray(1, 4)
+            .toString(),
+        ).toBe('PNG');
         // Ctrl-C reaches the whole group (bash, npm, inlet); what matters is that Inlet stops cleanly.
         await dev.stop('SIGINT');
         expect(dev.output()).toMatch(/"msg":"stopped"/);

@@ -131,7 +131,7 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
       parseReplicateApiConfig({ REPLICATE_API_TOKEN: TOKEN, REPLICATE_BASE_URL: emu.origin }),
     );
     const ids: string[] = [];
-    for (let round = 0; round < 5; round++) {
+    for (let round = 0; round < 10; round++) {
       for (const [model, input] of MODELS) {
         const filter = round % 2 === 0 ? ['completed'] : ['start', 'output', 'logs', 'completed'];
         const created = await client.createPrediction({ model, input, webhook, webhookEventsFilter: filter });
@@ -165,7 +165,7 @@ describe('reconcile: webhooks dropped, duplicated and reordered', () => {
       expect(result.code).toBe(0);
       ids.push(result.stdout.trim());
     }
-    expect(ids).toHaveLength(28);
+    expect(ids).toHaveLength(53);
     // `inlet predict` always asks for `completed`, and points the webhook at INLET_PUBLIC_URL's path.
     for (const id of ids.slice(-3)) {
       const created = await getJson(`${emu.api}/predictions/${id}`, { authorization: `Bearer ${TOKEN}` });

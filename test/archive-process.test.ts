@@ -1,8 +1,11 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmulator, type ReplicateEmulator } from '../src/emulator/index.js';
 import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
@@ -71,19 +74,46 @@ describe('inlet serve --archive (process)', () => {
   ];
   afterAll(() => tmp.cleanup());
 
-  describe('with the emulator', () => {
+  describe.each(['file', 's3'] as const)('with the emulator, to %s', (kind) => {
     const archiveDir = join(tmp.dir, 'emulator');
     let emulator: ReplicateEmulator;
     let api: string;
     let server: RunningServer;
+    let s3: { server: S3rver; dir: string } | undefined;
     beforeAll(async () => {
       emulator = createEmulator({ secret: SECRET, timeScale: 0.05, outputTtlMs: 300 });
       api = await emulator.listen(0);
-      server = await startServe(args('emulator'), env());
+      if (kind === 'file') {
+        server = await startServe(args('emulator'), env());
+        return;
+      }
+      // A local S3-compatible store, as a bucket on any S3 service would be.
+      const dir = mkdtempSync(join(tmpdir(), 'inlet-s3rver-'));
+      const s3server = new S3rver({ port: 0, address: '127.0.0.1', directory: dir, silent: true });
+      const { port } = await s3server.run();
+      s3 = { server: s3server, dir };
+      const endpoint = `http://127.0.0.1:${port}`;
+      const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+      const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials });
+      await client.send(new CreateBucketCommand({ Bucket: 'inlet-files' }));
+      client.destroy();
+      server = await startServe(
+        ['--database', join(tmp.dir, 'emulator-s3.db'), '--archive', 's3://inlet-files/archive/emulator'],
+        env({
+          S3_ENDPOINT: endpoint,
+          AWS_REGION: 'us-east-1',
+          AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+        }),
+      );
     });
     afterAll(async () => {
       await stop(server);
       await emulator.close();
+      if (s3 !== undefined) {
+        await s3.server.close();
+        rmSync(s3.dir, { recursive: true, force: true });
+      }
     });
 
     it('archives inlet/image PNGs, still served after the emulator removed them', async () => {
@@ -113,7 +143,7 @@ describe('inlet serve --archive (process)', () => {
         const bytes = Buffer.from(await copy.arrayBuffer());
         expect(sha(bytes)).toBe(row.sha256);
         expect(bytes.subarray(1, 4).toString()).toBe('PNG');
-        expect(readFileSync(join(archiveDir, row.sha256!)).equals(bytes)).toBe(true);
+        if (kind === 'file') expect(readFileSync(join(archiveDir, row.sha256!)).equals(bytes)).toBe(true);
       }
       const view = (await (await fetch(`${server.base}/api/predictions/${id}`)).json()) as {
         archived_output: string[];

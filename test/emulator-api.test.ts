@@ -190,12 +190,12 @@ describe('the HTTP API', () => {
     const receiver = await startReceiver();
     cleanups.push(() => receiver.close());
     const { emulator, url } = await start();
-    // × 0.05: deadline 100 ms, boot 500 ms
+    // × 0.05: deadline 250 ms, boot 500 ms
     const queued = await call(
       'POST',
       `${url}/models/inlet/slow/predictions`,
       { input: { seconds: 1, boot_seconds: 10 }, webhook: receiver.url },
-      { ...AUTH, 'cancel-after': '2s' },
+      { ...AUTH, 'cancel-after': '5s' },
     );
     expect(queued.json.deadline).toMatch(/Z$/);
     // deadline 250 ms, running after 15 ms
@@ -214,7 +214,7 @@ describe('the HTTP API', () => {
     expect(canceled.started_at).not.toBeNull();
     expect(receiver.received.map((r) => r.json.status).sort()).toEqual(['aborted', 'canceled']);
 
-    for (const value of ['soon', '0s', '-1s']) {
+    for (const value of ['soon', '0s', '-1s', '4.9s', '4999ms', '4']) {
       const bad = await call(
         'POST',
         `${url}/models/inlet/echo/predictions`,
@@ -289,6 +289,17 @@ describe('the HTTP API', () => {
     const receiver = await startReceiver();
     cleanups.push(() => receiver.close());
     const { emulator, url } = await start();
+    const missing = await call('POST', `${url}/models/inlet/echo/versions/${echoVersion}/trainings`, {
+      destination: 'me/my-echo',
+      input: {},
+    });
+    // Replicate's answer: the destination must exist (created with POST /v1/models).
+    expect(missing.status).toBe(404);
+    expect(missing.json).toEqual({
+      detail: 'The specified training destination does not exist',
+      status: 404,
+    });
+    expect((await call('POST', `${url}/models`, { owner: 'me', name: 'my-echo' })).status).toBe(201);
     const created = await call('POST', `${url}/models/inlet/echo/versions/${echoVersion}/trainings`, {
       destination: 'me/my-echo',
       input: { epochs: 3 },
@@ -305,6 +316,9 @@ describe('the HTTP API', () => {
     expect(receiver.received[receiver.received.length - 1]!.json).toEqual(training);
     expect((await call('GET', `${url}/predictions/${created.json.id}`)).status).toBe(404);
     expect((await call('GET', `${url}/trainings`)).json.results).toHaveLength(1);
+    // The trained version is the destination's latest.
+    const destination = (await call('GET', `${url}/models/me/my-echo`)).json;
+    expect(`me/my-echo:${destination.latest_version.id}`).toBe(training.output.version);
 
     const wrongVersion = await call('POST', `${url}/models/inlet/echo/versions/${'0'.repeat(64)}/trainings`, {
       destination: 'me/x',
@@ -374,6 +388,7 @@ describe('the official replicate client against the emulator', () => {
     expect(ids.length).toBeGreaterThan(3);
     expect(new Set(ids).size).toBe(ids.length);
 
+    await replicate.models.create('me', 'model', { visibility: 'private', hardware: 'cpu' });
     const training = await replicate.trainings.create('inlet', 'echo', echoVersion, {
       destination: 'me/model',
       input: {},

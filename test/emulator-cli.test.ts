@@ -1,20 +1,26 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { validateWebhook } from 'replicate';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startReceiver, within, type Receiver } from './emulator-receiver.js';
 
 const BIN = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url));
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 
+// The emulator keeps its certificate under XDG_CACHE_HOME: a fresh one here, not the user's.
+const CACHE = mkdtempSync(join(tmpdir(), 'inlet-emulate-cli-'));
+afterAll(() => rmSync(CACHE, { recursive: true, force: true }));
+
 function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.REPLICATE_WEBHOOK_SECRET;
   delete env.REPLICATE_WEBHOOK_SIGNING_SECRET;
-  return { ...env, ...extra };
+  return { ...env, XDG_CACHE_HOME: CACHE, ...extra };
 }
 
 interface Run {
@@ -85,7 +91,18 @@ describe('inlet emulate', () => {
     const url = /listening on (http:\/\/127\.0\.0\.1:(\d+)\/v1)/.exec(stdout)![1]!;
     expect(url).not.toMatch(/:0\//);
     expect(stdout).toContain(`secret: ${SECRET}`);
-    expect(stdout).toContain(`REPLICATE_API_TOKEN=anything REPLICATE_API_BASE_URL=${url}`);
+    // What Replicate's clients read: REPLICATE_BASE_URL (an origin) and the JS client's baseUrl.
+    const origin = url.replace(/\/v1$/, '');
+    expect(stdout).toContain(`REPLICATE_API_TOKEN=anything REPLICATE_BASE_URL=${origin}\n`);
+    const httpsUrl = url.replace(/^http:/, 'https:');
+    const certPath = join(CACHE, 'inlet', 'emulator', 'emulator-cert.pem');
+    expect(stdout).toMatch(/and on https:\/\/127\.0\.0\.1:\d+\/v1 \(same port; certificate (made|reused): /);
+    expect(stdout).toContain(`and on ${httpsUrl} (same port; certificate `);
+    expect(stdout).toContain(`: ${certPath})`);
+    expect(stdout).toContain(
+      `JS client: new Replicate({ auth: 'anything', baseUrl: '${httpsUrl}' }), run with NODE_EXTRA_CA_CERTS=${certPath}`,
+    );
+    expect(stdout).not.toContain('REPLICATE_API_BASE_URL');
 
     const res = await fetch(`${url}/models/inlet/echo/predictions`, {
       method: 'POST',

@@ -105,6 +105,12 @@ describe('emulate + serve', () => {
   });
 
   it('records trainings as trainings', async () => {
+    const model = await fetch(`${pair.api}/models`, {
+      method: 'POST',
+      headers: AUTH,
+      body: JSON.stringify({ owner: 'acme', name: 'tuned' }),
+    });
+    expect(model.status).toBe(201);
     const res = await fetch(`${pair.api}/models/inlet/echo/versions/${versionIdOf('inlet/echo')}/trainings`, {
       method: 'POST',
       headers: AUTH,

@@ -1,6 +1,15 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { checkSecret, readSecretsFromEnv } from '../config.js';
-import { createEmulator, EMULATOR_DEFAULTS, FAKE_MODELS, type EmulatorLogger } from '../emulator/index.js';
+import {
+  createEmulator,
+  EMULATOR_DEFAULTS,
+  FAKE_MODELS,
+  loadOrCreateCertificate,
+  type EmulatorCertificate,
+  type EmulatorLogger,
+} from '../emulator/index.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
 import { waitForStopSignal } from './signals.js';
 
@@ -21,6 +30,8 @@ interface EmulateFlags {
   faultRateLimit?: string;
   faultRetryAfter?: string;
   publicUrl?: string;
+  tls: boolean;
+  tlsDir?: string;
   quiet?: boolean;
 }
 
@@ -44,6 +55,15 @@ function parseNumberFlag(
 }
 
 const DAY_MS = 24 * 3600 * 1000;
+
+/** Where the generated certificate is kept between runs: `$XDG_CACHE_HOME/inlet/emulator`. */
+function defaultTlsDir(env: NodeJS.ProcessEnv): string {
+  const cache =
+    env.XDG_CACHE_HOME !== undefined && env.XDG_CACHE_HOME !== ''
+      ? env.XDG_CACHE_HOME
+      : join(homedir(), '.cache');
+  return join(cache, 'inlet', 'emulator');
+}
 
 /** Human lines for the terminal: `HH:MM:SS.mmm message key=value …`. */
 function lineLogger(ctx: CliContext): EmulatorLogger {
@@ -96,6 +116,11 @@ export function registerEmulateCommand(program: Command, ctx: CliContext): void 
     .option('--fault-retry-after <seconds>', 'Retry-After of a rate-limited answer', '1')
     .option('--seed <n>', 'seed for the fault PRNG (default: random, printed)')
     .option('--public-url <url>', 'origin clients reach the emulator at, when not http://HOST:PORT')
+    .option('--no-tls', 'answer plain HTTP only (no HTTPS on the same port, no certificate)')
+    .option(
+      '--tls-dir <dir>',
+      'where the self-signed certificate is made and kept (default: $XDG_CACHE_HOME/inlet/emulator, else ~/.cache/inlet/emulator)',
+    )
     .option('--quiet', 'do not log each webhook attempt')
     .action(async (flags: EmulateFlags) => {
       await runEmulate(flags, ctx);
@@ -164,6 +189,19 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
   }
   if (secret !== undefined) checkSecret(secret, secretSource);
 
+  let certificate: EmulatorCertificate | undefined;
+  if (flags.tls) {
+    const tlsDir = flags.tlsDir ?? defaultTlsDir(ctx.env);
+    const names = host === '0.0.0.0' || host === '::' ? [] : [host];
+    try {
+      certificate = await loadOrCreateCertificate(tlsDir, names);
+    } catch (error) {
+      throw new UsageError(
+        `Cannot make or read the emulator's certificate in ${tlsDir} (${(error as Error).message}); choose another --tls-dir, or --no-tls.`,
+      );
+    }
+  }
+
   const emulator = createEmulator({
     ...(secret === undefined ? {} : { secret }),
     timeScale,
@@ -181,6 +219,7 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
     },
     ...(seed === undefined ? {} : { seed }),
     ...(publicUrl === undefined ? {} : { publicUrl }),
+    ...(certificate === undefined ? {} : { tls: { cert: certificate.cert, key: certificate.key } }),
     ...(flags.quiet === true ? {} : { logger: lineLogger(ctx) }),
   });
   let url: string;
@@ -199,10 +238,26 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
   // Before the first line: a stop signal right after it must find the handler (see serve).
   const stopSignal = waitForStopSignal();
   println(ctx.stdout, `Replicate emulator listening on ${url}`);
+  const httpsOrigin = emulator.httpsOrigin;
+  if (httpsOrigin !== undefined && certificate !== undefined) {
+    println(
+      ctx.stdout,
+      `and on ${httpsOrigin}/v1 (same port; certificate ${certificate.created ? 'made' : 'reused'}: ${certificate.certPath})`,
+    );
+  }
   if (secretSource === 'generated' || secretSource === '--secret')
     println(ctx.stdout, `secret: ${emulator.secret}`);
   else println(ctx.stdout, `secret: the one in ${secretSource}`);
-  println(ctx.stdout, `Use it with: REPLICATE_API_TOKEN=anything REPLICATE_API_BASE_URL=${url}`);
+  // Replicate's Python client and Inlet read REPLICATE_BASE_URL as the origin and add /v1.
+  println(ctx.stdout, `Use it with: REPLICATE_API_TOKEN=anything REPLICATE_BASE_URL=${emulator.origin}`);
+  if (httpsOrigin !== undefined && certificate !== undefined) {
+    println(
+      ctx.stdout,
+      `JS client: new Replicate({ auth: 'anything', baseUrl: '${httpsOrigin}/v1' }), run with NODE_EXTRA_CA_CERTS=${certificate.certPath}`,
+    );
+  } else {
+    println(ctx.stdout, `JS client: new Replicate({ auth: 'anything', baseUrl: '${url}' })`);
+  }
   if (secretSource === 'generated' || secretSource === '--secret') {
     println(ctx.stdout, `Receive with: REPLICATE_WEBHOOK_SECRET=${emulator.secret} inlet serve`);
   }

@@ -1,9 +1,15 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { secretProblem } from '../verify/index.js';
-import { createApiHandler, type ApiError, type EmulatorCore, type ListPage } from './http-api.js';
+import { deploymentObject, fakeModelInfo, modelObject, versionObject, type ModelInfo } from './catalog.js';
+import {
+  createApiHandler,
+  type ApiError,
+  type EmulatorCore,
+  type ListFilters,
+  type ListPage,
+} from './http-api.js';
 import {
   FAKE_MODELS,
   findModel,
@@ -17,6 +23,7 @@ import {
 import {
   applyStep,
   DEFAULT_EVENTS_FILTER,
+  formatTime,
   isTerminal,
   isWebhookEvent,
   THROTTLE_MS,
@@ -30,6 +37,8 @@ import {
 import { newPredictionId, newWebhookSecret } from './random.js';
 import { type RateLimitOptions, withRateLimit } from './rate-limit.js';
 import { ScriptRun } from './runner.js';
+import { createDualServer, type DualServer, type TlsPems } from './tls.js';
+import { fileObject, type Upload } from './uploads.js';
 import {
   WebhookSender,
   type DeliveryAttempt,
@@ -64,6 +73,11 @@ export interface EmulatorOptions {
   readonly nowMs?: () => number;
   /** The rate-limit fault: a share of API calls answered 429 with `Retry-After`. */
   readonly rateLimit?: RateLimitOptions;
+  /**
+   * Also answer HTTPS, on the same port, with this certificate. Objects created over HTTPS carry
+   * `https://` URLs (so `replicate.run()` wraps output files in `FileOutput`, as in production).
+   */
+  readonly tls?: TlsPems;
 }
 
 export const EMULATOR_DEFAULTS = {
@@ -82,12 +96,21 @@ export type CreateTarget =
   | { readonly type: 'deployment'; readonly owner: string; readonly name: string }
   | { readonly type: 'training'; readonly owner: string; readonly name: string; readonly version: string };
 
+export interface CreateOptions {
+  /** The `Cancel-After` deadline (before the time scale). */
+  readonly cancelAfterMs?: number;
+  /** The origin the object's URLs use (default `origin`): the HTTP layer passes the request's. */
+  readonly origin?: string;
+}
+
 export type CreateResult =
   | { readonly ok: true; readonly id: string; readonly prediction: Record<string, unknown> }
   | { readonly ok: false; readonly error: ApiError };
 
 interface Entry {
   readonly record: PredictionRecord;
+  /** The origin of the request that created it: its URLs (and file URLs) use it. */
+  readonly origin: string;
   readonly run: ScriptRun;
   readonly gate: WebhookGate;
   readonly files: Map<string, ModelFile>;
@@ -124,6 +147,12 @@ function notFound(detail: string): ApiError {
   return { status: 404, body: { detail, status: 404 } };
 }
 
+// What Replicate answers when a training's destination model does not exist.
+const NO_DESTINATION: ApiError = {
+  status: 404,
+  body: { detail: 'The specified training destination does not exist', status: 404 },
+};
+
 const INVALID_VERSION: ApiError = {
   status: 422,
   body: {
@@ -158,10 +187,14 @@ export class ReplicateEmulator implements EmulatorCore {
   readonly #options: EmulatorOptions;
   readonly #sender: WebhookSender;
   readonly #entries = new Map<string, Entry>();
+  readonly #createdModels = new Map<string, ModelInfo>();
+  readonly #uploads = new Map<string, Upload>();
+  readonly #dual: DualServer;
   readonly #server: Server;
   readonly #nowMs: () => number;
   #seq = 0;
   #origin: string | undefined;
+  #httpsOrigin: string | undefined;
   #closed = false;
 
   constructor(options: EmulatorOptions = {}) {
@@ -195,7 +228,8 @@ export class ReplicateEmulator implements EmulatorCore {
       ...(options.onDelivery ? { onDelivery: options.onDelivery } : {}),
     });
     checkFraction('rateLimit.fraction', options.rateLimit?.fraction);
-    this.#server = createServer(withRateLimit(createApiHandler(this), options.rateLimit));
+    this.#dual = createDualServer(withRateLimit(createApiHandler(this), options.rateLimit), options.tls);
+    this.#server = this.#dual.server;
   }
 
   /** `http://host:port` the emulator is reached at; known once listening (or given as `publicUrl`). */
@@ -205,9 +239,22 @@ export class ReplicateEmulator implements EmulatorCore {
     return this.#origin;
   }
 
-  /** The API base URL, `http://host:port/v1`: what `REPLICATE_API_BASE_URL` / the client's `baseUrl` take. */
+  /**
+   * The API base URL, `http://host:port/v1`: what the JS client's `baseUrl` takes. Replicate's
+   * Python client (and Inlet) take the origin in `REPLICATE_BASE_URL` and add `/v1` themselves.
+   */
   get url(): string {
     return `${this.origin}/v1`;
+  }
+
+  /** `https://host:port` on the same port when the `tls` option is given (else `undefined`). */
+  get httpsOrigin(): string | undefined {
+    return this.#options.publicUrl === undefined ? this.#httpsOrigin : undefined;
+  }
+
+  /** The origin objects created through a request of that scheme carry in their URLs. */
+  originFor(secure: boolean): string {
+    return secure ? (this.httpsOrigin ?? this.origin) : this.origin;
   }
 
   get pageSize(): number {
@@ -231,6 +278,7 @@ export class ReplicateEmulator implements EmulatorCore {
       else if (host === '::') urlHost = '[::1]';
       else if (host.includes(':')) urlHost = `[${host}]`;
       this.#origin = `http://${urlHost}:${address.port}`;
+      if (this.#options.tls !== undefined) this.#httpsOrigin = `https://${urlHost}:${address.port}`;
     }
     return this.url;
   }
@@ -249,7 +297,7 @@ export class ReplicateEmulator implements EmulatorCore {
     if (!this.#server.listening) return;
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
-      this.#server.closeAllConnections();
+      this.#dual.destroyConnections();
     });
   }
 
@@ -270,11 +318,7 @@ export class ReplicateEmulator implements EmulatorCore {
   }
 
   /** Creates a prediction (or training) as the HTTP API does; the HTTP routes call this. */
-  createPrediction(
-    target: CreateTarget,
-    body: unknown,
-    options: { cancelAfterMs?: number } = {},
-  ): CreateResult {
+  createPrediction(target: CreateTarget, body: unknown, options: CreateOptions = {}): CreateResult {
     if (!isPlainObject(body)) {
       return {
         ok: false,
@@ -337,6 +381,9 @@ export class ReplicateEmulator implements EmulatorCore {
       if (!check.ok) fields.push(...check.fields.map((f) => ({ ...f, field: `input.${f.field}` })));
     }
     if (fields.length > 0) return { ok: false, error: invalid(fields) };
+    if (kind === 'training' && this.#findModel(destination) === undefined) {
+      return { ok: false, error: NO_DESTINATION };
+    }
 
     const id = newPredictionId();
     const createdAtMs = this.#nowMs();
@@ -363,11 +410,12 @@ export class ReplicateEmulator implements EmulatorCore {
       streams: kind === 'prediction' && model.streams,
       dataRemoved: false,
     };
-    const origin = this.origin;
+    const origin = options.origin ?? this.origin;
     const ctx = { predictionId: id, fileUrl: (name: string) => `${origin}/files/${id}/${name}` };
     const steps = kind === 'training' ? trainingScript(destination, ctx) : model.script(input, ctx);
     const entry: Entry = {
       record,
+      origin,
       run: new ScriptRun(steps, this.timeScale, (step) => this.#step(entry, step)),
       gate: new WebhookGate(filter, THROTTLE_MS * this.timeScale),
       files: new Map(),
@@ -386,7 +434,7 @@ export class ReplicateEmulator implements EmulatorCore {
   getPrediction(id: string, kind: EmulatedKind = 'prediction'): Record<string, unknown> | undefined {
     const entry = this.#entries.get(id);
     if (entry === undefined || entry.record.kind !== kind) return undefined;
-    return toPublicObject(entry.record, this.origin);
+    return toPublicObject(entry.record, entry.origin);
   }
 
   /** Cancels a prediction that has not ended; an ended one is returned unchanged. */
@@ -394,31 +442,149 @@ export class ReplicateEmulator implements EmulatorCore {
     const entry = this.#entries.get(id);
     if (entry === undefined || entry.record.kind !== kind) return undefined;
     entry.run.end({ kind: 'cancel' });
-    return toPublicObject(entry.record, this.origin);
+    return toPublicObject(entry.record, entry.origin);
   }
 
-  listPredictions(kind: EmulatedKind, cursor: string | undefined): ListPage | undefined {
+  listPredictions(
+    kind: EmulatedKind,
+    cursor: string | undefined,
+    filters: ListFilters = {},
+  ): ListPage | undefined {
+    const { createdAfterMs, createdBeforeMs, source } = filters;
     const all = [...this.#entries.values()]
-      .map((e) => e.record)
-      .filter((r) => r.kind === kind)
-      .sort((a, b) => b.seq - a.seq);
+      .filter(
+        ({ record: r }) =>
+          r.kind === kind &&
+          (createdAfterMs === undefined || r.createdAtMs >= createdAfterMs) &&
+          (createdBeforeMs === undefined || r.createdAtMs < createdBeforeMs) &&
+          // Every object the emulator makes comes from its API.
+          (source === undefined || source === 'api'),
+      )
+      .sort((a, b) => b.record.seq - a.record.seq);
     let start = 0;
     if (cursor !== undefined) {
       const before = decodeCursor(cursor);
       if (before === undefined) return undefined;
-      start = all.findIndex((r) => r.seq < before);
+      start = all.findIndex((e) => e.record.seq < before);
       if (start === -1) start = all.length;
     }
     const size = this.pageSize;
     const page = all.slice(start, start + size);
     const last = page[page.length - 1];
-    const next = start + size < all.length && last !== undefined ? encodeCursor(last.seq) : null;
+    const next = start + size < all.length && last !== undefined ? encodeCursor(last.record.seq) : null;
     let previous: string | null = null;
     if (start > 0) {
       const prevStart = Math.max(0, start - size);
-      previous = encodeCursor(prevStart === 0 ? Number.MAX_SAFE_INTEGER : (all[prevStart - 1]?.seq ?? 0));
+      previous = encodeCursor(
+        prevStart === 0 ? Number.MAX_SAFE_INTEGER : (all[prevStart - 1]?.record.seq ?? 0),
+      );
     }
-    return { results: page.map((r) => toPublicObject(r, this.origin)), next, previous };
+    return { results: page.map((e) => toPublicObject(e.record, e.origin)), next, previous };
+  }
+
+  /** Every model the emulator knows: the fake models, then those created with `POST /v1/models`. */
+  listModels(origin: string): Record<string, unknown>[] {
+    return this.#allModels().map((m) => this.#modelObject(m, origin));
+  }
+
+  getModel(owner: string, name: string, origin: string): Record<string, unknown> | undefined {
+    const model = this.#findModel(`${owner}/${name}`);
+    return model === undefined ? undefined : this.#modelObject(model, origin);
+  }
+
+  /** The model's versions, newest first; `undefined` for an unknown model. */
+  listVersions(owner: string, name: string): Record<string, unknown>[] | undefined {
+    return this.#findModel(`${owner}/${name}`)?.versions.map(versionObject);
+  }
+
+  getVersion(owner: string, name: string, id: string): Record<string, unknown> | undefined {
+    const version = this.#findModel(`${owner}/${name}`)?.versions.find((v) => v.id === id);
+    return version === undefined ? undefined : versionObject(version);
+  }
+
+  /** `POST /v1/models`: a model with no version yet, a training destination. */
+  createModel(
+    body: unknown,
+    origin: string,
+  ): { ok: true; model: Record<string, unknown> } | { ok: false; error: ApiError } {
+    if (!isPlainObject(body)) {
+      return {
+        ok: false,
+        error: { status: 400, body: { detail: 'The request body must be a JSON object.', status: 400 } },
+      };
+    }
+    const fields: InvalidField[] = [];
+    for (const field of ['owner', 'name'] as const) {
+      const value = body[field];
+      if (typeof value !== 'string' || !/^[a-z0-9][a-z0-9._-]*$/.test(value)) {
+        fields.push({
+          type: 'invalid_value',
+          field,
+          description: `${field} must be lower-case letters, digits, dots, dashes and underscores`,
+        });
+      }
+    }
+    const visibility = body.visibility ?? 'private';
+    if (visibility !== 'public' && visibility !== 'private') {
+      fields.push({
+        type: 'invalid_value',
+        field: 'visibility',
+        description: 'visibility must be public or private',
+      });
+    }
+    if (body.description !== undefined && body.description !== null && typeof body.description !== 'string') {
+      fields.push({
+        type: 'invalid_type',
+        field: 'description',
+        description: 'description must be a string',
+      });
+    }
+    if (fields.length > 0) return { ok: false, error: invalid(fields) };
+    const full = `${String(body.owner)}/${String(body.name)}`;
+    if (this.#findModel(full) !== undefined) {
+      return {
+        ok: false,
+        error: { status: 409, body: { detail: `A model named ${full} already exists.`, status: 409 } },
+      };
+    }
+    const model: ModelInfo = {
+      owner: String(body.owner),
+      name: String(body.name),
+      description: typeof body.description === 'string' ? body.description : null,
+      visibility: visibility === 'public' ? 'public' : 'private',
+      versions: [],
+    };
+    this.#createdModels.set(full, model);
+    return { ok: true, model: this.#modelObject(model, origin) };
+  }
+
+  /** Any owner's deployment named after a fake model runs it (`acme/echo` → `inlet/echo`). */
+  getDeployment(owner: string, name: string): Record<string, unknown> | undefined {
+    const model = findModel(`inlet/${name}`);
+    return model === undefined ? undefined : deploymentObject(owner, name, model);
+  }
+
+  /** Keeps an uploaded file; answers its file object. */
+  createUpload(
+    file: Pick<Upload, 'name' | 'contentType' | 'bytes' | 'metadata'>,
+    origin: string,
+  ): Record<string, unknown> {
+    const upload: Upload = { ...file, id: newPredictionId(), createdAtMs: this.#nowMs(), origin };
+    this.#uploads.set(upload.id, upload);
+    return fileObject(upload);
+  }
+
+  getUpload(id: string): Upload | undefined {
+    return this.#uploads.get(id);
+  }
+
+  /** Newest first. */
+  listUploads(): Record<string, unknown>[] {
+    return [...this.#uploads.values()].reverse().map(fileObject);
+  }
+
+  deleteUpload(id: string): boolean {
+    return this.#uploads.delete(id);
   }
 
   /** Resolves when the prediction ends, or after `ms`, whichever is first. */
@@ -461,6 +627,21 @@ export class ReplicateEmulator implements EmulatorCore {
 
   record(id: string): Readonly<PredictionRecord> | undefined {
     return this.#entries.get(id)?.record;
+  }
+
+  #allModels(): ModelInfo[] {
+    return [...FAKE_MODELS.map(fakeModelInfo), ...this.#createdModels.values()];
+  }
+
+  #findModel(fullName: string): ModelInfo | undefined {
+    const fake = findModel(fullName);
+    return fake === undefined ? this.#createdModels.get(fullName) : fakeModelInfo(fake);
+  }
+
+  #modelObject(model: ModelInfo, origin: string): Record<string, unknown> {
+    const full = `${model.owner}/${model.name}`;
+    const runs = [...this.#entries.values()].filter((e) => e.record.model === full).length;
+    return modelObject(model, origin, runs);
   }
 
   #resolveTarget(
@@ -541,7 +722,7 @@ export class ReplicateEmulator implements EmulatorCore {
           event,
           status: record.status,
           queuedAtMs: nowMs,
-          body: JSON.stringify(toPublicObject(record, this.origin)),
+          body: JSON.stringify(toPublicObject(record, entry.origin)),
         });
       }
       if (terminal) this.#sender.finish(record.id);
@@ -553,10 +734,27 @@ export class ReplicateEmulator implements EmulatorCore {
       { predictionId: record.id, status: record.status, model: record.model },
       `${record.kind} ${record.status}`,
     );
+    if (record.kind === 'training' && record.status === 'succeeded') this.#addTrainedVersion(record);
     entry.doneWaiters.splice(0).forEach((resolve) => resolve());
     const ttl = this.#options.outputTtlMs ?? EMULATOR_DEFAULTS.outputTtlMs;
     entry.ttlTimer = setTimeout(() => this.#removeData(entry), ttl);
     entry.ttlTimer.unref();
+  }
+
+  // A successful training pushes a new version to its destination (a created model; fake ones stay as they are).
+  #addTrainedVersion(record: PredictionRecord): void {
+    const output = record.output as { version?: unknown } | null;
+    if (typeof output?.version !== 'string') return;
+    const [destination = '', id = ''] = output.version.split(':');
+    const target = this.#createdModels.get(destination);
+    const base = findModel(record.model);
+    if (target === undefined || base === undefined) return;
+    target.versions.unshift({
+      id,
+      createdAt: formatTime(record.completedAtMs ?? this.#nowMs()),
+      inputSchema: base.inputSchema,
+      outputSchema: base.outputSchema,
+    });
   }
 
   // Replicate deletes API predictions' inputs, outputs, files and logs after an hour.

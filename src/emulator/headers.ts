@@ -2,6 +2,9 @@
 
 export type HeaderResult<T> = { ok: true; value: T } | { ok: false; detail: string };
 
+/** Replicate: "The minimum allowed duration is 5 seconds." */
+export const MIN_CANCEL_AFTER_MS = 5000;
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /**

@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { CreateResult, CreateTarget } from './emulator.js';
-import { parseDuration, parsePreferWait } from './headers.js';
+import type { TLSSocket } from 'node:tls';
+import type { CreateOptions, CreateResult, CreateTarget } from './emulator.js';
+import { MIN_CANCEL_AFTER_MS, parseDuration, parsePreferWait } from './headers.js';
 import { isTerminal, type EmulatedKind, type PredictionRecord, type WebhookEvent } from './prediction.js';
+import { fileObject, MAX_UPLOAD_BYTES, parseUpload, type Upload } from './uploads.js';
 
 /** Replicate's error shape: `{title?, detail, status}` (plus `invalid_fields` on 422). */
 export interface ApiError {
@@ -21,14 +23,41 @@ export interface ListPage {
   readonly previous: string | null;
 }
 
+/** The filters of `GET /v1/predictions` (and trainings). */
+export interface ListFilters {
+  /** At or after (epoch ms). */
+  readonly createdAfterMs?: number;
+  /** Strictly before (epoch ms). */
+  readonly createdBeforeMs?: number;
+  readonly source?: 'api' | 'web';
+}
+
 /** What the HTTP layer needs from the emulator. */
 export interface EmulatorCore {
   readonly secret: string;
   readonly origin: string;
-  createPrediction(target: CreateTarget, body: unknown, options: { cancelAfterMs?: number }): CreateResult;
+  /** The origin of a request made over HTTPS (`secure`) or plain HTTP. */
+  originFor(secure: boolean): string;
+  createPrediction(target: CreateTarget, body: unknown, options: CreateOptions): CreateResult;
   getPrediction(id: string, kind: EmulatedKind): Record<string, unknown> | undefined;
   cancelPrediction(id: string, kind: EmulatedKind): Record<string, unknown> | undefined;
-  listPredictions(kind: EmulatedKind, cursor: string | undefined): ListPage | undefined;
+  listPredictions(kind: EmulatedKind, cursor: string | undefined, filters: ListFilters): ListPage | undefined;
+  listModels(origin: string): Record<string, unknown>[];
+  getModel(owner: string, name: string, origin: string): Record<string, unknown> | undefined;
+  createModel(
+    body: unknown,
+    origin: string,
+  ): { ok: true; model: Record<string, unknown> } | { ok: false; error: ApiError };
+  listVersions(owner: string, name: string): Record<string, unknown>[] | undefined;
+  getVersion(owner: string, name: string, id: string): Record<string, unknown> | undefined;
+  getDeployment(owner: string, name: string): Record<string, unknown> | undefined;
+  createUpload(
+    file: Pick<Upload, 'name' | 'contentType' | 'bytes' | 'metadata'>,
+    origin: string,
+  ): Record<string, unknown>;
+  getUpload(id: string): Upload | undefined;
+  listUploads(): Record<string, unknown>[];
+  deleteUpload(id: string): boolean;
   waitForEnd(id: string, ms: number): Promise<void>;
   file(
     id: string,
@@ -36,11 +65,7 @@ export interface EmulatorCore {
   ): { status: 'ok'; contentType: string; bytes: Buffer } | { status: 'gone' } | { status: 'missing' };
   subscribe(id: string, listener: (events: readonly WebhookEvent[]) => void): (() => void) | undefined;
   record(id: string): Readonly<PredictionRecord> | undefined;
-  readonly models: readonly {
-    readonly name: string;
-    readonly version: string;
-    readonly description: string;
-  }[];
+  readonly models: readonly { readonly name: string }[];
 }
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -63,10 +88,12 @@ interface Request {
   readonly res: ServerResponse;
   readonly params: readonly string[];
   readonly query: URLSearchParams;
+  /** The origin (scheme included) this request reached the emulator at. */
+  readonly origin: string;
 }
 
 interface Route {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'DELETE';
   readonly pattern: RegExp;
   readonly auth: boolean;
   readonly handle: (request: Request, core: EmulatorCore) => Promise<void> | void;
@@ -87,15 +114,19 @@ function sendJson(
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw problem(413, `The request body is larger than ${MAX_BODY_BYTES} bytes.`);
+    if (size > maxBytes) throw problem(413, `The request body is larger than ${maxBytes} bytes.`);
     chunks.push(chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  const text = (await readBody(req, MAX_BODY_BYTES)).toString('utf8');
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text) as unknown;
@@ -118,10 +149,20 @@ async function create(request: Request, core: EmulatorCore, target: CreateTarget
   if (cancelAfter !== undefined) {
     const parsed = parseDuration(cancelAfter);
     if (!parsed.ok) throw problem(400, `Invalid Cancel-After header: ${parsed.detail}`);
+    // Replicate: "The minimum allowed duration is 5 seconds." (checked before the time scale)
+    if (parsed.value < MIN_CANCEL_AFTER_MS) {
+      throw problem(
+        400,
+        `Invalid Cancel-After header "${cancelAfter}": the minimum allowed duration is 5 seconds.`,
+      );
+    }
     cancelAfterMs = parsed.value;
   }
   const body = await readJson(req);
-  const result = core.createPrediction(target, body, cancelAfterMs === undefined ? {} : { cancelAfterMs });
+  const result = core.createPrediction(target, body, {
+    origin: request.origin,
+    ...(cancelAfterMs === undefined ? {} : { cancelAfterMs }),
+  });
   if (!result.ok) throw new HttpProblem(result.error);
   const kind: EmulatedKind = target.type === 'training' ? 'training' : 'prediction';
   let object = result.prediction;
@@ -149,15 +190,59 @@ function cancelOne(kind: EmulatedKind) {
   };
 }
 
+function parseTimeFilter(query: URLSearchParams, name: string): number | undefined {
+  const text = query.get(name);
+  if (text === null || text === '') return undefined;
+  // ISO 8601 date-time (or date), as Replicate takes it.
+  const ms = /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text) ? Date.parse(text) : NaN;
+  if (Number.isNaN(ms)) throw problem(400, `Invalid ${name} "${text}": use an ISO 8601 date-time.`);
+  return ms;
+}
+
+function parseListFilters(query: URLSearchParams): ListFilters {
+  const createdAfterMs = parseTimeFilter(query, 'created_after');
+  const createdBeforeMs = parseTimeFilter(query, 'created_before');
+  const source = query.get('source');
+  if (source !== null && source !== '' && source !== 'api' && source !== 'web')
+    throw problem(400, `Invalid source "${source}": use api or web.`);
+  return {
+    ...(createdAfterMs === undefined ? {} : { createdAfterMs }),
+    ...(createdBeforeMs === undefined ? {} : { createdBeforeMs }),
+    ...(source === 'api' || source === 'web' ? { source } : {}),
+  };
+}
+
 function list(kind: EmulatedKind) {
-  return ({ res, query }: Request, core: EmulatorCore) => {
+  return ({ res, query, origin }: Request, core: EmulatorCore) => {
     const cursor = query.get('cursor') ?? undefined;
-    const page = core.listPredictions(kind, cursor === '' ? undefined : cursor);
+    const page = core.listPredictions(kind, cursor === '' ? undefined : cursor, parseListFilters(query));
     if (page === undefined) throw problem(400, 'Invalid cursor.');
-    const pageUrl = (c: string | null) =>
-      c === null ? null : `${core.origin}/v1/${kind}s?cursor=${encodeURIComponent(c)}`;
+    // Page links keep the filters.
+    const pageUrl = (c: string | null) => {
+      if (c === null) return null;
+      const params = new URLSearchParams();
+      for (const name of ['created_after', 'created_before', 'source']) {
+        const value = query.get(name);
+        if (value !== null && value !== '') params.set(name, value);
+      }
+      params.set('cursor', c);
+      return `${origin}/v1/${kind}s?${params.toString()}`;
+    };
     sendJson(res, 200, { previous: pageUrl(page.previous), next: pageUrl(page.next), results: page.results });
   };
+}
+
+/** One page holding everything: the emulator's catalogs are small. */
+function onePage(results: readonly Record<string, unknown>[]) {
+  return { previous: null, next: null, results };
+}
+
+async function uploadFile({ req, res, origin }: Request, core: EmulatorCore): Promise<void> {
+  const body = await readBody(req, MAX_UPLOAD_BYTES);
+  const parsed = await parseUpload(body, header(req, 'content-type'));
+  if (!parsed.ok) throw problem(400, parsed.detail);
+  const { name, contentType, bytes, metadata } = parsed;
+  sendJson(res, 201, core.createUpload({ name, contentType, bytes, metadata }, origin));
 }
 
 function sseWrite(res: ServerResponse, id: number, event: string, data: string): void {
@@ -266,20 +351,97 @@ const ROUTES: readonly Route[] = [
   },
   {
     method: 'GET',
+    pattern: /^\/v1\/models$/,
+    auth: true,
+    handle: ({ res, origin }, core) => sendJson(res, 200, onePage(core.listModels(origin))),
+  },
+  {
+    method: 'POST',
+    pattern: /^\/v1\/models$/,
+    auth: true,
+    handle: async ({ req, res, origin }, core) => {
+      const result = core.createModel(await readJson(req), origin);
+      if (!result.ok) throw new HttpProblem(result.error);
+      sendJson(res, 201, result.model);
+    },
+  },
+  {
+    method: 'GET',
     pattern: new RegExp(`^/v1/models/${SEG}/${SEG}$`),
     auth: true,
+    handle: ({ res, params, origin }, core) => {
+      const model = core.getModel(params[0] ?? '', params[1] ?? '', origin);
+      if (model === undefined) throw problem(404, `Model not found: ${params[0]}/${params[1]}.`);
+      sendJson(res, 200, model);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/models/${SEG}/${SEG}/versions$`),
+    auth: true,
     handle: ({ res, params }, core) => {
-      const name = `${params[0]}/${params[1]}`;
-      const model = core.models.find((m) => m.name === name);
-      if (model === undefined) throw problem(404, `Model not found: ${name}.`);
-      sendJson(res, 200, {
-        url: `${core.origin}/${name}`,
-        owner: params[0],
-        name: params[1],
-        description: model.description,
-        visibility: 'public',
-        latest_version: { id: model.version, created_at: '2026-01-01T00:00:00.000000Z' },
-      });
+      const versions = core.listVersions(params[0] ?? '', params[1] ?? '');
+      if (versions === undefined) throw problem(404, `Model not found: ${params[0]}/${params[1]}.`);
+      sendJson(res, 200, onePage(versions));
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/models/${SEG}/${SEG}/versions/${SEG}$`),
+    auth: true,
+    handle: ({ res, params }, core) => {
+      const version = core.getVersion(params[0] ?? '', params[1] ?? '', params[2] ?? '');
+      if (version === undefined) throw problem(404, 'Not found.');
+      sendJson(res, 200, version);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/deployments/${SEG}/${SEG}$`),
+    auth: true,
+    handle: ({ res, params }, core) => {
+      const deployment = core.getDeployment(params[0] ?? '', params[1] ?? '');
+      if (deployment === undefined) throw problem(404, 'Not found.');
+      sendJson(res, 200, deployment);
+    },
+  },
+  { method: 'POST', pattern: /^\/v1\/files$/, auth: true, handle: uploadFile },
+  {
+    method: 'GET',
+    pattern: /^\/v1\/files$/,
+    auth: true,
+    handle: ({ res }, core) => sendJson(res, 200, onePage(core.listUploads())),
+  },
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/files/${SEG}$`),
+    auth: true,
+    handle: ({ res, params }, core) => {
+      const upload = core.getUpload(params[0] ?? '');
+      if (upload === undefined) throw problem(404, 'Not found.');
+      sendJson(res, 200, fileObject(upload));
+    },
+  },
+  {
+    method: 'DELETE',
+    pattern: new RegExp(`^/v1/files/${SEG}$`),
+    auth: true,
+    handle: ({ res, params }, core) => {
+      if (!core.deleteUpload(params[0] ?? '')) throw problem(404, 'Not found.');
+      res.writeHead(204);
+      res.end();
+    },
+  },
+  // Replicate's download URL also carries owner, expiry and signature; the emulator needs none.
+  {
+    method: 'GET',
+    pattern: new RegExp(`^/v1/files/${SEG}/download$`),
+    auth: false,
+    handle: ({ res, params }, core) => {
+      const upload = core.getUpload(params[0] ?? '');
+      if (upload === undefined) throw problem(404, 'Not found.');
+      res.writeHead(200, { 'content-type': upload.contentType, 'content-length': upload.bytes.length });
+      res.end(upload.bytes);
     },
   },
   {
@@ -321,10 +483,10 @@ const ROUTES: readonly Route[] = [
     method: 'GET',
     pattern: /^\/$/,
     auth: false,
-    handle: ({ res }, core) =>
+    handle: ({ res, origin }, core) =>
       sendJson(res, 200, {
         emulator: 'inlet',
-        api: `${core.origin}/v1`,
+        api: `${origin}/v1`,
         models: core.models.map((m) => m.name),
       }),
   },
@@ -360,7 +522,8 @@ export function createApiHandler(core: EmulatorCore): (req: IncomingMessage, res
             throw problem(401, 'You did not pass an authentication token', 'Unauthenticated');
           }
           const params = match.slice(1).map(decodeSegment);
-          await route.handle({ req, res, params, query: url.searchParams }, core);
+          const origin = core.originFor((req.socket as Partial<TLSSocket>).encrypted === true);
+          await route.handle({ req, res, params, query: url.searchParams, origin }, core);
           return;
         }
         if (pathMatched) throw problem(405, `Method "${req.method ?? ''}" not allowed.`);

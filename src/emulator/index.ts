@@ -1,7 +1,9 @@
 export { createEmulator, EMULATOR_DEFAULTS, ReplicateEmulator } from './emulator.js';
-export type { CreateResult, CreateTarget, EmulatorOptions } from './emulator.js';
-export type { ApiError, ListPage } from './http-api.js';
-export { parseDuration, parsePreferWait } from './headers.js';
+export type { CreateOptions, CreateResult, CreateTarget, EmulatorOptions } from './emulator.js';
+export type { ApiError, ListFilters, ListPage } from './http-api.js';
+export { MIN_CANCEL_AFTER_MS, parseDuration, parsePreferWait } from './headers.js';
+export { loadOrCreateCertificate } from './tls.js';
+export type { EmulatorCertificate, TlsPems } from './tls.js';
 export { FAKE_MODELS, findModel, findModelByVersion, versionIdOf } from './models.js';
 export type { FakeModel, ModelStep } from './models.js';
 export { encodePng, gradientPng } from './png.js';

@@ -41,6 +41,17 @@ export type InputCheck = { ok: true } | { ok: false; fields: InvalidField[] };
 
 export type Input = Readonly<Record<string, unknown>>;
 
+export type JsonSchema = Readonly<Record<string, unknown>>;
+
+function objectSchema(
+  properties: Record<string, Record<string, unknown>>,
+  required: readonly string[] = [],
+): JsonSchema {
+  return { type: 'object', title: 'Input', properties, ...(required.length > 0 ? { required } : {}) };
+}
+
+const URI_LIST: JsonSchema = { type: 'array', title: 'Output', items: { type: 'string', format: 'uri' } };
+
 export interface FakeModel {
   /** `owner/name`. */
   readonly name: string;
@@ -50,6 +61,9 @@ export interface FakeModel {
   readonly streams: boolean;
   /** Documented in docs/emulator.md: input fields and what they do. */
   readonly inputs: string;
+  /** JSON Schema of the input (the version's `openapi_schema` `Input`), and of the output. */
+  readonly inputSchema: JsonSchema;
+  readonly outputSchema: JsonSchema;
   validate(input: Input): InputCheck;
   script(input: Input, ctx: ScriptContext): ModelStep[];
 }
@@ -120,6 +134,8 @@ const echo: FakeModel = {
   description: 'Returns its text input as output.',
   streams: true,
   inputs: '`text` (string, required)',
+  inputSchema: objectSchema({ text: { type: 'string', title: 'Text' } }, ['text']),
+  outputSchema: { type: 'string', title: 'Output' },
   validate: (input) => checks(input, [requiredString('text')]),
   script(input) {
     const text = stringOr(input, 'text', '');
@@ -138,6 +154,14 @@ const image: FakeModel = {
   description: 'Makes n small PNG images (served by the emulator) from a prompt.',
   streams: false,
   inputs: '`prompt` (string, required), `n` (integer 1–4, default 1)',
+  inputSchema: objectSchema(
+    {
+      prompt: { type: 'string', title: 'Prompt' },
+      n: { type: 'integer', title: 'N', minimum: 1, maximum: 4, default: 1 },
+    },
+    ['prompt'],
+  ),
+  outputSchema: URI_LIST,
   validate: (input) => checks(input, [requiredString('prompt'), optionalNumber('n', 1, 4, true)]),
   script(input, ctx) {
     const prompt = stringOr(input, 'prompt', '');
@@ -172,6 +196,20 @@ const stream: FakeModel = {
   description: 'Streams a reply token by token: output is the array of tokens so far.',
   streams: true,
   inputs: '`prompt` (string, required), `max_tokens` (integer 1–200, default 12)',
+  inputSchema: objectSchema(
+    {
+      prompt: { type: 'string', title: 'Prompt' },
+      max_tokens: { type: 'integer', title: 'Max Tokens', minimum: 1, maximum: 200, default: 12 },
+    },
+    ['prompt'],
+  ),
+  outputSchema: {
+    type: 'array',
+    title: 'Output',
+    items: { type: 'string' },
+    'x-cog-array-type': 'iterator',
+    'x-cog-array-display': 'concatenate',
+  },
   validate: (input) => checks(input, [requiredString('prompt'), optionalNumber('max_tokens', 1, 200, true)]),
   script(input) {
     const prompt = stringOr(input, 'prompt', '');
@@ -218,6 +256,8 @@ const fail: FakeModel = {
   description: 'Always fails: status failed, error set, a Python traceback in logs.',
   streams: false,
   inputs: '`message` (string, optional: the error)',
+  inputSchema: objectSchema({ message: { type: 'string', title: 'Message', default: DEFAULT_FAILURE } }),
+  outputSchema: { type: 'string', title: 'Output' },
   validate: (input) => checks(input, [optionalString('message')]),
   script(input) {
     const message = stringOr(input, 'message', DEFAULT_FAILURE);
@@ -238,6 +278,11 @@ const slow: FakeModel = {
     'Sleeps: `seconds` of processing, after `boot_seconds` of queueing (to test deadlines and cancel).',
   streams: false,
   inputs: '`seconds` (number 0–3600, default 10), `boot_seconds` (number 0–3600, default 0.3)',
+  inputSchema: objectSchema({
+    seconds: { type: 'number', title: 'Seconds', minimum: 0, maximum: 3600, default: 10 },
+    boot_seconds: { type: 'number', title: 'Boot Seconds', minimum: 0, maximum: 3600, default: 0.3 },
+  }),
+  outputSchema: { type: 'string', title: 'Output' },
   validate: (input) =>
     checks(input, [
       optionalNumber('seconds', 0, 3600, false),

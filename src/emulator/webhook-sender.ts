@@ -287,7 +287,24 @@ export class WebhookSender {
       willRetry,
     });
     if (verdict === 'delivered') return 'delivered';
-    return willRetry ? 'retry' : 'give_up';
+    if (willRetry) return 'retry';
+    if (!duplicate) this.#logGiveUp(item, attempt, giveUpReason(result, item.terminal, verdict));
+    return 'give_up';
+  }
+
+  // The line that says a message is lost for good: no attempt will follow.
+  #logGiveUp(item: Queued, attempts: number, reason: string): void {
+    this.#options.logger?.warn(
+      {
+        webhookId: item.id,
+        predictionId: item.message.predictionId,
+        event: item.message.event,
+        status: item.message.status,
+        attempts,
+        reason,
+      },
+      'webhook given up',
+    );
   }
 
   #record(
@@ -349,6 +366,13 @@ export class WebhookSender {
       }
     }
   }
+}
+
+function giveUpReason(result: PostResult, terminal: boolean, verdict: 'retry' | 'give_up'): string {
+  if (result.ok && result.status >= 300 && result.status < 400) return 'redirects are not followed';
+  if (!result.ok && result.reason === 'invalid_url') return 'invalid URL';
+  if (!terminal) return 'only the terminal webhook is retried';
+  return verdict === 'retry' ? 'retry window closed' : 'not retryable';
 }
 
 /** 2xx delivered; 3xx is never followed and never retried (Replicate loses it); 4xx/5xx and network errors retry. */

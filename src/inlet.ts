@@ -71,6 +71,9 @@ export interface InletJobOptions {
  */
 const BUSY_PENDING_COMMITS = 16;
 
+/** On close, connections get the commit timeout and this much more to finish before they are cut. */
+const CLOSE_MARGIN_MS = 5_000;
+
 /** Wires the core (ingest, group commit, rejection log) to a store and an HTTP app, without listening. */
 export function createInlet(
   config: InletConfig,
@@ -130,6 +133,8 @@ export function createInlet(
       adminToken: config.adminToken,
       headersTimeoutMs: config.headersTimeoutMs,
       requestTimeoutMs: config.requestTimeoutMs,
+      // On close, a request waiting for its commit is answered within the commit timeout.
+      closeTimeoutMs: config.commitTimeoutMs + CLOSE_MARGIN_MS,
       ...(jobOptions.https === undefined ? {} : { https: jobOptions.https }),
       ...(config.trustProxy === '' ? {} : { trustProxy: new TrustedProxies(config.trustProxy) }),
     },

@@ -26,6 +26,7 @@ import {
   readBodyWithin,
   type RequestReservation,
 } from './inflight-bytes.js';
+import { drainConnectionsOnClose } from './connection-drain.js';
 import { webhookPathHint } from './path-hint.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
@@ -43,7 +44,11 @@ export interface AppOptions {
   trustProxy?: TrustedProxies;
   /** Request body bytes held in memory at once, all connections together (`--max-inflight-bytes`). */
   maxInflightBytes?: number;
+  /** How long `close()` waits for connections (requests in progress, clients reading) before cutting them. */
+  closeTimeoutMs?: number;
 }
+
+const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
 
 /** Fits a 1 GiB host with room to spare (docs/deployment.md#memory). */
 export const DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
@@ -164,7 +169,8 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     keepAliveTimeout: 72_000,
     // Requests that arrive while closing get the contract's 503 from the hook below.
     return503OnClosing: false,
-    forceCloseConnections: 'idle',
+    // Idle keep-alive connections are not destroyed on close: drainConnectionsOnClose ends them.
+    forceCloseConnections: false,
     routerOptions: { ignoreDuplicateSlashes: false, maxParamLength: 1000 },
   });
   // Node wants headersTimeout <= requestTimeout (requestTimeout 0 means none).
@@ -172,16 +178,24 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     requestTimeoutMs > 0 ? Math.min(headersTimeoutMs, requestTimeoutMs) : headersTimeoutMs;
 
   // While closing, answers in flight still go out, each on a connection that then closes, so
-  // keep-alive clients cannot hold the process open after SIGTERM.
+  // keep-alive clients cannot hold the process open after SIGTERM. A request that arrives on an open
+  // connection meanwhile is answered 503 (never reset), and an idle connection is ended only after a
+  // grace (docs/deployment.md#stopping).
   let closing = false;
+  drainConnectionsOnClose(app.server, {
+    maxMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+    logger: deps.logger,
+  });
   app.addHook('preClose', async () => {
     closing = true;
   });
   app.addHook('onSend', async (_request, reply) => {
     if (closing) void reply.header('connection', 'close');
   });
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (!closing) return;
+    // Read the body first: closing a connection with unread bytes resets it, answer and all.
+    await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
     return reply
       .code(503)
       .header('retry-after', '2')

@@ -69,8 +69,9 @@ export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void
     throw stop.error;
   }
   logger.info({ signal: stop.signal }, 'shutting down: finishing in-flight requests and commits');
+  const stoppingAt = performance.now();
   await server.inlet.close();
-  logger.info('stopped');
+  logger.info({ durationMs: Math.round(performance.now() - stoppingAt) }, 'stopped');
   ctx.setExitCode(EXIT_OK);
 }
 

@@ -187,8 +187,11 @@ function serveWith(dbUrl: string, url: string, extra: Record<string, unknown> = 
 
 async function messagesOf(base: string, predictionId: string) {
   const res = await fetch(`${base}/api/messages?destination=app&prediction_id=${predictionId}`);
-  return ((await res.json()) as { data: { id: string; state: string; type: string; last_error: string }[] })
-    .data;
+  return (
+    (await res.json()) as {
+      data: { id: string; state: string; type: string; last_error: string; attempts: number }[];
+    }
+  ).data;
 }
 
 async function destination(base: string) {
@@ -261,6 +264,12 @@ describe.each(DIALECTS)('destinations under trouble ($name)', (dialect) => {
       const p = prediction({ status: 'succeeded' });
       expect(await deliver(server.base, p, `msg_${String(p.id)}`)).toBe(200);
       await waitFor('the first attempt', async () => receiver.received.length === 1);
+      // Between attempts: the failure is recorded and the retry scheduled. (Killed while an attempt is
+      // still in flight, the message waits for its lease to expire instead, ~40 s: another test.)
+      await waitFor(
+        'the failure recorded',
+        async () => (await messagesOf(server.base, p.id as string))[0]?.attempts === 1,
+      );
       await stop(server, 'SIGKILL');
       server = await serveWith(db.url, receiver.url, { retryDelaysMs: [2_000_000] });
       await waitFor('the retry', async () => receiver.received.length === 2);

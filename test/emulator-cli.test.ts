@@ -140,6 +140,8 @@ describe('inlet emulate', () => {
     [['--retry-window-ms', '-1'], '--retry-window-ms'],
     [['--seed', 'x'], '--seed'],
     [['--secret', 'not a secret!'], '--secret'],
+    // a file is no directory: the certificate cannot be kept there
+    [['--tls-dir', join(fileURLToPath(import.meta.url), 'tls')], '--tls-dir'],
   ])('rejects %j with exit 2 naming the flag', async (args, flag) => {
     const result = await run(['emulate', '--port', '0', ...args]);
     expect(result.code).toBe(2);

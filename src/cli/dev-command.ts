@@ -126,7 +126,7 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   println(ctx.stdout, `Look at them:  curl -s ${server.base}/api/predictions   or   npx inlet predictions`);
   println(
     ctx.stdout,
-    `Make your own:  REPLICATE_API_TOKEN=anything REPLICATE_BASE_URL=${apiUrl} npx inlet predict inlet/echo -i text=hi --webhook-url ${server.webhookUrl} --wait`,
+    `Make your own:  REPLICATE_API_TOKEN=anything REPLICATE_BASE_URL=${new URL(apiUrl).origin} npx inlet predict inlet/echo -i text=hi --webhook-url ${server.webhookUrl} --wait`,
   );
   println(ctx.stdout, 'Ctrl-C stops both.');
 

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { open, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 
@@ -64,5 +65,22 @@ export async function writeHashed(
     source.destroy();
     await unlink(path).catch(() => undefined);
     throw error;
+  }
+}
+
+/** Temporary files older than this at start are leftovers of a killed process. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/**
+ * Removes the temporary files in `dir` that a killed process left. Another process on the same
+ * directory may be writing its own right now: only old ones go.
+ */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const now = Date.now();
+  for (const name of await readdir(dir)) {
+    const path = join(dir, name);
+    const info = await stat(path).catch(() => undefined);
+    if (info !== undefined && now - info.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
   }
 }

@@ -1,17 +1,15 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
   SHA256_HEX,
+  removeStaleTemps,
   tempName,
   writeHashed,
   type ArchiveStorage,
   type StoredFile,
 } from './archive-storage.js';
-
-/** Temporary files older than this at start are leftovers of a killed process. */
-const STALE_TEMP_MS = 60 * 60 * 1000;
 
 /**
  * `file:DIR`: each file is `DIR/<sha256>`. Bytes go to `DIR/.partial/` first and are renamed into
@@ -70,12 +68,6 @@ export class FileArchiveStorage implements ArchiveStorage {
 
   async cleanUp(): Promise<void> {
     await this.#ensureDirs();
-    const now = Date.now();
-    for (const name of await readdir(this.#partial)) {
-      const path = join(this.#partial, name);
-      const info = await stat(path).catch(() => undefined);
-      // Another process on this directory may be writing its own right now: only old ones go.
-      if (info !== undefined && now - info.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
-    }
+    await removeStaleTemps(this.#partial);
   }
 }

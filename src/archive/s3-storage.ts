@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -7,14 +7,13 @@ import type * as S3Sdk from '@aws-sdk/client-s3';
 import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import {
   SHA256_HEX,
+  removeStaleTemps,
   tempName,
   writeHashed,
   type ArchiveStorage,
   type StoredFile,
 } from './archive-storage.js';
 import type { S3Destination } from './archive-destination.js';
-
-const STALE_TEMP_MS = 60 * 60 * 1000;
 
 function isNotFound(error: unknown): boolean {
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -115,13 +114,7 @@ export class S3ArchiveStorage implements ArchiveStorage {
   }
 
   async cleanUp(): Promise<void> {
-    await mkdir(this.#staging, { recursive: true });
-    const now = Date.now();
-    for (const name of await readdir(this.#staging)) {
-      const path = join(this.#staging, name);
-      const info = await stat(path).catch(() => undefined);
-      if (info !== undefined && now - info.mtimeMs > STALE_TEMP_MS) await unlink(path).catch(() => undefined);
-    }
+    await removeStaleTemps(this.#staging);
   }
 
   async close(): Promise<void> {

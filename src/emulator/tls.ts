@@ -4,7 +4,6 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createNetServer, isIP, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { generate } from 'selfsigned';
 
 export interface TlsPems {
   /** PEM certificate. */
@@ -94,6 +93,8 @@ export async function loadOrCreateCertificate(
   } catch {
     // none yet, or unreadable: make a new one
   }
+  // Loaded only when a certificate is made (~90 ms of start-up every CLI command would pay otherwise).
+  const { generate } = await import('selfsigned');
   const pems = await generate([{ name: 'commonName', value: 'inlet emulator' }], {
     keyType: 'ec',
     curve: 'P-256',

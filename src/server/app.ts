@@ -315,15 +315,25 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
   deps.metrics?.watchInflight(() => inflight.held);
   const reservations = new WeakMap<IncomingMessage, RequestReservation>();
+  let lastRefusalLogMs = 0;
+  let refusedSinceLog = 0;
   const overloaded = (request: FastifyRequest, reply: FastifyReply) => {
     if (isWebhookPath(request.routeOptions.url)) {
       deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
     }
     deps.metrics?.inflightRefused();
-    deps.logger.warn(
-      { held: inflight.held, limit: inflight.limit, remoteAddress: request.socket.remoteAddress },
-      'request bodies in memory at the limit (--max-inflight-bytes): answering 503 without reading the body',
-    );
+    // One line a second at most: under the floods this guards against, a line per request is I/O on
+    // the request path (the metric counts every refusal).
+    refusedSinceLog++;
+    const nowMs = Date.now();
+    if (nowMs - lastRefusalLogMs >= 1000) {
+      deps.logger.warn(
+        { held: inflight.held, limit: inflight.limit, refused: refusedSinceLog },
+        'request bodies in memory at the limit (--max-inflight-bytes): answering 503 without reading the body',
+      );
+      lastRefusalLogMs = nowMs;
+      refusedSinceLog = 0;
+    }
     return reply
       .code(503)
       .header('retry-after', '2')

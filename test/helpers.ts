@@ -122,6 +122,7 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     getEvent: (k) => store.getEvent(k),
     listRejections: (q) => store.listRejections(q),
     getRejection: (id) => store.getRejection(id),
+    deliveriesPerMinute: (since, until) => store.deliveriesPerMinute(since, until),
     transitions: store.transitions,
     jobs: store.jobs,
     recover: store.recover,

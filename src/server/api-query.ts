@@ -28,6 +28,22 @@ export function parseLimit(query: QueryParams): number {
   return value;
 }
 
+export const DEFAULT_STATS_MINUTES = 60;
+export const MAX_STATS_MINUTES = 1440;
+
+/** `minutes` of `GET /api/stats/deliveries`: 1 to a day, 60 when absent. */
+export function parseStatsMinutes(query: QueryParams): number {
+  const text = param(query, 'minutes');
+  if (text === undefined) return DEFAULT_STATS_MINUTES;
+  const value = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(value) || value < 1 || value > MAX_STATS_MINUTES) {
+    throw new InvalidQueryError(
+      `"minutes" must be a whole number from 1 to ${MAX_STATS_MINUTES}; got "${text}".`,
+    );
+  }
+  return value;
+}
+
 const RFC3339 =
   /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|([+-])(\d{2}):(\d{2}))$/;
 

@@ -5,9 +5,16 @@ import { jsonText } from '../json-text.js';
 import type { RejectionRecord, Store } from '../store/types.js';
 import { eventDetailView, eventView, predictionPageView, predictionView, rejectionView } from '../views.js';
 import { encodeSeqCursor } from '../store/cursor.js';
-import { InvalidQueryError, type QueryParams, parsePredictionQuery, parseSeqQuery } from './api-query.js';
+import {
+  InvalidQueryError,
+  type QueryParams,
+  parsePredictionQuery,
+  parseSeqQuery,
+  parseStatsMinutes,
+} from './api-query.js';
 
 const JSON_TYPE = 'application/json; charset=utf-8';
+const MINUTE_MS = 60_000;
 
 function notFound(reply: FastifyReply, what: string) {
   return reply.code(404).send(errorBody('not_found', `No ${what}.`));
@@ -42,7 +49,12 @@ function withoutCutCharacter(body: Buffer): Buffer {
 }
 
 /** The read side of CONTRACT §5. */
-export function registerApiRoutes(app: FastifyInstance, store: Store, archive?: ArchiveReader): void {
+export function registerApiRoutes(
+  app: FastifyInstance,
+  store: Store,
+  archive?: ArchiveReader,
+  now: () => number = Date.now,
+): void {
   app.setErrorHandler(async (error, _request, reply) => {
     if (error instanceof InvalidQueryError)
       return reply.code(400).send(errorBody('invalid_query', error.message));
@@ -55,6 +67,27 @@ export function registerApiRoutes(app: FastifyInstance, store: Store, archive?: 
 
   // Counts for the CLI's "no match" line and dashboards: what is stored, whatever its state.
   app.get('/stats', async () => ({ predictions: await store.countPredictions() }));
+
+  // The dashboard's chart: every minute of the window, the current one last, empty minutes as zeros.
+  app.get('/stats/deliveries', async (request) => {
+    const minutes = parseStatsMinutes(request.query as QueryParams);
+    const untilMs = (Math.floor(now() / MINUTE_MS) + 1) * MINUTE_MS;
+    const sinceMs = untilMs - minutes * MINUTE_MS;
+    const found = new Map(
+      (await store.deliveriesPerMinute(sinceMs, untilMs)).map((entry) => [entry.minuteMs, entry]),
+    );
+    const data = [];
+    for (let minuteMs = sinceMs; minuteMs < untilMs; minuteMs += MINUTE_MS) {
+      const entry = found.get(minuteMs);
+      data.push({
+        minute: new Date(minuteMs).toISOString(),
+        accepted: entry?.accepted ?? 0,
+        duplicate: entry?.duplicate ?? 0,
+        rejected: entry?.rejected ?? 0,
+      });
+    }
+    return { since: new Date(sinceMs).toISOString(), until: new Date(untilMs).toISOString(), data };
+  });
 
   app.get<{ Params: { id: string } }>('/predictions/:id', async (request, reply) => {
     const record = await store.getPrediction(request.params.id);

@@ -117,6 +117,8 @@ export class DeferredStore implements Store {
   getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);
   listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
   getRejection: Store['getRejection'] = async (id) => this.#store().getRejection(id);
+  deliveriesPerMinute: Store['deliveriesPerMinute'] = async (sinceMs, untilMs) =>
+    this.#store().deliveriesPerMinute(sinceMs, untilMs);
   ping: Store['ping'] = async () => this.#store().ping();
   probeWrite: Store['probeWrite'] = async () => this.#store().probeWrite();
   /** Each call goes to the connected store's log (or fails as unavailable, like the rest). */

@@ -8,6 +8,7 @@ import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
 import type { NewTransition, ObjectState } from './object-state.js';
 import type { TransitionLog, TransitionQuery, TransitionRecord, TransitionType } from './transition-types.js';
 import type {
+  DeliveryMinute,
   EventDetailRecord,
   EventRecord,
   IncomingEvent,
@@ -528,6 +529,41 @@ export function rejectionFromRow(row: RejectionRow): RejectionRecord {
 /** Splits the extra row fetched by the list queries off into `hasMore`. */
 export function toPage<Row, T>(rows: Row[], limit: number, map: (row: Row) => T): Page<T> {
   return { items: rows.slice(0, limit).map(map), hasMore: rows.length > limit };
+}
+
+// ---- deliveries per minute (the dashboard's chart) ----
+
+/** Params: since, until, since, until (epoch ms, until excluded). Integer division floors positive times. */
+export const DELIVERIES_PER_MINUTE_SQL = `SELECT received_at / 60000 AS minute, count(*) AS accepted,
+    sum(duplicates) AS duplicate, 0 AS rejected
+  FROM events WHERE received_at >= ? AND received_at < ? AND scheme <> 'poll' GROUP BY 1
+  UNION ALL
+  SELECT received_at / 60000 AS minute, 0 AS accepted, 0 AS duplicate, count(*) AS rejected
+  FROM rejections WHERE received_at >= ? AND received_at < ? GROUP BY 1`;
+
+export interface DeliveryMinuteRow {
+  minute: unknown;
+  accepted: unknown;
+  duplicate: unknown;
+  rejected: unknown;
+}
+
+export function deliveriesPerMinuteQuery(sinceMs: number, untilMs: number): SqlQuery {
+  return { sql: DELIVERIES_PER_MINUTE_SQL, params: [sinceMs, untilMs, sinceMs, untilMs] };
+}
+
+/** Rows of both tables merged into one entry per minute, oldest first. */
+export function deliveryMinutesFromRows(rows: readonly DeliveryMinuteRow[]): DeliveryMinute[] {
+  const byMinute = new Map<number, DeliveryMinute>();
+  for (const row of rows) {
+    const minuteMs = toNumber(row.minute) * 60_000;
+    const entry = byMinute.get(minuteMs) ?? { minuteMs, accepted: 0, duplicate: 0, rejected: 0 };
+    entry.accepted += toNumber(row.accepted);
+    entry.duplicate += toNumber(row.duplicate ?? 0);
+    entry.rejected += toNumber(row.rejected);
+    byMinute.set(minuteMs, entry);
+  }
+  return [...byMinute.values()].sort((a, b) => a.minuteMs - b.minuteMs);
 }
 
 export function toNumber(value: unknown): number {

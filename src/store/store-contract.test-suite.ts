@@ -768,6 +768,41 @@ export function runStoreContract(name: string, createStore: () => Promise<StoreF
       });
     });
 
+    describe('deliveries per minute', () => {
+      it('counts accepted, duplicate and rejected deliveries by the minute they arrived', async () => {
+        const minute0 = Math.floor(T0 / 60_000) * 60_000;
+        const at = (minutes: number, ms = 0) => ({ receivedAtMs: minute0 + minutes * 60_000 + ms });
+        await commitOne(makeEvent('d1', prediction('p1', 'starting'), at(0, 1)));
+        await commitOne(makeEvent('d2', prediction('p1', 'processing'), at(0, 59_999)));
+        // Repeats count in the minute of the delivery they repeat.
+        await store.commitEvents([
+          makeEvent('d2', prediction('p1', 'processing'), at(3)),
+          makeEvent('d2', prediction('p1', 'processing'), at(3)),
+        ]);
+        await commitOne(makeEvent('d3', prediction('p2', 'succeeded'), at(2)));
+        // A poll is not a delivery.
+        await commitOne(makeEvent('poll:p2', prediction('p2', 'succeeded'), { ...at(2), scheme: 'poll' }));
+        // Outside the window on both sides.
+        await commitOne(makeEvent('d4', prediction('p3', 'starting'), at(-1, 59_999)));
+        await commitOne(makeEvent('d5', prediction('p3', 'processing'), at(5)));
+        await store.recordRejections(
+          [
+            rejection(0, 1, { receivedAtMs: minute0 + 30_000 }),
+            rejection(1, 1, { receivedAtMs: minute0 + 4 * 60_000 + 59_999 }),
+            rejection(2, 1, { receivedAtMs: minute0 + 4 * 60_000 }),
+            rejection(3, 1, { receivedAtMs: minute0 + 5 * 60_000 }),
+          ],
+          NO_LIMITS,
+        );
+        expect(await store.deliveriesPerMinute(minute0, minute0 + 5 * 60_000)).toEqual([
+          { minuteMs: minute0, accepted: 2, duplicate: 2, rejected: 1 },
+          { minuteMs: minute0 + 2 * 60_000, accepted: 1, duplicate: 0, rejected: 0 },
+          { minuteMs: minute0 + 4 * 60_000, accepted: 0, duplicate: 0, rejected: 2 },
+        ]);
+        expect(await store.deliveriesPerMinute(minute0 + 60_000, minute0 + 2 * 60_000)).toEqual([]);
+      });
+    });
+
     describe('transitions (CONTRACT §8)', () => {
       async function types(id?: string) {
         const rows = await store.transitions.listTransitions({

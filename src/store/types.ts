@@ -128,6 +128,18 @@ export interface RejectionRecord {
   bodyBytes: number;
 }
 
+/** Webhook deliveries received in one minute, by what became of them (the dashboard's chart). */
+export interface DeliveryMinute {
+  /** The minute's start, epoch ms (a multiple of 60,000). */
+  minuteMs: number;
+  /** Stored as new deliveries (polls are not deliveries and are not counted). */
+  accepted: number;
+  /** Repeats of a stored delivery, counted in the minute the first one arrived (no time is kept per repeat). */
+  duplicate: number;
+  /** Refused and kept in the rejections log. */
+  rejected: number;
+}
+
 /** What differs between dialects, as flags (never `if (postgres)` outside store/). */
 export interface StoreCapabilities {
   /** How many group commits may run at once (SQLite has one writer). */
@@ -162,6 +174,8 @@ export interface Store {
   listRejections(query: SeqQuery): Promise<Page<RejectionRecord>>;
   /** One rejection with its whole body. */
   getRejection(id: string): Promise<RejectionRecord | undefined>;
+  /** Minutes in `[sinceMs, untilMs)` that saw a delivery or a rejection, oldest first. */
+  deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]>;
 
   /** The transitions log ingest appends to (CONTRACT §8). */
   readonly transitions: TransitionLog;

@@ -24,6 +24,9 @@ import { foldBatch, type ObjectState } from '../object-state.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
   COUNT_PREDICTIONS_SQL,
+  deliveriesPerMinuteQuery,
+  deliveryMinutesFromRows,
+  type DeliveryMinuteRow,
   eventDetailFromRow,
   OBJECT_STATE_COLUMNS,
   objectStateValues,
@@ -64,6 +67,7 @@ import {
 import type { TransitionLog } from '../transition-types.js';
 import type {
   CommitOutcome,
+  DeliveryMinute,
   EventDetailRecord,
   EventRecord,
   IncomingEvent,
@@ -586,6 +590,14 @@ export class PostgresStore implements Store {
       params: [id],
     });
     return row === undefined ? undefined : rejectionFromRow(row);
+  }
+
+  async deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]> {
+    const rows = await this.#all<DeliveryMinuteRow>(
+      'counting deliveries per minute',
+      deliveriesPerMinuteQuery(sinceMs, untilMs),
+    );
+    return deliveryMinutesFromRows(rows);
   }
 
   async ping(): Promise<void> {

@@ -23,6 +23,9 @@ import {
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
   COUNT_PREDICTIONS_SQL,
+  deliveriesPerMinuteQuery,
+  deliveryMinutesFromRows,
+  type DeliveryMinuteRow,
   eventDetailFromRow,
   eventFromRow,
   GET_EVENT_SQL,
@@ -50,6 +53,7 @@ import {
 import type { TransitionLog } from '../transition-types.js';
 import type {
   CommitOutcome,
+  DeliveryMinute,
   EventDetailRecord,
   EventRecord,
   IncomingEvent,
@@ -428,6 +432,14 @@ export class SqliteStore implements Store {
   async getRejection(id: string): Promise<RejectionRecord | undefined> {
     const [row] = this.#all<RejectionRow>('reading a rejection', { sql: GET_REJECTION_SQL, params: [id] });
     return row === undefined ? undefined : rejectionFromRow(row);
+  }
+
+  async deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]> {
+    const rows = this.#all<DeliveryMinuteRow>(
+      'counting deliveries per minute',
+      deliveriesPerMinuteQuery(sinceMs, untilMs),
+    );
+    return deliveryMinutesFromRows(rows);
   }
 
   async ping(): Promise<void> {

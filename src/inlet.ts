@@ -7,7 +7,7 @@ import { CommitBatcher, type ReadinessOptions } from './ingest/commit-batcher.js
 import { RejectionLog } from './ingest/rejection-log.js';
 import type { DestinationConfig } from './jobs/destination-config.js';
 import { httpDestinationOf } from './jobs/destinations.js';
-import { HttpDeliverer } from './jobs/http-deliverer.js';
+import { createDeliverer } from './jobs/create-deliverer.js';
 import { JobService } from './jobs/job-service.js';
 import { createMetrics, type InletMetrics } from './metrics/metrics.js';
 import { createReconcile, type ReconcileOptions } from './reconcile/index.js';
@@ -148,7 +148,7 @@ export function createInlet(
       jobs: {
         log,
         ...(jobs === undefined ? {} : { wake: () => jobs.runner.wake() }),
-        testDeliverer: (destination) => new HttpDeliverer(httpDestinationOf(destination)),
+        testDeliverer: (destination) => createDeliverer(httpDestinationOf(destination)),
       },
     },
   );

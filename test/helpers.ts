@@ -126,6 +126,7 @@ export function flakyStore(store: Store, isFailing: () => boolean): Store {
     transitions: store.transitions,
     jobs: store.jobs,
     recover: store.recover,
+    retention: store.retention,
     ping: () => store.ping(),
     probeWrite: async () => {
       if (isFailing()) throw new StoreUnavailableError('disk on fire');

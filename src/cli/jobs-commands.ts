@@ -3,7 +3,7 @@ import { loadConfigFile } from '../config-file.js';
 import { parseTimeScale, type ServeFlags } from '../config.js';
 import { JobService } from '../jobs/job-service.js';
 import { httpDestinationOf, storedDestinations } from '../jobs/destinations.js';
-import { HttpDeliverer } from '../jobs/http-deliverer.js';
+import { createDeliverer } from '../jobs/create-deliverer.js';
 import { destinationView, messageDetailView, messagePageView } from '../jobs/job-views.js';
 import { replay, type ReplayProgress, type ReplayRequest } from '../jobs/replay.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
@@ -195,11 +195,7 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
       await withStore(flags, ctx, 'read', async (store) => {
         const consumer = await destinationOrExit(store, name, ctx);
         if (consumer === undefined) return;
-        const result = await sendTestMessage(
-          new HttpDeliverer(httpDestinationOf(consumer)),
-          name,
-          Date.now(),
-        );
+        const result = await sendTestMessage(createDeliverer(httpDestinationOf(consumer)), name, Date.now());
         printJson(ctx, result);
         if (result.outcome !== 'delivered') ctx.setExitCode(EXIT_CHECK_FAILED);
       });

@@ -3,7 +3,8 @@ import type { ConsumerRecord } from '../store/job-types.js';
 import type { ConsumerDefinition } from './consumer.js';
 import type { Deliverer } from './deliverer.js';
 import { DestinationSchema, type DestinationConfig } from './destination-config.js';
-import { HttpDeliverer, type HttpDelivererOptions, type HttpDestination } from './http-deliverer.js';
+import { createDeliverer } from './create-deliverer.js';
+import type { HttpDelivererOptions, HttpDestination } from './http-deliverer.js';
 
 /** A fresh Standard Webhooks secret for a destination configured without one (stored once). */
 export function generateDestinationSecret(): string {
@@ -46,7 +47,7 @@ export function httpDestinationOf(consumer: ConsumerRecord): HttpDestination {
 }
 
 export interface DestinationConsumerOptions {
-  /** Builds the deliverer (tests pass their own); the HTTP deliverer by default. */
+  /** Builds the deliverer (tests pass their own); by default the one its URL's scheme names. */
   createDeliverer?: (destination: HttpDestination) => Deliverer;
   delivererOptions?: HttpDelivererOptions;
 }
@@ -58,7 +59,7 @@ export function destinationConsumer(
 ): ConsumerDefinition {
   const create =
     options.createDeliverer ??
-    ((destination: HttpDestination) => new HttpDeliverer(destination, options.delivererOptions));
+    ((destination: HttpDestination) => createDeliverer(destination, options.delivererOptions));
   return {
     name: config.name,
     kind: 'destination',

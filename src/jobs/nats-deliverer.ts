@@ -1,12 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import {
-  connect,
-  nanos,
-  type JetStreamClient,
-  type JetStreamManager,
-  type NatsConnection,
-  type ConnectionOptions,
-} from 'nats';
+import type { JetStreamClient, JetStreamManager, NatsConnection, ConnectionOptions } from 'nats';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import { describeTarget, type NatsTarget } from './broker-url.js';
 import { messageBody } from './http-deliverer.js';
@@ -127,6 +120,8 @@ export class NatsDeliverer implements Deliverer {
       ...(target.user !== undefined && { user: target.user }),
       ...(target.pass !== undefined && { pass: target.pass }),
     };
+    // Loaded at the first attempt: every CLI start would pay for the client otherwise.
+    const { connect } = await import('nats');
     const nc = await connect(options);
     try {
       const jsm = await nc.jetstreamManager({ timeout: timeoutMs });
@@ -146,6 +141,7 @@ async function ensureStream(jsm: JetStreamManager, subject: string): Promise<voi
   } catch (error) {
     if (!/no stream matches subject/i.test(errorText(error))) throw error;
   }
+  const { nanos } = await import('nats');
   try {
     await jsm.streams.add({
       name: streamNameFor(subject),

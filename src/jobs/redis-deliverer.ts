@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import { describeTarget, type RedisTarget } from './broker-url.js';
 import { messageBody } from './http-deliverer.js';
@@ -25,28 +25,38 @@ function errorText(error: unknown): string {
  */
 export class RedisDeliverer implements Deliverer {
   readonly #options: RedisDelivererOptions;
-  readonly #redis: Redis;
+  #redis: Promise<Redis> | undefined;
+  #closed = false;
 
   constructor(options: RedisDelivererOptions) {
     this.#options = options;
-    const { target, timeoutMs, name } = options;
-    this.#redis = new Redis({
-      host: target.host,
-      port: target.port,
-      db: target.db,
-      ...(target.username !== undefined && { username: target.username }),
-      ...(target.password !== undefined && { password: target.password }),
-      ...(target.scheme === 'rediss' && { tls: { servername: target.host } }),
-      connectionName: `inlet:${name}`,
-      lazyConnect: true,
-      connectTimeout: timeoutMs,
-      commandTimeout: timeoutMs,
-      // Fail an attempt rather than queue it through a long outage: the runner retries on its schedule.
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times) => Math.min(times * 200, 2000),
+  }
+
+  /** One client for all attempts, made at the first (every CLI start would load ioredis otherwise). */
+  #client(): Promise<Redis> {
+    if (this.#closed) return Promise.reject(new Error('the deliverer is closed'));
+    this.#redis ??= import('ioredis').then(({ Redis }) => {
+      const { target, timeoutMs, name } = this.#options;
+      const redis = new Redis({
+        host: target.host,
+        port: target.port,
+        db: target.db,
+        ...(target.username !== undefined && { username: target.username }),
+        ...(target.password !== undefined && { password: target.password }),
+        ...(target.scheme === 'rediss' && { tls: { servername: target.host } }),
+        connectionName: `inlet:${name}`,
+        lazyConnect: true,
+        connectTimeout: timeoutMs,
+        commandTimeout: timeoutMs,
+        // Fail an attempt rather than queue it through a long outage: the runner retries on its schedule.
+        maxRetriesPerRequest: 1,
+        retryStrategy: (times) => Math.min(times * 200, 2000),
+      });
+      // Connection errors surface as failed attempts; without a listener ioredis logs them itself.
+      redis.on('error', () => {});
+      return redis;
     });
-    // Connection errors surface as failed attempts; without a listener ioredis logs them itself.
-    this.#redis.on('error', () => {});
+    return this.#redis;
   }
 
   async deliver(message: OutboundMessage, signal: AbortSignal): Promise<AttemptResult> {
@@ -61,17 +71,9 @@ export class RedisDeliverer implements Deliverer {
     abortedPromise.catch(() => {});
     try {
       const body = messageBody(message);
+      const redis = await Promise.race([this.#client(), abortedPromise]);
       await Promise.race([
-        this.#redis.xadd(
-          this.#options.target.stream,
-          '*',
-          'id',
-          message.id,
-          'type',
-          message.type,
-          'body',
-          body,
-        ),
+        redis.xadd(this.#options.target.stream, '*', 'id', message.id, 'type', message.type, 'body', body),
         abortedPromise,
       ]);
       return { outcome: 'delivered', durationMs: elapsed() };
@@ -84,10 +86,15 @@ export class RedisDeliverer implements Deliverer {
   }
 
   async close(): Promise<void> {
+    this.#closed = true;
+    const connecting = this.#redis;
+    this.#redis = undefined;
+    if (connecting === undefined) return;
+    const redis = await connecting;
     try {
-      await this.#redis.quit();
+      await redis.quit();
     } catch {
-      this.#redis.disconnect();
+      redis.disconnect();
     }
   }
 }

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { StoreOpenError, StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
+import type { RetentionStore } from './retention-types.js';
 import type { TransitionLog } from './transition-types.js';
 import type { Store, StoreCapabilities } from './types.js';
 
@@ -144,6 +145,15 @@ export class DeferredStore implements Store {
       return async (...args: unknown[]) => {
         const recover = this.#store().recover;
         return (recover[name] as (...a: unknown[]) => Promise<unknown>).apply(recover, args);
+      };
+    },
+  });
+  /** Each call goes to the connected store's (or fails as unavailable, like the rest). */
+  readonly retention: RetentionStore = new Proxy({} as RetentionStore, {
+    get: (_target, name: keyof RetentionStore) => {
+      return async (...args: unknown[]) => {
+        const retention = this.#store().retention;
+        return (retention[name] as (...a: unknown[]) => Promise<unknown>).apply(retention, args);
       };
     },
   });

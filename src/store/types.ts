@@ -1,6 +1,7 @@
 import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
+import type { RetentionStore } from './retention-types.js';
 import type { TransitionLog } from './transition-types.js';
 
 /** How a delivery was authenticated (CONTRACT §5). `poll` is reserved for the reconciler. */
@@ -183,6 +184,8 @@ export interface Store {
   readonly jobs: JobStore;
   /** Reconcile's tracked objects and the archive's files (CONTRACT §11). */
   readonly recover: RecoverStore;
+  /** Deleting what is older than a cutoff, in small windows (CONTRACT §13). */
+  readonly retention: RetentionStore;
 
   /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
   ping(): Promise<void>;

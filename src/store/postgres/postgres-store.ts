@@ -92,7 +92,9 @@ import {
 import { readinessProbeEvent } from '../readiness-probe.js';
 import { PostgresJobs, TRANSITIONS_CHANNEL } from './postgres-jobs.js';
 import type { RecoverStore } from '../recover-types.js';
+import type { RetentionStore } from '../retention-types.js';
 import { createPostgresRecoverStore } from './postgres-recover.js';
+import { createPostgresRetentionStore } from './postgres-retention.js';
 import { maskPostgresUrl } from './url.js';
 
 export const POSTGRES_TYPES: DialectTypes = {
@@ -493,6 +495,7 @@ export class PostgresStore implements Store {
   readonly jobs: PostgresJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
+  readonly retention: RetentionStore;
 
   #pool: pg.Pool;
   #eventSequence: string | undefined;
@@ -518,6 +521,10 @@ export class PostgresStore implements Store {
       connect: () => this.#connect('listening for transitions'),
     });
     this.recover = createPostgresRecoverStore({
+      transaction: (doing, work) => this.#transaction(doing, work),
+      query: (doing, query) => this.#all(doing, query),
+    });
+    this.retention = createPostgresRetentionStore({
       transaction: (doing, work) => this.#transaction(doing, work),
       query: (doing, query) => this.#all(doing, query),
     });

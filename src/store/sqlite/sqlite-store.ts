@@ -69,10 +69,12 @@ import type {
   StoreCapabilities,
 } from '../types.js';
 import type { RecoverStore } from '../recover-types.js';
+import type { RetentionStore } from '../retention-types.js';
 import { openFailure, toStoreError } from './sqlite-errors.js';
 import { readinessProbeEvent } from '../readiness-probe.js';
 import { SqliteJobs } from './sqlite-jobs.js';
 import { createSqliteRecoverStore } from './sqlite-recover.js';
+import { createSqliteRetentionStore } from './sqlite-retention.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
 import { restoreKeptWal, WalCheckpointer } from './wal-checkpoint.js';
 import { type SyncFunction, WalSync } from './wal-sync.js';
@@ -308,6 +310,7 @@ export class SqliteStore implements Store {
   readonly jobs: SqliteJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
+  readonly retention: RetentionStore;
 
   #db: Database.Database;
   #writing: Writing | undefined;
@@ -342,6 +345,11 @@ export class SqliteStore implements Store {
       write: (doing, work) => this.#write(doing, 0, () => work()),
     });
     this.recover = createSqliteRecoverStore({
+      db,
+      read: (doing, work) => this.#run(doing, work),
+      write: (doing, work) => this.#write(doing, 1, () => work()),
+    });
+    this.retention = createSqliteRetentionStore({
       db,
       read: (doing, work) => this.#run(doing, work),
       write: (doing, work) => this.#write(doing, 1, () => work()),

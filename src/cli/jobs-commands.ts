@@ -2,16 +2,14 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../config-file.js';
 import { parseTimeScale, type ServeFlags } from '../config.js';
 import { JobService } from '../jobs/job-service.js';
-import { httpDestinationOf, storedDestinations } from '../jobs/destinations.js';
-import { createDeliverer } from '../jobs/create-deliverer.js';
-import { destinationView, messageDetailView, messagePageView } from '../jobs/job-views.js';
-import { replay, type ReplayProgress, type ReplayRequest } from '../jobs/replay.js';
+import { storedDestinations } from '../jobs/destinations.js';
+import type { ReplayProgress, ReplayRequest } from '../jobs/replay.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
-import { sendTestMessage } from '../server/jobs-routes.js';
 import { MESSAGE_STATES, type MessageState } from '../store/job-types.js';
 import type { Store } from '../store/types.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, UsageError, println } from './context.js';
 import { openCliStore } from './open-store.js';
+import { openReadSource, type ReadSource, type SourceFlags, TOKEN_FLAG, URL_FLAG } from './read-source.js';
 import { waitForStopSignal } from './signals.js';
 
 const DATABASE_FLAG = [
@@ -20,9 +18,24 @@ const DATABASE_FLAG = [
 ] as const;
 
 /**
- * Opens the local database like the read verbs: never creates one (CONTRACT §6). Verbs that change
- * something (retry, enable, replay) open it for writing once it is known to exist.
+ * Works on the database or, with `--url`, a running Inlet's API, like the read verbs: a database is
+ * never created (CONTRACT §6); verbs that change something open it for writing once it is known to exist.
  */
+async function withSource<T>(
+  flags: SourceFlags,
+  ctx: CliContext,
+  access: 'read' | 'write',
+  run: (source: ReadSource) => Promise<T>,
+): Promise<T> {
+  const source = await openReadSource(flags, ctx, access);
+  try {
+    return await run(source);
+  } finally {
+    await source.close();
+  }
+}
+
+/** The worker's database (it runs here: no `--url`). */
 async function withStore<T>(
   flags: ServeFlags,
   ctx: CliContext,
@@ -72,17 +85,17 @@ function parseState(state: string | undefined): MessageState | undefined {
   return state as MessageState;
 }
 
-async function destinationOrExit(store: Store, name: string, ctx: CliContext) {
-  const consumer = await store.jobs.getConsumer(name);
-  if (consumer === undefined || consumer.kind !== 'destination') {
-    println(
-      ctx.stderr,
-      `No destination "${name}" in ${store.location} (destinations are created when \`inlet serve\` starts with them in its config).`,
-    );
-    ctx.setExitCode(EXIT_CHECK_FAILED);
-    return undefined;
-  }
-  return consumer;
+function noDestination(source: ReadSource, name: string, ctx: CliContext): void {
+  println(
+    ctx.stderr,
+    `No destination "${name}" in ${source.location} (destinations are created when \`inlet serve\` starts with them in its config).`,
+  );
+  ctx.setExitCode(EXIT_CHECK_FAILED);
+}
+
+function noMessage(source: ReadSource, id: string, ctx: CliContext): void {
+  println(ctx.stderr, `No message "${id}" in ${source.location}.`);
+  ctx.setExitCode(EXIT_CHECK_FAILED);
 }
 
 function progressBar(ctx: CliContext): ((p: ReplayProgress) => void) | undefined {
@@ -100,19 +113,18 @@ function progressBar(ctx: CliContext): ((p: ReplayProgress) => void) | undefined
 }
 
 export function registerJobsCommands(program: Command, ctx: CliContext): void {
-  const destinations = program.command('destinations').description('HTTP destinations and their state');
+  const destinations = program.command('destinations').description('destinations and their state');
 
   destinations
     .command('list', { isDefault: true })
     .description('every destination: enabled, pending and dead messages, last delivery')
     .option('--json', 'print the API JSON ({data})')
     .option(...DATABASE_FLAG)
-    .action(async (flags: ServeFlags & { json?: boolean }) => {
-      await withStore(flags, ctx, 'read', async (store) => {
-        const data = [];
-        for (const c of await store.jobs.listConsumers('destination')) {
-          data.push(destinationView(c, await store.jobs.consumerStats(c.name)));
-        }
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (flags: SourceFlags & { json?: boolean }) => {
+      await withSource(flags, ctx, 'read', async (source) => {
+        const data = await source.listDestinations();
         if (flags.json === true) return printJson(ctx, { data });
         if (data.length === 0) return println(ctx.stdout, 'No destinations yet.');
         const rows = [['NAME', 'ENABLED', 'PENDING', 'DEAD', 'LAST DELIVERED', 'URL']];
@@ -135,15 +147,12 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     .description('one destination, with the secret its messages are signed with')
     .option('--json', 'print JSON')
     .option(...DATABASE_FLAG)
-    .action(async (name: string, flags: ServeFlags & { json?: boolean }) => {
-      await withStore(flags, ctx, 'read', async (store) => {
-        const consumer = await destinationOrExit(store, name, ctx);
-        if (consumer === undefined) return;
-        const view = {
-          ...destinationView(consumer, await store.jobs.consumerStats(name)),
-          secret: consumer.secret,
-          config: consumer.config,
-        };
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (name: string, flags: SourceFlags & { json?: boolean }) => {
+      await withSource(flags, ctx, 'read', async (source) => {
+        const view = await source.getDestination(name);
+        if (view === undefined) return noDestination(source, name, ctx);
         printJson(ctx, view);
       });
     });
@@ -153,21 +162,16 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     .description('resume a disabled destination where it stopped (or skip ahead with --from now)')
     .option('--from <now>', '"now": skip what waited (kept as dead messages) and start at the end of the log')
     .option(...DATABASE_FLAG)
-    .action(async (name: string, flags: ServeFlags & { from?: string }) => {
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (name: string, flags: SourceFlags & { from?: string }) => {
       if (flags.from !== undefined && flags.from !== 'now') throw new UsageError('--from takes only "now".');
-      await withStore(flags, ctx, 'write', async (store) => {
-        if ((await destinationOrExit(store, name, ctx)) === undefined) return;
-        let position: number | undefined;
-        if (flags.from === 'now') {
-          const log = store.transitions;
-          position = await log.lastTransitionSeq();
+      await withSource(flags, ctx, 'write', async (source) => {
+        const fromNow = flags.from === 'now';
+        if ((await source.enableDestination(name, fromNow)) === undefined) {
+          return noDestination(source, name, ctx);
         }
-        await store.jobs.setConsumerEnabled(name, {
-          enabled: true,
-          nowMs: Date.now(),
-          ...(position === undefined ? {} : { position }),
-        });
-        println(ctx.stdout, `Enabled ${name}${position === undefined ? '' : ' from now'}.`);
+        println(ctx.stdout, `Enabled ${name}${fromNow ? ' from now' : ''}.`);
       });
     });
 
@@ -175,27 +179,25 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     .command('disable <name>')
     .description('stop sending to a destination (its position stays)')
     .option(...DATABASE_FLAG)
-    .action(async (name: string, flags: ServeFlags) => {
-      await withStore(flags, ctx, 'write', async (store) => {
-        if ((await destinationOrExit(store, name, ctx)) === undefined) return;
-        await store.jobs.setConsumerEnabled(name, {
-          enabled: false,
-          reason: 'disabled by an operator',
-          nowMs: Date.now(),
-        });
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (name: string, flags: SourceFlags) => {
+      await withSource(flags, ctx, 'write', async (source) => {
+        if ((await source.disableDestination(name)) === undefined) return noDestination(source, name, ctx);
         println(ctx.stdout, `Disabled ${name}.`);
       });
     });
 
   destinations
     .command('test <name>')
-    .description('send one signed inlet.test message and print the answer')
+    .description('send one inlet.test message (signed for HTTP) and print the answer')
     .option(...DATABASE_FLAG)
-    .action(async (name: string, flags: ServeFlags) => {
-      await withStore(flags, ctx, 'read', async (store) => {
-        const consumer = await destinationOrExit(store, name, ctx);
-        if (consumer === undefined) return;
-        const result = await sendTestMessage(createDeliverer(httpDestinationOf(consumer)), name, Date.now());
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (name: string, flags: SourceFlags) => {
+      await withSource(flags, ctx, 'read', async (source) => {
+        const result = await source.testDestination(name);
+        if (result === undefined) return noDestination(source, name, ctx);
         printJson(ctx, result);
         if (result.outcome !== 'delivered') ctx.setExitCode(EXIT_CHECK_FAILED);
       });
@@ -213,9 +215,11 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     .option('--cursor <cursor>', 'the next_cursor of a previous --json page')
     .option('--json', 'print the API JSON ({data, next_cursor})')
     .option(...DATABASE_FLAG)
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
     .action(
       async (
-        flags: ServeFlags & {
+        flags: SourceFlags & {
           state?: string;
           destination?: string;
           prediction?: string;
@@ -226,31 +230,43 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
       ) => {
         const state = parseState(flags.state);
         const seq = usage(() => parseSeqQuery({ limit: flags.limit, cursor: flags.cursor }));
-        await withStore(flags, ctx, 'read', async (store) => {
-          const page = await store.jobs.listMessages({
-            limit: seq.limit,
-            ...(seq.after === undefined ? {} : { after: seq.after }),
-            ...(state === undefined ? {} : { state }),
-            ...(flags.destination === undefined ? {} : { consumer: flags.destination }),
-            ...(flags.prediction === undefined ? {} : { objectId: flags.prediction }),
-          });
-          if (flags.json === true) return printJson(ctx, messagePageView(page));
-          if (page.items.length === 0) return println(ctx.stdout, 'No messages.');
+        await withSource(flags, ctx, 'read', async (source) => {
+          const page = await source.listMessages(
+            {
+              limit: seq.limit,
+              ...(seq.after === undefined ? {} : { after: seq.after }),
+              ...(state === undefined ? {} : { state }),
+              ...(flags.destination === undefined ? {} : { consumer: flags.destination }),
+              ...(flags.prediction === undefined ? {} : { objectId: flags.prediction }),
+            },
+            {
+              state: flags.state,
+              destination: flags.destination,
+              prediction_id: flags.prediction,
+              limit: flags.limit,
+              cursor: flags.cursor,
+            },
+          );
+          if (flags.json === true) return printJson(ctx, page);
+          if (page.data.length === 0) return println(ctx.stdout, 'No messages.');
           const rows = [['ID', 'DESTINATION', 'TYPE', 'PREDICTION', 'STATE', 'ATTEMPTS', 'LAST']];
-          for (const m of page.items) {
-            const status = m.lastStatus === null ? '' : String(m.lastStatus);
+          for (const m of page.data) {
+            const status = typeof m.last_status === 'number' ? String(m.last_status) : '';
+            const error = typeof m.last_error === 'string' ? m.last_error : null;
             rows.push([
-              m.id,
-              m.consumer,
-              m.type,
-              m.objectId,
-              m.state,
+              String(m.id),
+              String(m.destination),
+              String(m.type),
+              String(m.prediction_id),
+              String(m.state),
               String(m.attempts),
-              m.lastError === null ? status || '-' : `${status} ${m.lastError}`.trim(),
+              error === null ? status || '-' : `${status} ${error}`.trim(),
             ]);
           }
           println(ctx.stdout, table(rows));
-          if (page.hasMore) println(ctx.stdout, '(more: raise --limit, or page with --json and --cursor)');
+          if (page.next_cursor !== null) {
+            println(ctx.stdout, '(more: raise --limit, or page with --json and --cursor)');
+          }
         });
       },
     );
@@ -259,15 +275,13 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     .command('show <id>')
     .description('one message with its attempt log')
     .option(...DATABASE_FLAG)
-    .action(async (id: string, flags: ServeFlags) => {
-      await withStore(flags, ctx, 'read', async (store) => {
-        const message = await store.jobs.getMessage(id);
-        if (message === undefined) {
-          println(ctx.stderr, `No message "${id}" in ${store.location}.`);
-          ctx.setExitCode(EXIT_CHECK_FAILED);
-          return;
-        }
-        printJson(ctx, messageDetailView(message));
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
+    .action(async (id: string, flags: SourceFlags) => {
+      await withSource(flags, ctx, 'read', async (source) => {
+        const message = await source.getMessage(id);
+        if (message === undefined) return noMessage(source, id, ctx);
+        printJson(ctx, message);
       });
     });
 
@@ -277,28 +291,28 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     .option('--all-dead', 'every dead message (of --destination)')
     .option('--destination <name>', 'with --all-dead: one destination')
     .option(...DATABASE_FLAG)
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
     .action(
-      async (id: string | undefined, flags: ServeFlags & { allDead?: boolean; destination?: string }) => {
+      async (id: string | undefined, flags: SourceFlags & { allDead?: boolean; destination?: string }) => {
         if ((id === undefined) === (flags.allDead !== true)) {
           throw new UsageError(
             'Name one message id, or pass --all-dead (with --destination NAME to narrow it).',
           );
         }
-        await withStore(flags, ctx, 'write', async (store) => {
+        await withSource(flags, ctx, 'write', async (source) => {
           if (id !== undefined) {
-            const result = await store.jobs.retryMessage(id, Date.now());
-            if (result === 'not_found') {
-              println(ctx.stderr, `No message "${id}" in ${store.location}.`);
-              ctx.setExitCode(EXIT_CHECK_FAILED);
-            } else if (result === 'not_dead') {
+            const result = await source.retryMessage(id);
+            if (result === 'not_found') return noMessage(source, id, ctx);
+            if (result === 'not_dead') {
               println(ctx.stderr, `Message "${id}" is not dead; only a dead message is retried (conflict).`);
               ctx.setExitCode(EXIT_CHECK_FAILED);
-            } else {
-              println(ctx.stdout, `Retrying ${id}: pending now.`);
+              return;
             }
+            println(ctx.stdout, `Retrying ${id}: pending now.`);
             return;
           }
-          const count = await store.jobs.retryDead(flags.destination, Date.now());
+          const count = await source.retryDead(flags.destination);
           println(ctx.stdout, `Retrying ${count} dead message${count === 1 ? '' : 's'}: pending now.`);
         });
       },
@@ -318,10 +332,12 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
     )
     .option('--dry-run', 'count what would be sent, send nothing')
     .option(...DATABASE_FLAG)
+    .option(...URL_FLAG)
+    .option(...TOKEN_FLAG)
     .action(
       async (
         ids: string[],
-        flags: ServeFlags & {
+        flags: SourceFlags & {
           to: string;
           since?: string;
           until?: string;
@@ -343,20 +359,18 @@ export function registerJobsCommands(program: Command, ctx: CliContext): void {
         if (ids.length === 0 && request.sinceMs === undefined && request.untilMs === undefined) {
           throw new UsageError('Name prediction ids, or a time window with --since and/or --until.');
         }
-        await withStore(flags, ctx, flags.dryRun === true ? 'read' : 'write', async (store) => {
-          const consumer = await destinationOrExit(store, flags.to, ctx);
-          if (consumer === undefined) return;
-          const log = store.transitions;
+        const dryRun = flags.dryRun === true;
+        await withSource(flags, ctx, dryRun ? 'read' : 'write', async (source) => {
           const onProgress = progressBar(ctx);
-          const count = await replay(log, store.jobs, consumer, request, {
-            nowMs: Date.now(),
-            dryRun: flags.dryRun === true,
+          const count = await source.replay(request, {
+            dryRun,
             ...(onProgress === undefined ? {} : { onProgress }),
           });
+          if (count === undefined) return noDestination(source, flags.to, ctx);
           const noun = `message${count === 1 ? '' : 's'}`;
           println(
             ctx.stdout,
-            flags.dryRun === true
+            dryRun
               ? `Would replay ${count} ${noun} to ${flags.to} (dry run: nothing sent).`
               : `Replaying ${count} ${noun} to ${flags.to}.`,
           );

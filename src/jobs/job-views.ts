@@ -30,6 +30,14 @@ export function destinationView(consumer: ConsumerRecord, stats: ConsumerStats):
   };
 }
 
+/** One destination with the secret its messages are signed with and its stored configuration. */
+export function destinationDetailView(
+  consumer: ConsumerRecord,
+  stats: ConsumerStats,
+): Record<string, unknown> {
+  return { ...destinationView(consumer, stats), secret: consumer.secret, config: consumer.config };
+}
+
 export function messageView(message: MessageRecord): Record<string, unknown> {
   return {
     id: message.id,

@@ -203,6 +203,44 @@ describe('jobs API', () => {
     ).toBe(400);
   });
 
+  it('shows one destination with its secret and config; retries every dead message; dry-run replays', async () => {
+    const one = await get('/api/destinations/app');
+    expect(one.json).toMatchObject({
+      name: 'app',
+      secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
+      config: { url: 'http://127.0.0.1:9/hook' },
+    });
+    expect((await get('/api/destinations/nope')).status).toBe(404);
+
+    deliverer.result = { outcome: 'retry', status: 500, error: 'HTTP 500', durationMs: 3 };
+    log.append('p1', 'prediction.completed');
+    log.append('p2', 'prediction.completed');
+    await runner.idle();
+    clock.advance(2000);
+    await runner.idle();
+    expect((await get('/api/messages?state=dead')).json.data).toHaveLength(2);
+    expect(await post('/api/messages/retry-dead', { destination: 'nope' })).toEqual({
+      status: 202,
+      json: { count: 0 },
+    });
+    expect(await post('/api/messages/retry-dead', {})).toEqual({ status: 202, json: { count: 2 } });
+    expect((await get('/api/messages?state=pending')).json.data).toHaveLength(2);
+    expect((await post('/api/messages/retry-dead', { destination: 3 })).status).toBe(400);
+    expect((await post('/api/messages/retry-dead', { state: 'dead' })).status).toBe(400);
+
+    const seen = deliverer.seen.length;
+    deliverer.result = { outcome: 'delivered', status: 200, durationMs: 1 };
+    await runner.idle();
+    const dry = await post('/api/replays', { destination: 'app', prediction_ids: ['p1'], dry_run: true });
+    expect(dry).toEqual({ status: 200, json: { count: 1 } });
+    await runner.idle();
+    expect(deliverer.seen).toHaveLength(seen + 2);
+    expect((await get('/api/messages?state=pending')).json.data).toHaveLength(0);
+    expect(
+      (await post('/api/replays', { destination: 'app', prediction_ids: ['p1'], dry_run: 'yes' })).status,
+    ).toBe(400);
+  });
+
   it('disables and enables a destination, from where it stopped or from now', async () => {
     const off = await post('/api/destinations/app/disable');
     expect(off.json).toMatchObject({ enabled: false, disabled_reason: 'disabled by an operator' });

@@ -2,7 +2,12 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { errorBody } from '../errors.js';
 import { createTestMessage } from '../jobs/http-deliverer.js';
 import type { Deliverer } from '../jobs/deliverer.js';
-import { destinationView, messageDetailView, messagePageView } from '../jobs/job-views.js';
+import {
+  destinationDetailView,
+  destinationView,
+  messageDetailView,
+  messagePageView,
+} from '../jobs/job-views.js';
 import { replay, type ReplayRequest } from '../jobs/replay.js';
 import { MESSAGE_STATES, type ConsumerRecord, type JobStore, type MessageState } from '../store/job-types.js';
 import type { TransitionLog } from '../store/transition-types.js';
@@ -60,7 +65,16 @@ export function parseReplayBody(raw: unknown): ReplayRequest {
     throw new InvalidQueryError('The body must be a JSON object naming a "destination".');
   }
   const body = raw as Record<string, unknown>;
-  const known = new Set(['destination', 'prediction_ids', 'since', 'until', 'status', 'model', 'types']);
+  const known = new Set([
+    'destination',
+    'prediction_ids',
+    'since',
+    'until',
+    'status',
+    'model',
+    'types',
+    'dry_run',
+  ]);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new InvalidQueryError(`Unknown field "${unknown[0]}".`);
   if (typeof body.destination !== 'string' || body.destination === '') {
@@ -85,6 +99,9 @@ export function parseReplayBody(raw: unknown): ReplayRequest {
   }
   const types = stringList(body, 'types');
   if (types !== undefined) request.types = types;
+  if (body.dry_run !== undefined && typeof body.dry_run !== 'boolean') {
+    throw new InvalidQueryError('"dry_run" must be true or false.');
+  }
   if (request.predictionIds === undefined && request.sinceMs === undefined && request.untilMs === undefined) {
     throw new InvalidQueryError('Name "prediction_ids", or a time window with "since" and/or "until".');
   }
@@ -102,6 +119,14 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     for (const consumer of consumers)
       data.push(destinationView(consumer, await jobs.consumerStats(consumer.name)));
     return { data };
+  });
+
+  app.get<{ Params: { name: string } }>('/destinations/:name', async (request, reply) => {
+    const name = request.params.name;
+    const consumer = await jobs.getConsumer(name);
+    if (consumer === undefined || consumer.kind !== 'destination')
+      return notFound(reply, `destination "${name}"`);
+    return destinationDetailView(consumer, await jobs.consumerStats(name));
   });
 
   app.get('/messages', async (request) => {
@@ -143,8 +168,25 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     return reply.code(202).send(message ? messageDetailView(message) : {});
   });
 
+  app.post('/messages/retry-dead', async (request, reply) => {
+    const raw = request.body ?? {};
+    if (typeof raw !== 'object' || Array.isArray(raw)) {
+      throw new InvalidQueryError('The body must be a JSON object (with an optional "destination").');
+    }
+    const body = raw as Record<string, unknown>;
+    const unknown = Object.keys(body).filter((k) => k !== 'destination');
+    if (unknown.length > 0) throw new InvalidQueryError(`Unknown field "${unknown[0]}".`);
+    if (body.destination !== undefined && (typeof body.destination !== 'string' || body.destination === '')) {
+      throw new InvalidQueryError('"destination" must name a destination.');
+    }
+    const count = await jobs.retryDead(body.destination, now());
+    deps.wake?.();
+    return reply.code(202).send({ count });
+  });
+
   app.post('/replays', async (request, reply) => {
     const replayRequest = parseReplayBody(request.body);
+    const dryRun = (request.body as { dry_run?: boolean }).dry_run === true;
     const consumer = await jobs.getConsumer(replayRequest.destination);
     if (consumer === undefined || consumer.kind !== 'destination') {
       return notFound(reply, `destination "${replayRequest.destination}"`);
@@ -152,7 +194,8 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     if (deps.log === undefined) {
       return reply.code(503).send(errorBody('storage_unavailable', 'The transitions log is not available.'));
     }
-    const count = await replay(deps.log, jobs, consumer, replayRequest, { nowMs: now() });
+    const count = await replay(deps.log, jobs, consumer, replayRequest, { nowMs: now(), dryRun });
+    if (dryRun) return { count };
     deps.wake?.();
     return reply.code(202).send({ count });
   });

@@ -60,3 +60,32 @@ describe('GET /api/stats/deliveries', () => {
     }
   });
 });
+
+describe('GET /api/predictions/:id/transitions', () => {
+  it('lists what changed for one prediction, in order, in pages', async () => {
+    inlet = await createTestInlet();
+    const base = prediction({ id: 'tr1' });
+    for (const object of [
+      { ...base, status: 'starting' },
+      { ...base, status: 'processing', logs: 'step 1' },
+      { ...base, status: 'succeeded', logs: 'step 1', output: ['x'] },
+    ]) {
+      const body = JSON.stringify(object);
+      expect((await post(body, signedHeaders(body))).statusCode).toBe(200);
+    }
+    const first = (await inlet.app.inject({ url: '/api/predictions/tr1/transitions?limit=2' })).json();
+    expect(first.data.map((t: { type: string }) => t.type)).toEqual([
+      'prediction.started',
+      'prediction.logs',
+    ]);
+    expect(first.data[0]).toMatchObject({ status: 'starting', id: expect.stringMatching(/^tr_/) });
+    expect(first.data[0].recorded_at).toMatch(/^\d{4}-.*Z$/);
+    expect(first.next_cursor).not.toBeNull();
+    const rest = (
+      await inlet.app.inject({ url: `/api/predictions/tr1/transitions?limit=2&cursor=${first.next_cursor}` })
+    ).json();
+    expect(rest.data.map((t: { type: string }) => t.type)).toEqual(['prediction.completed']);
+    expect(rest.next_cursor).toBeNull();
+    expect((await inlet.app.inject({ url: '/api/predictions/nope/transitions' })).statusCode).toBe(404);
+  });
+});

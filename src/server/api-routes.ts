@@ -3,7 +3,14 @@ import { archivedOutput, publicBase, type ArchiveReader } from '../archive/archi
 import { errorBody } from '../errors.js';
 import { jsonText } from '../json-text.js';
 import type { RejectionRecord, Store } from '../store/types.js';
-import { eventDetailView, eventView, predictionPageView, predictionView, rejectionView } from '../views.js';
+import {
+  eventDetailView,
+  eventView,
+  isoTime,
+  predictionPageView,
+  predictionView,
+  rejectionView,
+} from '../views.js';
 import { encodeSeqCursor } from '../store/cursor.js';
 import {
   InvalidQueryError,
@@ -113,6 +120,31 @@ export function registerApiRoutes(
     return {
       data: page.items.map(eventView),
       next_cursor: page.hasMore && last ? encodeSeqCursor(last.seq) : null,
+    };
+  });
+
+  // What changed, once (CONTRACT §8), for one prediction: the dashboard's page shows it beside the events.
+  app.get<{ Params: { id: string } }>('/predictions/:id/transitions', async (request, reply) => {
+    const query = parseSeqQuery(request.query as QueryParams);
+    const rows = await store.transitions.listTransitions({
+      afterSeq: query.after ?? 0,
+      limit: query.limit + 1,
+      objectIds: [request.params.id],
+    });
+    if (rows.length === 0 && query.after === undefined && !(await store.getPrediction(request.params.id))) {
+      return notFound(reply, `prediction "${request.params.id}"`);
+    }
+    const items = rows.slice(0, query.limit);
+    const last = items.at(-1);
+    return {
+      data: items.map((t) => ({
+        id: t.id,
+        type: t.type,
+        status: t.status,
+        recorded_at: isoTime(t.recordedAtMs),
+        event_id: t.eventKey,
+      })),
+      next_cursor: rows.length > query.limit && last ? encodeSeqCursor(last.seq) : null,
     };
   });
 

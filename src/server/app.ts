@@ -27,6 +27,7 @@ import {
   type RequestReservation,
 } from './inflight-bytes.js';
 import { drainConnectionsOnClose } from './connection-drain.js';
+import { registerDashboardRoutes } from './dashboard-routes.js';
 import { webhookPathHint } from './path-hint.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
@@ -406,6 +407,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       .header('retry-after', '2')
       .send(errorBody('storage_unavailable', 'The store cannot take writes now.'));
   });
+  registerDashboardRoutes(app, { webhookPaths });
 
   void app.register(
     async (scope) => {

@@ -11,6 +11,7 @@ import { createDeliverer } from './jobs/create-deliverer.js';
 import { JobService } from './jobs/job-service.js';
 import { createMetrics, type InletMetrics } from './metrics/metrics.js';
 import { createReconcile, type ReconcileOptions } from './reconcile/index.js';
+import { RetentionService, type RetentionServiceOptions } from './retention/retention-service.js';
 import { buildApp } from './server/app.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
 import type { Store } from './store/types.js';
@@ -61,6 +62,8 @@ export interface InletJobOptions {
   readiness?: ReadinessOptions;
   /** `--archive`: copy succeeded outputs' files; off when absent. */
   archive?: ArchiveOptions;
+  /** `--retention`: prune once a day; off when absent. */
+  retention?: Omit<RetentionServiceOptions, 'store' | 'archive' | 'logger' | 'timeScale'>;
   /** Poll Replicate for objects whose deliveries stopped (`REPLICATE_API_TOKEN` set); off when absent. */
   reconcile?: ReconcileOptions;
 }
@@ -121,6 +124,16 @@ export function createInlet(
           ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
         });
   const unsubscribeArchive = archive && batcher.onTransitions(() => archive.service.wake());
+  const retention =
+    jobOptions.retention === undefined
+      ? undefined
+      : new RetentionService({
+          ...jobOptions.retention,
+          store,
+          logger,
+          ...(archive === undefined ? {} : { archive: archive.reader.storage }),
+          ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
+        });
   const reconcile =
     jobOptions.reconcile === undefined
       ? undefined
@@ -163,6 +176,7 @@ export function createInlet(
       await jobs?.start();
       await archive?.service.start();
       await reconcile?.start();
+      retention?.start();
     },
     close() {
       closing ??= (async () => {
@@ -171,6 +185,7 @@ export function createInlet(
         unsubscribeArchive?.();
         await archive?.service.stop();
         await reconcile?.stop();
+        await retention?.stop();
         await batcher.drain();
         await rejections.flush();
         await store.close();

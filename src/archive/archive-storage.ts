@@ -16,6 +16,10 @@ export interface ArchiveStorage {
   put(source: Readable, options: { contentType: string; signal?: AbortSignal }): Promise<StoredFile>;
   /** The bytes stored under a sha256, or undefined when there are none. */
   open(sha256: string): Promise<{ body: Readable; size: number } | undefined>;
+  /** Every stored file with when it was written, for retention's sweep. */
+  list(): AsyncIterable<ListedFile>;
+  /** Deletes the bytes stored under a sha256 (nothing when there are none). */
+  remove(sha256: string): Promise<void>;
   /** Removes temporary files a killed process left behind. */
   cleanUp?(): Promise<void>;
   close?(): Promise<void>;
@@ -24,6 +28,11 @@ export interface ArchiveStorage {
 export interface StoredFile {
   sha256: string;
   size: number;
+}
+
+export interface ListedFile {
+  sha256: string;
+  modifiedAtMs: number;
 }
 
 export const SHA256_HEX = /^[0-9a-f]{64}$/;

@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
@@ -8,6 +8,7 @@ import {
   tempName,
   writeHashed,
   type ArchiveStorage,
+  type ListedFile,
   type StoredFile,
 } from './archive-storage.js';
 
@@ -64,6 +65,31 @@ export class FileArchiveStorage implements ArchiveStorage {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+  }
+
+  async *list(): AsyncIterable<ListedFile> {
+    let names: string[];
+    try {
+      names = await readdir(this.#dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    for (const name of names) {
+      if (!SHA256_HEX.test(name)) continue;
+      try {
+        yield { sha256: name, modifiedAtMs: (await stat(join(this.#dir, name))).mtimeMs };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      }
+    }
+  }
+
+  async remove(sha256: string): Promise<void> {
+    if (!SHA256_HEX.test(sha256)) return;
+    await unlink(join(this.#dir, sha256)).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
   }
 
   async cleanUp(): Promise<void> {

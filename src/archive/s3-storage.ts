@@ -11,6 +11,7 @@ import {
   tempName,
   writeHashed,
   type ArchiveStorage,
+  type ListedFile,
   type StoredFile,
 } from './archive-storage.js';
 import type { S3Destination } from './archive-destination.js';
@@ -111,6 +112,33 @@ export class S3ArchiveStorage implements ArchiveStorage {
       if (isNotFound(error)) return undefined;
       throw error;
     }
+  }
+
+  async *list(): AsyncIterable<ListedFile> {
+    const { client, sdk } = await this.#s3();
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new sdk.ListObjectsV2Command({
+          Bucket: this.#bucket,
+          Prefix: this.#prefix,
+          ...(token === undefined ? {} : { ContinuationToken: token }),
+        }),
+      );
+      for (const object of page.Contents ?? []) {
+        const name = (object.Key ?? '').slice(this.#prefix.length);
+        if (!SHA256_HEX.test(name)) continue;
+        yield { sha256: name, modifiedAtMs: object.LastModified?.getTime() ?? 0 };
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async remove(sha256: string): Promise<void> {
+    if (!SHA256_HEX.test(sha256)) return;
+    const { client, sdk } = await this.#s3();
+    // S3 answers 204 whether or not the key existed.
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: this.#bucket, Key: this.#key(sha256) }));
   }
 
   async cleanUp(): Promise<void> {

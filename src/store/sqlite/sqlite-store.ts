@@ -349,10 +349,11 @@ export class SqliteStore implements Store {
       read: (doing, work) => this.#run(doing, work),
       write: (doing, work) => this.#write(doing, 1, () => work()),
     });
+    // A prune's deletes need not wait for their own WAL sync: the next commit's covers them.
     this.retention = createSqliteRetentionStore({
       db,
       read: (doing, work) => this.#run(doing, work),
-      write: (doing, work) => this.#write(doing, 1, () => work()),
+      write: (doing, work) => this.#write(doing, 0, () => work()),
     });
   }
 

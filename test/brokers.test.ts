@@ -261,6 +261,8 @@ describe.concurrent('broker destinations from a real serve', () => {
         redis.disconnect();
       }
     },
+    // Most of it is the lease of the messages in flight at the kill (timeoutMs + 31 s).
+    90_000,
   );
 
   it.skipIf(!canStart)(

@@ -24,6 +24,16 @@ if (!reachable) console.warn(`Redis tests skipped: nothing answers at ${REDIS_UR
 
 const signal = () => new AbortController().signal;
 
+/** Attempts `n` until one is delivered, a little apart (the client reconnects in the background). */
+async function deliverEventually(d: RedisDeliverer, n: number, prefix: string): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const result = await d.deliver(testMessage(n, prefix), signal());
+    if (result.outcome === 'delivered' || Date.now() > deadline) return result.outcome;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 describe.skipIf(!reachable)('RedisDeliverer (the machine’s Redis)', () => {
   const stream = `inlet-test:${randomBytes(4).toString('hex')}`;
   const redis = new Redis({ host: base.hostname, port: Number(base.port || 6379), lazyConnect: true });
@@ -86,23 +96,63 @@ describe.skipIf(!canStartBroker('redis'))('RedisDeliverer with the broker down',
       });
 
       await broker.start();
-      let result = await d.deliver(testMessage(1, 'down'), signal());
-      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++)
-        result = await d.deliver(testMessage(1, 'down'), signal());
-      expect(result.outcome).toBe('delivered');
+      expect(await deliverEventually(d, 1, 'down')).toBe('delivered');
 
       await broker.stop();
       expect((await d.deliver(testMessage(2, 'down'), signal())).outcome).toBe('retry');
       await broker.start();
-      result = await d.deliver(testMessage(2, 'down'), signal());
-      for (let i = 0; i < 20 && result.outcome !== 'delivered'; i++)
-        result = await d.deliver(testMessage(2, 'down'), signal());
-      expect(result.outcome).toBe('delivered');
+      expect(await deliverEventually(d, 2, 'down')).toBe('delivered');
 
       const check = new Redis({ port: broker.port, host: '127.0.0.1' });
       // The second start is a fresh server without persistence: only the message sent after it is there.
       expect(await check.xlen('down')).toBe(1);
       await check.quit();
+    } finally {
+      await d.close();
+    }
+  });
+
+  it('an attempt that failed while the broker was down never lands later (no repeat after its retry)', async () => {
+    const d = new RedisDeliverer({
+      name: 'late',
+      target: target(`redis://127.0.0.1:${broker.port}/late`),
+      timeoutMs: 1000,
+    });
+    const outcomes = new Map<string, string>();
+    try {
+      await broker.stop();
+      await broker.start();
+      expect(await deliverEventually(d, 0, 'late')).toBe('delivered');
+      await broker.stop();
+      // Ten attempts at a time, all through the outage and the return, until ten in a row succeed.
+      let n = 1;
+      let streak = 0;
+      let restarted = false;
+      const deadline = Date.now() + 20_000;
+      while (streak < 10 && Date.now() < deadline) {
+        const batch = Array.from({ length: 10 }, () => testMessage(n++, 'late'));
+        const results = await Promise.all(batch.map((m) => d.deliver(m, signal())));
+        results.forEach((r, i) => outcomes.set(batch[i]!.id, r.outcome));
+        streak = results.every((r) => r.outcome === 'delivered') ? streak + 10 : 0;
+        if (!restarted && n > 50) {
+          await broker.start();
+          restarted = true;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      expect(streak).toBe(10);
+      const failed = [...outcomes].filter(([, o]) => o !== 'delivered').map(([id]) => id);
+      expect(failed.length).toBeGreaterThan(0);
+      const check = new Redis({ port: broker.port, host: '127.0.0.1' });
+      const landed = (await check.xrange('late', '-', '+')).map(([, fields]) => fields[1]!);
+      await check.quit();
+      expect(landed.filter((id) => failed.includes(id))).toEqual([]);
+      expect(landed.sort()).toEqual(
+        [...outcomes]
+          .filter(([, o]) => o === 'delivered')
+          .map(([id]) => id)
+          .sort(),
+      );
     } finally {
       await d.close();
     }

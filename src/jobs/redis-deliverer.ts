@@ -26,6 +26,7 @@ function errorText(error: unknown): string {
 export class RedisDeliverer implements Deliverer {
   readonly #options: RedisDelivererOptions;
   #redis: Promise<Redis> | undefined;
+  #connecting: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: RedisDelivererOptions) {
@@ -48,7 +49,11 @@ export class RedisDeliverer implements Deliverer {
         lazyConnect: true,
         connectTimeout: timeoutMs,
         commandTimeout: timeoutMs,
-        // Fail an attempt rather than queue it through a long outage: the runner retries on its schedule.
+        // While disconnected an attempt fails at once and the runner retries it on its schedule. A
+        // queued or re-sent XADD would reach Redis after its attempt had failed, and the retry would
+        // append the message a second time.
+        enableOfflineQueue: false,
+        autoResendUnfulfilledCommands: false,
         maxRetriesPerRequest: 1,
         retryStrategy: (times) => Math.min(times * 200, 2000),
       });
@@ -57,6 +62,16 @@ export class RedisDeliverer implements Deliverer {
       return redis;
     });
     return this.#redis;
+  }
+
+  /** Connects a client that is not connected yet (or was closed); one attempt waits for the others'. */
+  async #ready(redis: Redis): Promise<void> {
+    if (redis.status === 'wait' || redis.status === 'end') {
+      this.#connecting ??= redis.connect().finally(() => {
+        this.#connecting = undefined;
+      });
+    }
+    if (this.#connecting !== undefined) await this.#connecting;
   }
 
   async deliver(message: OutboundMessage, signal: AbortSignal): Promise<AttemptResult> {
@@ -72,6 +87,7 @@ export class RedisDeliverer implements Deliverer {
     try {
       const body = messageBody(message);
       const redis = await Promise.race([this.#client(), abortedPromise]);
+      await Promise.race([this.#ready(redis), abortedPromise]);
       await Promise.race([
         redis.xadd(this.#options.target.stream, '*', 'id', message.id, 'type', message.type, 'body', body),
         abortedPromise,

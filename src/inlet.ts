@@ -66,7 +66,11 @@ export interface InletJobOptions {
   retention?: Omit<RetentionServiceOptions, 'store' | 'archive' | 'logger' | 'timeScale'>;
   /** Poll Replicate for objects whose deliveries stopped (`REPLICATE_API_TOKEN` set); off when absent. */
   reconcile?: ReconcileOptions;
+  /** `INLET_LISTEN_EXPIRY`: an `inlet listen` consumer not seen for this long is dropped (default 7 days). */
+  listenExpiryMs?: number;
 }
+
+const DEFAULT_LISTEN_EXPIRY_MS = 7 * 86_400_000;
 
 /**
  * Webhooks waiting for their commit at which the runner defers to ingest (a saturated server, not a
@@ -134,6 +138,13 @@ export function createInlet(
           ...(archive === undefined ? {} : { archive: archive.reader.storage }),
           ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
         });
+  // The live stream's wake-ups: this process's commits, and other instances' once `start()` listens.
+  const streamWakers = new Set<() => void>();
+  const wakeStreams = () => {
+    for (const wake of streamWakers) wake();
+  };
+  const unsubscribeStreams = batcher.onTransitions(wakeStreams);
+  let unwatchStreams: (() => Promise<void>) | undefined;
   const reconcile =
     jobOptions.reconcile === undefined
       ? undefined
@@ -158,6 +169,14 @@ export function createInlet(
       logger,
       metrics,
       ...(archive === undefined ? {} : { archive: archive.reader }),
+      stream: {
+        onTransitions: (wake) => {
+          streamWakers.add(wake);
+          return () => streamWakers.delete(wake);
+        },
+        listenExpiryMs: jobOptions.listenExpiryMs ?? DEFAULT_LISTEN_EXPIRY_MS,
+        ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
+      },
       jobs: {
         log,
         ...(jobs === undefined ? {} : { wake: () => jobs.runner.wake() }),
@@ -174,6 +193,12 @@ export function createInlet(
     jobs,
     async start() {
       await jobs?.start();
+      try {
+        unwatchStreams = await store.jobs.watchTransitions(wakeStreams);
+      } catch (error) {
+        // Streams still poll every second.
+        logger.warn({ err: (error as Error).message }, 'cannot listen for other instances’ transitions');
+      }
       await archive?.service.start();
       await reconcile?.start();
       retention?.start();
@@ -183,6 +208,8 @@ export function createInlet(
         await app.close();
         await jobs?.stop();
         unsubscribeArchive?.();
+        unsubscribeStreams();
+        await unwatchStreams?.();
         await archive?.service.stop();
         await reconcile?.stop();
         await retention?.stop();

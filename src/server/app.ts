@@ -18,6 +18,7 @@ import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
 import { registerFilesRoutes } from './files-routes.js';
 import type { ArchiveReader } from '../archive/archive-views.js';
+import { registerStreamRoutes, type StreamRoutesDeps } from './stream-routes.js';
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
 import {
   InflightBytes,
@@ -65,6 +66,8 @@ export interface AppDeps {
   jobs?: Omit<JobsRoutesDeps, 'jobs'>;
   /** The output files archive (`--archive`), when on. */
   archive?: ArchiveReader;
+  /** What `GET /api/stream` and the listeners' routes need besides the store. */
+  stream?: Omit<StreamRoutesDeps, 'log' | 'jobs'>;
 }
 
 /** Node checks header and request timeouts on this interval; short timeouts need a shorter one. */
@@ -415,6 +418,9 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       registerApiRoutes(scope, deps.store, deps.archive);
       registerFilesRoutes(scope, deps.store, deps.archive);
       registerJobsRoutes(scope, { log: undefined, ...deps.jobs, jobs: deps.store.jobs });
+      if (deps.stream !== undefined) {
+        registerStreamRoutes(scope, { ...deps.stream, log: deps.store.transitions, jobs: deps.store.jobs });
+      }
     },
     { prefix: '/api' },
   );

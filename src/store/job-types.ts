@@ -180,4 +180,6 @@ export interface JobStore {
    * a no-op where one process writes). Answers the unsubscribe.
    */
   watchTransitions(onNotify: () => void): Promise<() => Promise<void>>;
+  /** Removes the consumer with its messages and their attempts (an expired `inlet listen`); false when unknown. */
+  deleteConsumer(name: string): Promise<boolean>;
 }

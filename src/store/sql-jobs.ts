@@ -40,6 +40,13 @@ export function updateConsumerParams(c: ConsumerUpsert): SqlValue[] {
   return [c.kind, c.configHash, JSON.stringify(c.config), c.nowMs, c.secret ?? null, c.name];
 }
 
+/** Each with the param: consumer name. In this order, so no attempt or message outlives its consumer. */
+export const DELETE_CONSUMER_SQL = [
+  'DELETE FROM message_attempts WHERE message_id IN (SELECT id FROM messages WHERE consumer = ?)',
+  'DELETE FROM messages WHERE consumer = ?',
+  'DELETE FROM consumers WHERE name = ?',
+] as const;
+
 /** Params: new position, name, expected position. */
 export const ADVANCE_POSITION_SQL =
   'UPDATE consumers SET position = ? WHERE name = ? AND position = ? AND enabled = 1';

@@ -19,6 +19,7 @@ import {
   claimAndLeaseSql,
   combinedStatement,
   CONSUMER_STATS_SQL,
+  DELETE_CONSUMER_SQL,
   consumerFromRow,
   DISABLE_CONSUMER_SQL,
   earliest,
@@ -194,6 +195,14 @@ export class PostgresJobs implements JobStore {
         await run(client, SKIP_PENDING_SQL, [name]);
       }
       return true;
+    });
+  }
+
+  async deleteConsumer(name: string): Promise<boolean> {
+    return this.#access.transaction('deleting a consumer', async (client) => {
+      let changes = 0;
+      for (const sql of DELETE_CONSUMER_SQL) changes = await run(client, sql, [name]);
+      return changes > 0;
     });
   }
 

@@ -17,6 +17,7 @@ import {
   ADVANCE_POSITION_SQL,
   attemptFromRow,
   CONSUMER_STATS_SQL,
+  DELETE_CONSUMER_SQL,
   consumerFromRow,
   COUNT_LEASED_SQL,
   DISABLE_CONSUMER_SQL,
@@ -214,6 +215,18 @@ export class SqliteJobs implements JobStore {
             this.#run(SKIP_PENDING_SQL, [name]);
           }
           return true;
+        })
+        .immediate(),
+    );
+  }
+
+  async deleteConsumer(name: string): Promise<boolean> {
+    return this.#access.write('deleting a consumer', () =>
+      this.#db
+        .transaction(() => {
+          let changes = 0;
+          for (const sql of DELETE_CONSUMER_SQL) changes = this.#run(sql, [name]).changes;
+          return changes > 0;
         })
         .immediate(),
     );

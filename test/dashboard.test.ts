@@ -429,11 +429,15 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')(
       expect(Date.now() - sent).toBeLessThan(1000);
       expect(await page.locator('tbody tr').first().getAttribute('data-id')).toBe('dash-live');
 
-      // And on its own page, the next delivery joins the timeline.
+      // And on its own page, the next change joins the timeline.
       await page.click('a[href="/predictions/dash-live"]');
       await page.waitForSelector('.timeline li');
       expect(
-        (await deliver(prediction({ id: 'dash-live', model: 'acme/live', status: 'processing' }))).status,
+        (
+          await deliver(
+            prediction({ id: 'dash-live', model: 'acme/live', status: 'processing', logs: 'booting\n' }),
+          )
+        ).status,
       ).toBe(200);
       await page.waitForFunction(() => document.querySelectorAll('.timeline li').length === 2, undefined, {
         timeout: 1000,
@@ -450,12 +454,12 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')(
       expect(await text('timestamp_out_of_tolerance')).toContain('Clock skew');
       expect(await text('timestamp_out_of_tolerance')).toContain('NTP');
       expect(await text('missing_signature')).toContain('Missing signature headers');
+      await screenshot(page, 'rejections-1280');
       await page.locator('[data-code="invalid_signature"] summary').click();
       expect(await page.locator('[data-code="invalid_signature"] pre').textContent()).toContain(
         'dash-forged',
       );
       await expectAccessible(page);
-      await screenshot(page, 'rejections-1280');
       await context.close();
 
       const narrow = await open('/rejections', { width: 390 });

@@ -11,13 +11,13 @@ const EXPLANATIONS: Record<string, Explanation> = {
     title: 'Clock skew',
     cause:
       "The delivery's webhook-timestamp is more than the tolerance (5 minutes by default) away from this machine's clock. Replicate's retries carry fresh timestamps, so the clock here is usually the one that is wrong — or an old delivery was replayed.",
-    fix: 'Sync the clock (NTP). To replay old captured deliveries, run serve with --tolerance 0.',
+    fix: 'Sync the clock (NTP). To replay old captured deliveries, run serve with `--tolerance 0`.',
   },
   invalid_signature: {
     title: 'Wrong or rotated secret, or a changed body',
     cause:
       'No signature matched a configured secret. Either the secret is not the one Replicate signs with (another account, or it was rotated), or something between Replicate and Inlet re-serialised the JSON body (a proxy or middleware that parses and rewrites it), which breaks the signature.',
-    fix: 'Fetch the secret again (GET /v1/webhooks/default/secret) and set the whole whsec_… value as REPLICATE_WEBHOOK_SECRET; while rotating, give both ("whsec_new whsec_old"). Put nothing that rewrites bodies in front of Inlet; `inlet verify` checks one delivery offline.',
+    fix: 'Fetch the secret again (`GET /v1/webhooks/default/secret`) and set the whole `whsec_…` value as `REPLICATE_WEBHOOK_SECRET`; while rotating, give both (`"whsec_new whsec_old"`). Put nothing that rewrites bodies in front of Inlet; `inlet verify` checks one delivery offline.',
   },
   missing_signature: {
     title: 'Missing signature headers',
@@ -33,8 +33,8 @@ const EXPLANATIONS: Record<string, Explanation> = {
   payload_too_large: {
     title: 'Body too large',
     cause:
-      'The body is over --max-body (16 MiB by default). Webhook bodies carry the full logs and any data-URI inputs, so they can be large.',
-    fix: 'Raise --max-body / INLET_MAX_BODY_BYTES, and any limit of a proxy in front (nginx client_max_body_size is 1 MiB by default).',
+      'The body is over `--max-body` (16 MiB by default). Webhook bodies carry the full logs and any data-URI inputs, so they can be large.',
+    fix: 'Raise `--max-body` / `INLET_MAX_BODY_BYTES`, and any limit of a proxy in front (nginx `client_max_body_size` is 1 MiB by default).',
   },
   unsupported_media_type: {
     title: 'Wrong content type',

@@ -23,7 +23,7 @@ interface ListenFlags {
 interface StreamTransition {
   id: string;
   type: string;
-  timestamp: string;
+  recorded_at: string;
   object_id: string;
   model: string | null;
   status: string;
@@ -214,7 +214,7 @@ async function runListen(flags: ListenFlags, ctx: CliContext): Promise<void> {
       println(ctx.stdout, JSON.stringify(outcome === '' ? shown : { ...shown, forwarded: outcome }));
     } else {
       const parts = [
-        transition.timestamp,
+        transition.recorded_at,
         transition.type.padEnd(21),
         transition.object_id,
         transition.status,

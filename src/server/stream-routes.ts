@@ -75,11 +75,11 @@ export function streamTransitionView(
   const view: Record<string, unknown> = {
     id: record.id,
     type: record.type,
-    timestamp: new Date(record.recordedAtMs).toISOString(),
     object_id: record.objectId,
     model: record.model,
     status: record.status,
     event_id: record.eventKey,
+    recorded_at: new Date(record.recordedAtMs).toISOString(),
     data: transitionDataView(record),
   };
   // The delivery's own bytes, for a forwarder that must hand a local app exactly what Replicate sent.

@@ -4,6 +4,11 @@ import { explain } from '../explain.js';
 import { formatTime, json } from '../format.js';
 import { Badge, ErrorNote, useAuthGeneration, useInterval } from '../ui.js';
 
+/** The explanations mark commands and names with backticks: shown as code. */
+function Prose({ text }: { text: string }) {
+  return <>{text.split('`').map((part, i) => (i % 2 === 1 ? <code key={i}>{part}</code> : part))}</>;
+}
+
 function RejectionItem({ rejection }: { rejection: Rejection }) {
   const why = explain(rejection.code);
   let body = rejection.body;
@@ -23,10 +28,10 @@ function RejectionItem({ rejection }: { rejection: Rejection }) {
       <p class="message">{rejection.message}</p>
       <div class="explain">
         <p>
-          <strong>Likely cause.</strong> {why.cause}
+          <strong>Likely cause.</strong> <Prose text={why.cause} />
         </p>
         <p>
-          <strong>Fix.</strong> {why.fix}
+          <strong>Fix.</strong> <Prose text={why.fix} />
         </p>
       </div>
       <details>

@@ -8,8 +8,7 @@ import type {
   MessageRecord,
 } from '../store/job-types.js';
 import type { TransitionLog, TransitionRecord } from '../store/transition-types.js';
-import type { ObjectRecord } from '../store/types.js';
-import { predictionView } from '../views.js';
+import { transitionDataView } from '../views.js';
 import { configHash, consumerWants, newMessageFor, type ConsumerDefinition } from './consumer.js';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 
@@ -117,18 +116,6 @@ export function verdictFor(
       return { state: 'retry', nextAttemptAtMs: context.nowMs + Math.round(delay) };
     }
   }
-}
-
-/** The message body's `data`: the folded object right after the transition, as the API shows it. */
-export function transitionData(transition: TransitionRecord): Record<string, unknown> {
-  const object = JSON.parse(transition.body.toString('utf8')) as ObjectRecord['object'];
-  return predictionView({
-    object,
-    kind: transition.kind,
-    eventCount: transition.eventCount,
-    firstReceivedAtMs: transition.firstReceivedAtMs,
-    lastReceivedAtMs: transition.lastReceivedAtMs,
-  } as ObjectRecord);
 }
 
 interface InFlight {
@@ -473,7 +460,7 @@ export class Runner {
           transitionId: message.transitionId,
           attempt: message.attempts + 1,
           recordedAtMs: transition.recordedAtMs,
-          data: transitionData(transition),
+          data: transitionDataView(transition),
         };
         result = await deliverer.deliver(outbound, controller.signal);
       }

@@ -19,7 +19,7 @@ import {
   type TestDatabase,
 } from './pg-helpers.js';
 import { tempDir } from './helpers.js';
-import { BIN, ROOT } from './process-helpers.js';
+import { BIN, ROOT, runCli } from './process-helpers.js';
 
 const LISTEN_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
 /** The scenario restarts after 20 s; the suite uses less (INLET_TEST_LISTEN_GAP_MS=20000 for the full wait). */
@@ -176,6 +176,18 @@ describe('inlet listen', () => {
     expect(await laptop.exited).toBe(0);
     expect(await desk.exited).toBe(0);
   }, 90_000);
+
+  it('says what is wrong: no --url (2), a bad name (2), an Inlet it cannot reach (1)', async () => {
+    const none = await runCli(['listen']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('--url');
+    const badName = await runCli(['listen', '--url', serve.base, '--name', 'a b']);
+    expect(badName.code).toBe(2);
+    expect(badName.stderr).toMatch(/listener name/);
+    const down = await runCli(['listen', '--url', 'http://127.0.0.1:9']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/Cannot reach Inlet at http:\/\/127\.0\.0\.1:9/);
+  });
 
   it('GET /api/stream resumes after Last-Event-ID and filters by type', async () => {
     const run = Math.random().toString(36).slice(2, 8);

@@ -6,7 +6,8 @@ import { PredictionPage } from './pages/prediction.js';
 import { RejectionsPage } from './pages/rejections.js';
 import { DestinationsPage } from './pages/destinations.js';
 import { Link, useLocation } from './router.js';
-import { onStreamState, startStream, stopStream } from './stream.js';
+import { startStream, stopStream } from './stream.js';
+import { useLive } from './ui.js';
 import './style.css';
 
 function useNeedsToken(): boolean {
@@ -52,8 +53,7 @@ function SignIn() {
 }
 
 function LiveState() {
-  const [live, setLive] = useState(false);
-  useEffect(() => onStreamState(setLive), []);
+  const live = useLive();
   return (
     <span
       class={`live ${live ? 'live-on' : ''}`}

@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, auth } from './api.js';
+import { onStreamState } from './stream.js';
 
 const STATUS_CLASSES: Record<string, string> = {
   starting: 'neutral',
@@ -97,6 +98,13 @@ export function useInterval(fn: () => void, ms: number): void {
     }, ms);
     return () => clearInterval(timer);
   }, [ms]);
+}
+
+/** Whether the live stream is connected now. */
+export function useLive(): boolean {
+  const [live, setLive] = useState(false);
+  useEffect(() => onStreamState(setLive), []);
+  return live;
 }
 
 /** A button that runs an action once at a time and says how it went. */

@@ -15,7 +15,7 @@ import { formatClock, formatDuration, formatTime, json, parseTime, runTime } fro
 import { Output } from '../output.js';
 import { Link } from '../router.js';
 import { onTransition } from '../stream.js';
-import { ActionButton, Badge, ErrorNote, Section, useAsync } from '../ui.js';
+import { ActionButton, Badge, ErrorNote, Section, useAsync, useInterval, useLive } from '../ui.js';
 
 /** Every page of a list (a prediction has a handful of events; a long run may have a few hundred). */
 async function all<T>(path: string, max = 2000): Promise<T[]> {
@@ -49,6 +49,8 @@ async function loadPrediction(id: string): Promise<Loaded> {
   ]);
   return { prediction, events, transitions, messages };
 }
+
+const TERMINAL = new Set(['succeeded', 'failed', 'canceled', 'aborted']);
 
 const WHAT_CHANGED: Record<string, string> = {
   started: 'started',
@@ -282,6 +284,13 @@ export function PredictionPage({ id }: { id: string }) {
       }),
     [id, loaded.reload],
   );
+
+  // Without the stream, an unfinished prediction is read again every 10 s.
+  const live = useLive();
+  useInterval(() => {
+    const status = loaded.data?.prediction.status;
+    if (!live && !loaded.loading && status !== undefined && !TERMINAL.has(status)) loaded.reload();
+  }, 10_000);
 
   if (loaded.data === undefined) {
     return (

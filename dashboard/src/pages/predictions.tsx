@@ -4,7 +4,7 @@ import { DeliveriesChart } from '../chart.js';
 import { formatAgo, formatDuration, formatTime, runTime } from '../format.js';
 import { Link, navigate } from '../router.js';
 import { onTransition } from '../stream.js';
-import { Badge, ErrorNote, useAuthGeneration } from '../ui.js';
+import { Badge, ErrorNote, useAuthGeneration, useInterval, useLive } from '../ui.js';
 
 const STATUSES = ['starting', 'processing', 'succeeded', 'failed', 'canceled', 'aborted'] as const;
 const WINDOWS: Record<string, { label: string; ms: number }> = {
@@ -122,6 +122,12 @@ export function PredictionsPage({ search }: { search: URLSearchParams }) {
       }),
     [key],
   );
+
+  // Without the stream (a proxy that buffers it, say), the first page is read again every 10 s.
+  const live = useLive();
+  useInterval(() => {
+    if (!live && !loading && cursor === null) void load(null);
+  }, 10_000);
 
   const models = useMemo(
     () => [...new Set(rows.map((r) => r.model).filter((m): m is string => typeof m === 'string'))].sort(),

@@ -17,7 +17,7 @@ export interface PruneWindowSettings {
 export const PRUNE_WINDOW_DEFAULTS: Readonly<PruneWindowSettings> = Object.freeze({
   initialRows: 250,
   minRows: 50,
-  maxRows: 5000,
+  maxRows: 2000,
   /**
    * A window taking longer than this is halved; one under half of it grows. Well under `serve`'s
    * SQLite busy timeout (25 ms), so a commit from another process waits for the window, never fails.

@@ -71,6 +71,9 @@ describe(`the packed ${pkg.name} package, installed into an empty folder`, () =>
     expect(Object.keys(installed.bin)).toEqual(['inlet']);
     expect(existsSync(join(app, 'node_modules', pkg.name, 'src'))).toBe(false);
     expect(existsSync(join(app, 'node_modules', pkg.name, 'dist/index.d.ts'))).toBe(true);
+    // The built dashboard ships; its source does not.
+    expect(existsSync(join(app, 'node_modules', pkg.name, 'dist/dashboard/index.html'))).toBe(true);
+    expect(existsSync(join(app, 'node_modules', pkg.name, 'dashboard'))).toBe(false);
   });
 
   it('`npx inlet --version` prints the version', async () => {

@@ -361,6 +361,15 @@ describe.skipIf(!existsSync(CHROMIUM) && process.env.CI !== 'true')(
       expect(ids.sort()).toEqual(['dash-writer-1', 'dash-writer-2']);
       await context.close();
 
+      // Keyset paging: the API's next_cursor behind "Show older".
+      const paged = await open('/?limit=4');
+      await paged.page.waitForSelector('tr[data-id="dash-starting"]');
+      expect(await paged.page.locator('tbody tr').count()).toBe(4);
+      await paged.page.getByRole('button', { name: 'Show older' }).click();
+      await paged.page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 6);
+      expect(await paged.page.getByRole('button', { name: 'Show older' }).count()).toBe(0);
+      await paged.context.close();
+
       const narrow = await open('/', { width: 390 });
       await narrow.page.waitForSelector('tr[data-id="dash-painter"]');
       await expectAccessible(narrow.page);

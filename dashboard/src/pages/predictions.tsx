@@ -66,11 +66,14 @@ export function PredictionsPage({ search }: { search: URLSearchParams }) {
   const [loading, setLoading] = useState(true);
   const [error, setError] = useState<unknown>(undefined);
   const generation = useAuthGeneration();
-  const key = `${filters.q}|${filters.status}|${filters.model}|${filters.window}`;
+  // Rows per page: 50, or `?limit=` (1–200) in the address.
+  const pageSize = Math.min(200, Math.max(1, Number(search.get('limit')) || 50));
+  const key = `${filters.q}|${filters.status}|${filters.model}|${filters.window}|${pageSize}`;
 
   const setFilter = (name: keyof Filters, value: string) => {
     const next = { ...filters, [name]: value };
-    navigate(`/${query({ q: next.q, status: next.status, model: next.model, window: next.window })}`, {
+    const limit = search.get('limit') ?? undefined;
+    navigate(`/${query({ q: next.q, status: next.status, model: next.model, window: next.window, limit })}`, {
       replace: true,
     });
   };
@@ -91,7 +94,7 @@ export function PredictionsPage({ search }: { search: URLSearchParams }) {
           status: filters.status,
           model: filters.model,
           since: sinceOf(filters),
-          limit: 50,
+          limit: pageSize,
           cursor: after,
         })}`,
       );
@@ -248,7 +251,7 @@ export function PredictionsPage({ search }: { search: URLSearchParams }) {
       </div>
       {!loading && rows.length === 0 && error === undefined && (
         <p class="empty">
-          {key === '|||'
+          {filters.q + filters.status + filters.model + filters.window === ''
             ? 'No predictions yet: they appear here as Replicate delivers them.'
             : 'No prediction matches these filters.'}
         </p>

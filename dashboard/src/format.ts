@@ -18,6 +18,7 @@ const timeOnly = new Intl.DateTimeFormat(undefined, {
   hour: '2-digit',
   minute: '2-digit',
   second: '2-digit',
+  hourCycle: 'h23',
 });
 
 export function formatTime(value: string | null | undefined): string {

@@ -75,7 +75,10 @@ export function RejectionsPage() {
     try {
       const page = await api<Page<Rejection>>(`/rejections${query({ limit: 50, cursor: after })}`);
       setRows((current) => {
-        if (after !== null) return [...current, ...page.data];
+        if (after !== null) {
+          const shown = new Set(current.map((r) => r.id));
+          return [...current, ...page.data.filter((r) => !shown.has(r.id))];
+        }
         // A refresh keeps the older pages already shown.
         const fresh = new Set(page.data.map((r) => r.id));
         return [

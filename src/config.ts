@@ -9,6 +9,7 @@ import {
   type ArchiveDestination,
 } from './archive/archive-destination.js';
 import { DEFAULT_ARCHIVE_HOSTS, parseHostList } from './archive/host-allow-list.js';
+import { DURATION_HINT, parseDurationMs } from './duration.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
 import { secretProblem } from './verify/secret.js';
 
@@ -52,6 +53,8 @@ export interface ServeConfig {
   readonly tlsKey: string | undefined;
   /** Proxies (CIDR list) whose `X-Forwarded-For` names the client in logs and rejections; empty: none. */
   readonly trustProxy: string;
+  /** `--retention`: `serve` prunes what is older than this once a day; undefined: kept for ever. */
+  readonly retentionMs: number | undefined;
   /** Where succeeded outputs' files are copied (`--archive`); undefined: the archive is off. */
   readonly archive: ArchiveDestination | undefined;
   /** Hosts the archive may fetch from (`*.` wildcards), lower case. */
@@ -303,7 +306,36 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
     defaultText: 'none',
     description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only',
   },
+  {
+    key: 'retentionMs',
+    flag: 'retention',
+    valueName: 'duration',
+    env: ['INLET_RETENTION'],
+    defaultText: 'off (kept for ever)',
+    description:
+      'once a day (first a minute after start), delete events, transitions, delivered messages and rejections older than this, like `inlet prune --older-than`; a duration like 30d',
+  },
 ];
+
+/** `--retention` / `INLET_RETENTION`: a duration (`30d`), or undefined when not given. */
+function retentionSetting(flags: ServeFlags, env: Env): number | undefined {
+  const s = spec('retentionMs');
+  const got = pick(flags, s.flag, env, s.env);
+  if (got === undefined || String(got.value).trim() === '') return undefined;
+  const value = parseDurationMs(String(got.value));
+  if (value === undefined) {
+    throw new ConfigError(
+      got.setting,
+      `${got.setting} must be ${DURATION_HINT}; got "${String(got.value)}".`,
+    );
+  }
+  return value;
+}
+
+/** The archive `--archive` / `INLET_ARCHIVE` names (undefined: off), for `inlet prune`. */
+export function parseArchiveSetting(flags: ServeFlags, env: Env): ArchiveDestination | undefined {
+  return archiveSettings(flags, env).archive;
+}
 
 function trustProxySetting(flags: ServeFlags, env: Env): string {
   const value = stringSetting(flags, env, 'trustProxy', '').trim();
@@ -614,6 +646,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
     ...tlsFiles(flags, env),
     trustProxy: trustProxySetting(flags, env),
+    retentionMs: retentionSetting(flags, env),
     ...archiveSettings(flags, env),
     reconcileAfterMs: parseReconcileAfterMs(flags, env),
   });

@@ -6,6 +6,7 @@ import { registerEmulateCommand } from './emulate-command.js';
 import { registerJobsCommands } from './jobs-commands.js';
 import { registerMigrateCommand } from './migrate-command.js';
 import { registerPredictCommand } from './predict-command.js';
+import { registerPruneCommand } from './prune-command.js';
 import { registerReadCommands } from './read-commands.js';
 import { registerReconcileCommand } from './reconcile-command.js';
 import { registerSecretCommand } from './secret-command.js';
@@ -27,6 +28,7 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerTriggerCommand(program, ctx);
   registerDevCommand(program, ctx);
   registerPredictCommand(program, ctx);
+  registerPruneCommand(program, ctx);
   registerReconcileCommand(program, ctx);
   registerSecretCommand(program, ctx);
 }

@@ -183,6 +183,7 @@ export async function startServer(
     destinations: configFile.destinations,
     ...(tls === undefined ? {} : { https: tls }),
     ...(config.archive === undefined ? {} : { archive: archiveOptionsOf(config, ctx.env) }),
+    ...(config.retentionMs === undefined ? {} : { retention: { retentionMs: config.retentionMs } }),
     ...(api.token === undefined ? {} : { reconcile: { api, afterMs: config.reconcileAfterMs } }),
   });
   if (tls !== undefined) reloadTlsOnHangup(inlet.app.server as unknown as TlsServer, config, logger);

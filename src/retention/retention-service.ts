@@ -3,13 +3,19 @@ import type { RunnerLogger } from '../jobs/runner.js';
 import type { Store } from '../store/types.js';
 import { runPrune, type PruneOptions, type PruneReport } from './prune.js';
 
-export const RETENTION_SCHEDULE = {
+export interface RetentionSchedule {
   /** The first prune after start: soon, but not in the middle of start-up. */
+  firstRunMs: number;
+  intervalMs: number;
+  /** After a prune that failed (the database was away). */
+  retryMs: number;
+}
+
+export const RETENTION_SCHEDULE: Readonly<RetentionSchedule> = Object.freeze({
   firstRunMs: 60_000,
   intervalMs: 86_400_000,
-  /** After a prune that failed (the database was away). */
   retryMs: 3_600_000,
-} as const;
+});
 
 export interface RetentionServiceOptions {
   store: Pick<Store, 'retention'>;
@@ -20,7 +26,7 @@ export interface RetentionServiceOptions {
   logger?: RunnerLogger;
   /** `INLET_TIME_SCALE`: multiplies the schedule (never the retention itself). */
   timeScale?: number;
-  schedule?: Partial<typeof RETENTION_SCHEDULE>;
+  schedule?: Partial<RetentionSchedule>;
   now?: () => number;
   window?: PruneOptions['window'];
   /** Called after each prune (tests wait on it). */

@@ -16,6 +16,17 @@ function settingOf(fn: () => unknown): string | undefined {
 }
 
 describe('parseServeConfig', () => {
+  it('reads durations: INLET_LISTEN_EXPIRY (default 7d) and --retention (default off)', () => {
+    expect(parse({}, {})).toMatchObject({ listenExpiryMs: 7 * 86_400_000, retentionMs: undefined });
+    expect(parse({ retention: '30d' }, { INLET_LISTEN_EXPIRY: '12h' })).toMatchObject({
+      listenExpiryMs: 12 * 3_600_000,
+      retentionMs: 30 * 86_400_000,
+    });
+    expect(parse({}, { INLET_RETENTION: ' ' }).retentionMs).toBeUndefined();
+    expect(settingOf(() => parse({}, { INLET_LISTEN_EXPIRY: '7' }))).toBe('INLET_LISTEN_EXPIRY');
+    expect(settingOf(() => parse({ retention: 'soon' }, {}))).toBe('--retention');
+  });
+
   it('has the contract defaults', () => {
     const config = parse({}, {});
     expect(config).toMatchObject({

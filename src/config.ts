@@ -64,6 +64,8 @@ export interface ServeConfig {
   readonly publicUrl: string | undefined;
   /** Reconcile polls an object not terminal with no accepted delivery for this long (with a token). */
   readonly reconcileAfterMs: number;
+  /** An `inlet listen` consumer that has not connected for this long is dropped. */
+  readonly listenExpiryMs: number;
 }
 
 /** A value the user gave that cannot be used; `setting` names the flag or variable to change. */
@@ -277,6 +279,13 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
       'with REPLICATE_API_TOKEN set, an object not terminal with no accepted delivery for this long is fetched from Replicate until it ends',
   },
   {
+    key: 'listenExpiryMs',
+    env: ['INLET_LISTEN_EXPIRY'],
+    defaultText: '7d',
+    description:
+      'an `inlet listen` that has not connected for this long is dropped (its position forgotten); a duration like 7d, 12h',
+  },
+  {
     key: 'maxRejections',
     env: ['INLET_MAX_REJECTIONS'],
     defaultText: '10000',
@@ -316,21 +325,6 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = [
       'once a day (first a minute after start), delete events, transitions, delivered messages and rejections older than this, like `inlet prune --older-than`; a duration like 30d',
   },
 ];
-
-/** `--retention` / `INLET_RETENTION`: a duration (`30d`), or undefined when not given. */
-function retentionSetting(flags: ServeFlags, env: Env): number | undefined {
-  const s = spec('retentionMs');
-  const got = pick(flags, s.flag, env, s.env);
-  if (got === undefined || String(got.value).trim() === '') return undefined;
-  const value = parseDurationMs(String(got.value));
-  if (value === undefined) {
-    throw new ConfigError(
-      got.setting,
-      `${got.setting} must be ${DURATION_HINT}; got "${String(got.value)}".`,
-    );
-  }
-  return value;
-}
 
 /** The archive `--archive` / `INLET_ARCHIVE` names (undefined: off), for `inlet prune`. */
 export function parseArchiveSetting(flags: ServeFlags, env: Env): ArchiveDestination | undefined {
@@ -429,6 +423,7 @@ const DEFAULTS = {
   requestTimeoutMs: 60_000,
   archiveMaxBytes: 1024 * 1024 * 1024,
   reconcileAfterMs: 120_000,
+  listenExpiryMs: 7 * 86_400_000,
 } as const;
 
 /** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
@@ -510,6 +505,26 @@ function intSetting(
     throw new ConfigError(
       got.setting,
       `${got.setting} must be a whole number from ${min} to ${max}; got "${text}".`,
+    );
+  }
+  return value;
+}
+
+/** A duration with units (`7d`, `12h`, `90m`), in milliseconds; `fallback` when not given (or blank). */
+function durationSetting<F extends number | undefined>(
+  flags: ServeFlags,
+  env: Env,
+  key: keyof ServeConfig,
+  fallback: F,
+): number | F {
+  const s = spec(key);
+  const got = pick(flags, s.flag, env, s.env);
+  if (got === undefined || String(got.value).trim() === '') return fallback;
+  const value = parseDurationMs(String(got.value));
+  if (value === undefined) {
+    throw new ConfigError(
+      got.setting,
+      `${got.setting} must be ${DURATION_HINT}; got "${String(got.value)}".`,
     );
   }
   return value;
@@ -646,9 +661,10 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
     ...tlsFiles(flags, env),
     trustProxy: trustProxySetting(flags, env),
-    retentionMs: retentionSetting(flags, env),
+    retentionMs: durationSetting(flags, env, 'retentionMs', undefined),
     ...archiveSettings(flags, env),
     reconcileAfterMs: parseReconcileAfterMs(flags, env),
+    listenExpiryMs: durationSetting(flags, env, 'listenExpiryMs', DEFAULTS.listenExpiryMs),
   });
 }
 

@@ -4,6 +4,7 @@ import type { CliContext } from './context.js';
 import { registerDevCommand } from './dev-command.js';
 import { registerEmulateCommand } from './emulate-command.js';
 import { registerJobsCommands } from './jobs-commands.js';
+import { registerListenCommand } from './listen-command.js';
 import { registerMigrateCommand } from './migrate-command.js';
 import { registerPredictCommand } from './predict-command.js';
 import { registerPruneCommand } from './prune-command.js';
@@ -31,4 +32,5 @@ export function registerCommands(program: Command, ctx: CliContext): void {
   registerPruneCommand(program, ctx);
   registerReconcileCommand(program, ctx);
   registerSecretCommand(program, ctx);
+  registerListenCommand(program, ctx);
 }

@@ -181,6 +181,7 @@ export async function startServer(
   const inlet = createInlet(config, store, logger, {
     timeScale: parseTimeScale(ctx.env),
     destinations: configFile.destinations,
+    listenExpiryMs: config.listenExpiryMs,
     ...(tls === undefined ? {} : { https: tls }),
     ...(config.archive === undefined ? {} : { archive: archiveOptionsOf(config, ctx.env) }),
     ...(config.retentionMs === undefined ? {} : { retention: { retentionMs: config.retentionMs } }),

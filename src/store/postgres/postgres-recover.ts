@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { SqlRecoverStore } from '../sql-recover.js';
+import { SqlRecoverStore, type RecoverExecutor } from '../sql-recover.js';
 import { numberPlaceholders, type SqlQuery } from '../statements.js';
 
 export interface PostgresRecoverHooks {
@@ -7,9 +7,9 @@ export interface PostgresRecoverHooks {
   query<Row>(doing: string, query: SqlQuery): Promise<Row[]>;
 }
 
-/** The reconcile and archive tables on PostgreSQL: the shared SQL, each write in one transaction. */
-export function createPostgresRecoverStore(hooks: PostgresRecoverHooks): SqlRecoverStore {
-  return new SqlRecoverStore({
+/** The shared SQL's executor on PostgreSQL: each write's statements in one transaction. */
+export function createPostgresExecutor(hooks: PostgresRecoverHooks): RecoverExecutor {
+  return {
     all: (doing, query) => hooks.query(doing, query),
     write: (doing, queries) =>
       hooks.transaction(doing, async (client) => {
@@ -20,5 +20,10 @@ export function createPostgresRecoverStore(hooks: PostgresRecoverHooks): SqlReco
         }
         return counts;
       }),
-  });
+  };
+}
+
+/** The reconcile and archive tables on PostgreSQL. */
+export function createPostgresRecoverStore(hooks: PostgresRecoverHooks): SqlRecoverStore {
+  return new SqlRecoverStore(createPostgresExecutor(hooks));
 }

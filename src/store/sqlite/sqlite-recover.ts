@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { SqlRecoverStore } from '../sql-recover.js';
+import { SqlRecoverStore, type RecoverExecutor } from '../sql-recover.js';
 import type { SqlQuery, SqlValue } from '../statements.js';
 
 export interface SqliteRecoverHooks {
@@ -10,8 +10,11 @@ export interface SqliteRecoverHooks {
   write<T>(doing: string, work: () => T): Promise<T>;
 }
 
-/** The reconcile and archive tables on SQLite: the shared SQL in better-sqlite3 transactions. */
-export function createSqliteRecoverStore(hooks: SqliteRecoverHooks): SqlRecoverStore {
+/**
+ * The shared SQL's executor on SQLite: statements prepared once, each write's statements in one
+ * better-sqlite3 transaction (`BEGIN IMMEDIATE`: it takes the write lock before reading).
+ */
+export function createSqliteExecutor(hooks: SqliteRecoverHooks): RecoverExecutor {
   const { db } = hooks;
   const statements = new Map<string, Database.Statement<SqlValue[]>>();
   const prepare = (sql: string) => {
@@ -22,12 +25,19 @@ export function createSqliteRecoverStore(hooks: SqliteRecoverHooks): SqlRecoverS
     }
     return statement;
   };
-  return new SqlRecoverStore({
+  return {
     all: async <Row>(doing: string, query: SqlQuery) =>
       hooks.read(doing, () => prepare(query.sql).all(...query.params) as Row[]),
     write: (doing, queries) =>
       hooks.write(doing, () =>
-        db.transaction(() => queries.map((query) => prepare(query.sql).run(...query.params).changes))(),
+        db
+          .transaction(() => queries.map((query) => prepare(query.sql).run(...query.params).changes))
+          .immediate(),
       ),
-  });
+  };
+}
+
+/** The reconcile and archive tables on SQLite. */
+export function createSqliteRecoverStore(hooks: SqliteRecoverHooks): SqlRecoverStore {
+  return new SqlRecoverStore(createSqliteExecutor(hooks));
 }

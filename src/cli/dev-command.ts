@@ -123,7 +123,10 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
     ctx.stdout,
     `Created ${ids.length} demo predictions: ${ids.map((p) => `${p.id} (${p.model})`).join(', ')}`,
   );
-  println(ctx.stdout, `Look at them:  curl -s ${server.base}/api/predictions   or   npx inlet predictions`);
+  println(
+    ctx.stdout,
+    `Look at them:  ${server.base}/ in a browser,  curl -s ${server.base}/api/predictions   or   npx inlet predictions`,
+  );
   println(
     ctx.stdout,
     `Make your own:  REPLICATE_API_TOKEN=anything REPLICATE_BASE_URL=${new URL(apiUrl).origin} npx inlet predict inlet/echo -i text=hi --webhook-url ${server.webhookUrl} --wait`,

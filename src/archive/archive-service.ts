@@ -1,4 +1,5 @@
 import type { Clock, RunnerLogger } from '../jobs/runner.js';
+import { PassLoop } from '../jobs/pass-loop.js';
 import { SYSTEM_CLOCK } from '../jobs/runner.js';
 import type { ArchiveFileRecord, ArchiveResult } from '../store/recover-types.js';
 import type { Store } from '../store/types.js';
@@ -72,9 +73,7 @@ export class ArchiveService {
   #running = false;
   #stopping = false;
   #passChain: Promise<unknown> = Promise.resolve();
-  #loopScheduled = false;
-  #looping = false;
-  #again = false;
+  readonly #loop: PassLoop;
   #timer: unknown;
 
   constructor(options: ArchiveServiceOptions) {
@@ -85,6 +84,13 @@ export class ArchiveService {
     this.#retryDelaysMs = options.retryDelaysMs ?? ARCHIVE_DEFAULTS.retryDelaysMs;
     this.#timeScale = options.timeScale ?? 1;
     this.#random = options.random ?? Math.random;
+    this.#loop = new PassLoop({
+      pass: () => this.#serial(() => this.#pass()),
+      onError: (error) =>
+        this.#options.logger?.warn({ err: describe(error) }, 'archive pass failed; trying again shortly'),
+      active: () => this.#running && !this.#stopping,
+      afterIdle: () => this.#armTimer(),
+    });
   }
 
   get storage(): ArchiveStorage {
@@ -102,17 +108,7 @@ export class ArchiveService {
 
   /** New commits, a finished download, the timer: look for work soon. */
   wake(): void {
-    if (!this.#running || this.#stopping) return;
-    if (this.#looping) {
-      this.#again = true;
-      return;
-    }
-    if (this.#loopScheduled) return;
-    this.#loopScheduled = true;
-    setImmediate(() => {
-      this.#loopScheduled = false;
-      void this.#loop();
-    });
+    this.#loop.wake();
   }
 
   /** One scan and dispatch, then waits for every download in flight. Answers how many it started. */
@@ -140,20 +136,7 @@ export class ArchiveService {
     }
   }
 
-  async #loop(): Promise<void> {
-    if (this.#looping) return;
-    this.#looping = true;
-    try {
-      do {
-        this.#again = false;
-        await this.#serial(() => this.#pass()).catch((error: unknown) => {
-          this.#options.logger?.warn({ err: describe(error) }, 'archive pass failed; trying again shortly');
-        });
-      } while (this.#again && this.#running);
-    } finally {
-      this.#looping = false;
-    }
-    if (!this.#running) return;
+  #armTimer(): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;

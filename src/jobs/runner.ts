@@ -11,6 +11,7 @@ import type { TransitionLog, TransitionRecord } from '../store/transition-types.
 import { transitionDataView } from '../views.js';
 import { configHash, consumerWants, newMessageFor, type ConsumerDefinition } from './consumer.js';
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
+import { PassLoop } from './pass-loop.js';
 
 /** Time as the runner sees it: injected so tests run retry schedules without waiting. */
 export interface Clock {
@@ -156,9 +157,7 @@ export class Runner {
   #running = false;
   #stopping = false;
   #passChain: Promise<unknown> = Promise.resolve();
-  #loopScheduled = false;
-  #looping = false;
-  #again = false;
+  readonly #loop: PassLoop;
   #timer: unknown;
   #completions: { outcome: AttemptOutcome; resolve: () => void }[] = [];
   #flushScheduled = false;
@@ -176,6 +175,15 @@ export class Runner {
     this.#random = options.random ?? Math.random;
     this.#busy = options.busy ?? (() => false);
     this.#busyPassIntervalMs = options.busyPassIntervalMs ?? RUNNER_DEFAULTS.busyPassIntervalMs;
+    this.#loop = new PassLoop({
+      pass: () => this.#serial(() => this.#pass()),
+      onError: (error) =>
+        this.#logger?.warn({ err: describe(error) }, 'runner pass failed; trying again shortly'),
+      active: () => this.#running && !this.#stopping,
+      afterIdle: () => this.#armTimer(),
+      busy: this.#busy,
+      busyDelayMs: this.#busyPassIntervalMs,
+    });
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     options.metrics?.watchConsumers(() => this.consumerGauges());
     this.#metrics = options.metrics;
@@ -220,19 +228,7 @@ export class Runner {
 
   /** New transitions, a freed slot, a change from elsewhere: look for work soon. */
   wake(): void {
-    if (!this.#running || this.#stopping) return;
-    if (this.#looping) {
-      this.#again = true;
-      return;
-    }
-    if (this.#loopScheduled) return;
-    this.#loopScheduled = true;
-    const run = () => {
-      this.#loopScheduled = false;
-      void this.#loop();
-    };
-    if (this.#busy()) setTimeout(run, this.#busyPassIntervalMs);
-    else setImmediate(run);
+    this.#loop.wake();
   }
 
   /**
@@ -293,28 +289,6 @@ export class Runner {
       });
     }
     return gauges;
-  }
-
-  async #loop(): Promise<void> {
-    if (this.#looping) return;
-    this.#looping = true;
-    try {
-      do {
-        this.#again = false;
-        await this.#serial(() => this.#pass()).catch((error: unknown) => {
-          this.#logger?.warn({ err: describe(error) }, 'runner pass failed; trying again shortly');
-        });
-      } while (this.#again && this.#running && !this.#busy());
-    } finally {
-      this.#looping = false;
-    }
-    if (this.#again && this.#running) {
-      // Ingest is busy: the next pass comes after a pause, with everything that arrived meanwhile.
-      this.#again = false;
-      this.wake();
-      return;
-    }
-    if (this.#running) await this.#armTimer();
   }
 
   async #armTimer(): Promise<void> {

@@ -25,7 +25,8 @@ export async function openCliStore(
     const store = await openStore(url, { mode: 'read' });
     if (access === 'read') return store;
     await store.close();
-    return await openStore(url, { mode: 'serve' });
+    // A short-lived verb, perhaps beside a running serve: no statistics refresh holding its writer.
+    return await openStore(url, { mode: 'serve', optimizeOnClose: false });
   } catch (error) {
     if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
     if (error instanceof StoreOpenError) {

@@ -14,4 +14,10 @@ export interface OpenStoreOptions {
    */
   mode: OpenMode;
   logger?: StoreLogger;
+  /**
+   * `serve` mode on SQLite: refresh the planner's statistics when closing (`PRAGMA optimize`, SQLite's
+   * advice for long-lived connections). It writes, so it holds the writer for a moment (~0.15 s on a
+   * large database): CLI verbs that write beside a running `serve` turn it off. Default true.
+   */
+  optimizeOnClose?: boolean;
 }

@@ -82,6 +82,27 @@ describe('SqliteStore specifics', () => {
     ]);
   });
 
+  it('refreshes planner statistics on close (PRAGMA optimize), unless told not to (a CLI verb beside serve)', async () => {
+    const statistics = async (optimizeOnClose: boolean | undefined) => {
+      const file = join(dir, `optimize-${String(optimizeOnClose)}.db`);
+      const store = await openSqliteStore(file, {
+        mode: 'serve',
+        ...(optimizeOnClose === undefined ? {} : { optimizeOnClose }),
+      });
+      await store.commitEvents(Array.from({ length: 20 }, (_, i) => makeEvent(`e${i}`, started(`p${i}`))));
+      await store.close();
+      const db = new Database(file, { readonly: true });
+      try {
+        return db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name = 'sqlite_stat1'").get();
+      } finally {
+        db.close();
+      }
+    };
+    // The statistics table exists once optimize has analysed something: it writes, so it takes the writer.
+    expect(await statistics(undefined)).toEqual({ n: 1 });
+    expect(await statistics(false)).toEqual({ n: 0 });
+  });
+
   it('sets WAL, synchronous NORMAL (commits are synced by WalSync), Inlet-run checkpoints and a short busy timeout', async () => {
     const store = await serve();
     expect(store.pragmas()).toEqual({

@@ -169,7 +169,12 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
             ...(options.checkpointSync === undefined ? {} : { syncDatabase: options.checkpointSync }),
             ...(options.logger === undefined ? {} : { logger: options.logger }),
           });
-    return new SqliteStore(db, location, 'serve', { writer: new SqliteWriter(db), wal, checkpoints });
+    return new SqliteStore(db, location, 'serve', {
+      writer: new SqliteWriter(db),
+      wal,
+      checkpoints,
+      optimizeOnClose: options.optimizeOnClose ?? true,
+    });
   } catch (error) {
     db?.close();
     throw openFailure(error, location);
@@ -298,6 +303,8 @@ interface Writing {
   wal: WalSync | undefined;
   /** Absent for `:memory:`, which has no WAL. */
   checkpoints: WalCheckpointer | undefined;
+  /** `OpenStoreOptions.optimizeOnClose`. */
+  optimizeOnClose: boolean;
 }
 
 /** The single-node store: one better-sqlite3 connection, WAL, commits made durable off the event loop. */
@@ -489,7 +496,7 @@ export class SqliteStore implements Store {
     }
     this.#writing?.checkpoints?.close();
     this.#writing?.wal?.close();
-    if (this.mode === 'serve') {
+    if (this.#writing?.optimizeOnClose === true) {
       try {
         // SQLite's advice for long-lived connections: refresh planner statistics on close, sampling
         // (analysis_limit) so shutdown stays quick on a large database (a full ANALYZE took ~0.3 s at

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PassLoop } from './pass-loop.js';
 
 function deferred() {
@@ -80,5 +80,42 @@ describe('PassLoop', () => {
     expect(passes).toBe(0);
     while (passes === 0) await new Promise((r) => setTimeout(r, 5));
     expect(performance.now() - started).toBeGreaterThanOrEqual(25);
+  });
+
+  it('while ingest stays busy, each further pass waits twice as long, up to busyDelayMaxMs; not busy resets it', async () => {
+    const waits: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    let busy = true;
+    let passes = 0;
+    const loop = new PassLoop({
+      pass: async () => {
+        passes++;
+      },
+      onError: () => undefined,
+      active: () => true,
+      afterIdle: () => undefined,
+      busy: () => busy,
+      busyDelayMs: 1,
+      busyDelayMaxMs: 4,
+    });
+    const spy = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((fn: () => void, ms: number) => {
+      waits.push(ms);
+      return realSetTimeout(fn, 0);
+    }) as typeof setTimeout);
+    try {
+      for (let i = 1; i <= 5; i++) {
+        loop.wake();
+        while (passes < i) await new Promise((r) => setImmediate(r));
+      }
+      busy = false;
+      loop.wake();
+      while (passes < 6) await new Promise((r) => setImmediate(r));
+      busy = true;
+      loop.wake();
+      while (passes < 7) await new Promise((r) => setImmediate(r));
+    } finally {
+      spy.mockRestore();
+    }
+    expect(waits).toEqual([1, 2, 4, 4, 4, 1]);
   });
 });

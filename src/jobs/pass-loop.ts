@@ -11,9 +11,14 @@ export interface PassLoopOptions {
   active: () => boolean;
   /** Called once the passes run out, while active: arm the poll timer. */
   afterIdle: () => void | Promise<void>;
-  /** While true, the next pass waits `busyDelayMs` (the runner defers to a busy ingest). */
+  /**
+   * While true, the next pass waits `busyDelayMs` (the runner defers to a busy ingest); each further
+   * pass asked for while still busy waits twice as long as the one before, up to `busyDelayMaxMs`
+   * (default `busyDelayMs`), and the first pass once not busy runs at once.
+   */
   busy?: () => boolean;
   busyDelayMs?: number;
+  busyDelayMaxMs?: number;
 }
 
 export class PassLoop {
@@ -22,6 +27,8 @@ export class PassLoop {
   #scheduled = false;
   #looping = false;
   #again = false;
+  /** The wait of the last pass deferred while busy; 0 once a pass ran without. */
+  #busyDelay = 0;
 
   constructor(options: PassLoopOptions) {
     this.#options = options;
@@ -41,8 +48,15 @@ export class PassLoop {
       this.#scheduled = false;
       void this.#loop();
     };
-    if (this.#busy()) setTimeout(run, this.#options.busyDelayMs ?? 0);
-    else setImmediate(run);
+    if (this.#busy()) {
+      const first = this.#options.busyDelayMs ?? 0;
+      const max = Math.max(first, this.#options.busyDelayMaxMs ?? first);
+      this.#busyDelay = this.#busyDelay === 0 ? first : Math.min(max, this.#busyDelay * 2);
+      setTimeout(run, this.#busyDelay);
+    } else {
+      this.#busyDelay = 0;
+      setImmediate(run);
+    }
   }
 
   async #loop(): Promise<void> {

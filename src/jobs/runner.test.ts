@@ -194,6 +194,24 @@ for (const [dialect, factory] of DIALECTS) {
       expect(stored?.attemptLog).toHaveLength(1);
     });
 
+    it('while ingest is busy, a pass fans out only enough to fill the slots; the rest waits in the log', async () => {
+      let busy = false;
+      const d = new ScriptedDeliverer(['delivered']);
+      const r = runner({ busy: () => busy });
+      r.add(consumer(d, { maxInFlight: 3 }));
+      await r.idle();
+      for (let i = 0; i < 50; i++) log.append(`p${i}`, 'prediction.completed');
+      busy = true;
+      expect(await r.runOnce()).toBe(3);
+      // 2 × maxInFlight transitions became messages; the consumer's position is there, not at the end.
+      expect((await jobs.getConsumer('app'))?.position).toBe(log.rows[0]!.seq - 1 + 6);
+      expect((await jobs.consumerStats('app')).pending).toBe(3);
+      busy = false;
+      await r.idle();
+      expect(d.seen).toHaveLength(50);
+      expect((await jobs.getConsumer('app'))?.position).toBe(log.rows.at(-1)!.seq);
+    });
+
     it('retries on the schedule, with the same id, and records every attempt', async () => {
       const d = new ScriptedDeliverer(['retry', 'retry', 'retry', 'delivered']);
       const r = runner();

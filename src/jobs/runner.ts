@@ -67,11 +67,15 @@ export interface RunnerOptions {
   random?: () => number;
   /**
    * True while webhooks wait for their commit (serve's batcher). The runner then coalesces wake-ups
-   * into at most one pass per `busyPassIntervalMs`, so answering Replicate keeps the CPU and the
-   * database first; it catches up as soon as ingest is idle.
+   * into at most one pass per `busyPassIntervalMs`, twice as long for each further pass while ingest
+   * stays busy (up to `busyPassMaxIntervalMs`), and a busy pass fans out only enough transitions to
+   * keep the consumer's slots filled (the rest wait in the log, which is as durable as a message):
+   * answering Replicate keeps the CPU and the database first; the runner catches up as soon as
+   * ingest is idle.
    */
   busy?: () => boolean;
   busyPassIntervalMs?: number;
+  busyPassMaxIntervalMs?: number;
 }
 
 export const RUNNER_DEFAULTS = Object.freeze({
@@ -83,6 +87,7 @@ export const RUNNER_DEFAULTS = Object.freeze({
   /** Transitions kept from fan-out for their attempts (bodies can be large: keep it small). */
   transitionCacheSize: 512,
   busyPassIntervalMs: 10,
+  busyPassMaxIntervalMs: 250,
 });
 
 /** ±20% (CONTRACT §9). */
@@ -183,6 +188,7 @@ export class Runner {
       afterIdle: () => this.#armTimer(),
       busy: this.#busy,
       busyDelayMs: this.#busyPassIntervalMs,
+      busyDelayMaxMs: options.busyPassMaxIntervalMs ?? RUNNER_DEFAULTS.busyPassMaxIntervalMs,
     });
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     options.metrics?.watchConsumers(() => this.consumerGauges());
@@ -318,11 +324,12 @@ export class Runner {
 
   async #pass(): Promise<number> {
     let started = 0;
+    const busy = this.#busy();
     for (const active of this.#consumers.values()) {
       if (this.#stopping) break;
       try {
         if (active.record === undefined) await this.#register(active);
-        await this.#fanOut(active);
+        await this.#fanOut(active, busy);
         started += await this.#dispatch(active);
       } catch (error) {
         this.#logger?.warn(
@@ -351,17 +358,16 @@ export class Runner {
     active.deliverer ??= typeof d.deliverer === 'function' ? d.deliverer(record) : d.deliverer;
   }
 
-  async #fanOut(active: Active): Promise<void> {
+  /** Moves the consumer's position over new transitions, creating its messages; `busy`: one small batch. */
+  async #fanOut(active: Active, busy: boolean): Promise<void> {
     const name = active.definition.name;
+    const batch = busy ? Math.min(this.#fanOutBatch, 2 * active.definition.maxInFlight) : this.#fanOutBatch;
     // Enabling (CLI, API, another instance) happens elsewhere: read the row again while disabled.
     if (active.record?.enabled !== true) active.record = await this.#jobs.getConsumer(name);
     let record = active.record;
     if (record === undefined || !record.enabled) return;
     for (;;) {
-      const transitions = await this.#log.listTransitions({
-        afterSeq: record.position,
-        limit: this.#fanOutBatch,
-      });
+      const transitions = await this.#log.listTransitions({ afterSeq: record.position, limit: batch });
       const last = transitions.at(-1);
       if (last === undefined) return;
       const wanted = transitions.filter((t) => consumerWants(active.definition, t));
@@ -380,7 +386,7 @@ export class Runner {
       for (const t of wanted) this.#remember(t);
       record = { ...record, position: last.seq };
       active.record = record;
-      if (transitions.length < this.#fanOutBatch) return;
+      if (busy || transitions.length < batch) return;
     }
   }
 

@@ -30,6 +30,7 @@ import {
 import { drainConnectionsOnClose } from './connection-drain.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { webhookPathHint } from './path-hint.js';
+import { sendError } from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
 export interface AppOptions {
@@ -153,7 +154,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     bodyLimit: options.maxBodyBytes,
     // Errors raised before routing (a URL that does not decode): still the one error shape.
     frameworkErrors: (error, _request, reply: FastifyReply) => {
-      void reply.code(400).send(errorBody('bad_request', error.message));
+      void sendError(reply, 'bad_request', error.message);
     },
     clientErrorHandler: (error, socket) => {
       const code = (error as NodeJS.ErrnoException).code;
@@ -200,10 +201,12 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     if (!closing) return;
     // Read the body first: closing a connection with unread bytes resets it, answer and all.
     await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send(errorBody('storage_unavailable', 'Inlet is shutting down; retry in a moment.'));
+    if (isWebhookPath(request.routeOptions.url)) {
+      deps.metrics?.delivery('unavailable', 'shutting_down', reply.elapsedTime / 1000);
+    }
+    return sendError(reply, 'shutting_down', 'Inlet is shutting down; retry in a moment.', {
+      'retry-after': '2',
+    });
   });
 
   const requestMeta = (request: FastifyRequest) => ({
@@ -251,7 +254,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
         deps.metrics,
       );
     }
-    return reply.code(404).send(errorBody('not_found', `Nothing is served at ${request.method} ${path}.`));
+    return sendError(reply, 'not_found', `Nothing is served at ${request.method} ${path}.`);
   }
   app.setNotFoundHandler(notFound);
 
@@ -287,10 +290,10 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
           deps.ingest.reject({ ...requestMeta(request), body }, 'payload_too_large', message),
           deps.metrics,
         );
-      return reply.code(413).send(errorBody('payload_too_large', message));
+      return sendError(reply, 'payload_too_large', message);
     }
     if (error.statusCode === 415) {
-      return reply.code(415).send(errorBody('unsupported_media_type', error.message));
+      return sendError(reply, 'unsupported_media_type', error.message);
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       // Framework-level 4xx: a body that could not be read as sent (a lying Content-Length), a bad URL.
@@ -302,14 +305,12 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
           deps.metrics,
         );
       }
-      return reply.code(400).send(errorBody('bad_request', message));
+      return sendError(reply, 'bad_request', message);
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
     // A bug, not the store nor the request: 500, which Replicate retries like any 5xx; nothing was stored.
     if (onWebhook) deps.metrics?.delivery('unavailable', 'internal_error', reply.elapsedTime / 1000);
-    return reply
-      .code(500)
-      .send(errorBody('internal_error', 'Inlet failed to handle this request; the log says why.'));
+    return sendError(reply, 'internal_error', 'Inlet failed to handle this request; the log says why.');
   });
 
   // Bodies are read whole before a signature can be checked, so without a bound anyone could make Inlet
@@ -338,16 +339,12 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       lastRefusalLogMs = nowMs;
       refusedSinceLog = 0;
     }
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .header('connection', 'close')
-      .send(
-        errorBody(
-          'storage_unavailable',
-          'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.',
-        ),
-      );
+    return sendError(
+      reply,
+      'storage_unavailable',
+      'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.',
+      { 'retry-after': '2', connection: 'close' },
+    );
   };
   app.addHook('onRequest', async (request, reply) => {
     const headers = request.raw.headers;
@@ -405,10 +402,9 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   // Ready exactly when the last write worked: a delivery's commit, or a probe write when none was recent.
   app.get('/readyz', async (_request, reply) => {
     if (await deps.batcher.ready()) return { status: 'ready' };
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send(errorBody('storage_unavailable', 'The store cannot take writes now.'));
+    return sendError(reply, 'storage_unavailable', 'The store cannot take writes now.', {
+      'retry-after': '2',
+    });
   });
   registerDashboardRoutes(app, { webhookPaths });
 

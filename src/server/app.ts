@@ -12,7 +12,7 @@ import { errorBody } from '../errors.js';
 import type { CommitBatcher } from '../ingest/commit-batcher.js';
 import { type Ingest, REJECTION_BODY_BYTES, type WebhookAnswer } from '../ingest/accept.js';
 import type { InletMetrics } from '../metrics/metrics.js';
-import { registerMetricsRoute } from '../metrics/metrics-route.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import type { Store } from '../store/types.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';

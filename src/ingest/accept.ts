@@ -4,9 +4,10 @@ import { type ErrorCode, ERROR_STATUS, errorBody } from '../errors.js';
 import type { DeliveryCode, DeliveryOutcome } from '../metrics/metrics.js';
 import type { ReplicateObject } from '../replicate/types.js';
 import type { IncomingEvent, Scheme } from '../store/types.js';
+import { headerValue } from '../verify/headers.js';
 import { bodyDeliveryKey, createVerifier, hasSignatureHeaders, type Verifier } from '../verify/index.js';
 import type { CommitBatcher, CommitResult } from './commit-batcher.js';
-import { headerValue, isJsonContentType, redactHeaders } from './headers.js';
+import { isJsonContentType, redactHeaders } from './headers.js';
 import { outputPreview } from './output-preview.js';
 import type { RejectionLog } from './rejection-log.js';
 

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../backoff.js';
 import type { InletMetrics } from '../metrics/metrics.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { CommitOutcome, IncomingEvent, Store } from '../store/types.js';
@@ -260,7 +261,11 @@ export class CommitBatcher {
 
   #failed(error: StoreUnavailableError): void {
     this.#failures++;
-    const delay = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 10));
+    const delay = backoffDelay({
+      baseMs: this.#retryDelayMs,
+      maxMs: this.#maxRetryDelayMs,
+      attempt: this.#failures,
+    });
     if (this.#failures === 1 || this.#failures % 50 === 0) {
       this.#logger.warn(
         { err: error.message, attempt: this.#failures, retryInMs: delay },

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { backoffDelay, withJitter } from '../backoff.js';
 import type {
   AttemptOutcome,
   AttemptVerdict,
@@ -111,7 +112,7 @@ export function verdictFor(
     case 'retry': {
       const base = context.retryDelaysMs[context.roundAttempts - 1];
       if (base === undefined) return { state: 'dead' };
-      const jittered = base * (1 - JITTER + 2 * JITTER * context.random());
+      const jittered = withJitter(base, JITTER, context.random);
       const asked = result.retryAfterMs ?? 0;
       const delay = Math.max(jittered, asked) * context.timeScale;
       return { state: 'retry', nextAttemptAtMs: context.nowMs + Math.round(delay) };
@@ -533,7 +534,7 @@ export class Runner {
           this.#logger?.error({ err: describe(error), messages: batch.length }, 'could not record attempts');
           break;
         }
-        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay({ baseMs: 100, attempt })));
       }
     }
     for (const c of batch) c.resolve();

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { backoffDelay } from '../backoff.js';
 import { StoreOpenError, StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
@@ -85,7 +86,7 @@ export class DeferredStore implements Store {
       }
       firstAttemptDone();
       if (this.#closed) return;
-      const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+      const delayMs = backoffDelay({ baseMs: 250, maxMs: 5000, attempt });
       logger.warn(
         { err: (error as Error).message, attempt, retryInMs: delayMs, location: this.location },
         'store unreachable; answering 503 and retrying',

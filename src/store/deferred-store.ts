@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { backoffDelay } from '../backoff.js';
+import { HOLDING_CLOCK, type Clock } from '../clock.js';
 import { StoreOpenError, StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
@@ -18,7 +19,7 @@ export class DeferredStore implements Store {
   readonly location: string;
   #inner: Store | undefined;
   #closed = false;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimer: unknown;
   #wake: (() => void) | undefined;
   #firstAttempt: Promise<void> | undefined;
   #failure: StoreOpenError | undefined;
@@ -34,6 +35,8 @@ export class DeferredStore implements Store {
     open: () => Promise<Store>,
     logger: Logger,
     readonly fallbackCapabilities: StoreCapabilities,
+    /** Times the pause between two attempts to open the store (tests). */
+    private readonly clock: Clock = HOLDING_CLOCK,
   ) {
     this.location = location;
     this.#open = open;
@@ -93,7 +96,7 @@ export class DeferredStore implements Store {
       );
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
-        this.#retryTimer = setTimeout(resolve, delayMs);
+        this.#retryTimer = this.clock.setTimeout(resolve, delayMs);
       });
       this.#retryTimer = undefined;
       this.#wake = undefined;
@@ -161,7 +164,7 @@ export class DeferredStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    if (this.#retryTimer !== undefined) this.clock.clearTimeout(this.#retryTimer);
     this.#wake?.();
     await this.#inner?.close();
     this.#inner = undefined;

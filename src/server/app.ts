@@ -34,23 +34,18 @@ export interface AppOptions {
   maxBodyBytes: number;
   adminToken: string | undefined;
   /** A client that takes longer than this to send its headers is cut off (slow clients). */
-  headersTimeoutMs?: number;
-  /** A request (headers and body) that takes longer than this is cut off. */
-  requestTimeoutMs?: number;
+  headersTimeoutMs: number;
+  /** A request (headers and body) that takes longer than this is cut off (0: never). */
+  requestTimeoutMs: number;
   /** PEM certificate and key: the server speaks HTTPS (`app.server.setSecureContext` swaps them later). */
   https?: { cert: Buffer; key: Buffer };
   /** Proxies whose `X-Forwarded-For` names the client address recorded for a delivery. */
   trustProxy?: TrustedProxies;
   /** Request body bytes held in memory at once, all connections together (`--max-inflight-bytes`). */
-  maxInflightBytes?: number;
+  maxInflightBytes: number;
   /** How long `close()` waits for connections (requests in progress, clients reading) before cutting them. */
-  closeTimeoutMs?: number;
+  closeTimeoutMs: number;
 }
-
-const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-
-/** Fits a 1 GiB host with room to spare (docs/deployment.md#memory). */
-export const DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 
 export interface AppDeps {
   store: Store;
@@ -85,8 +80,7 @@ function clientErrorResponse(status: 400 | 408, message: string): string {
 
 /** Builds the HTTP app without listening (tests use `inject()`). */
 export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
-  const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+  const { headersTimeoutMs, requestTimeoutMs } = options;
   const loggerInstance: FastifyBaseLogger = deps.logger;
   const serverOptions = {
     connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
@@ -141,7 +135,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   // grace (docs/deployment.md#stopping).
   let closing = false;
   drainConnectionsOnClose(app.server, {
-    maxMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+    maxMs: options.closeTimeoutMs,
     logger: deps.logger,
   });
   app.addHook('preClose', async () => {
@@ -166,7 +160,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   // hold gigabytes. Every request with a body, on any route, reserves its Content-Length before a byte
   // of it is read (a body of unknown length, chunk by chunk as it arrives) and gives it back when the
   // request is over, however it ends (answered, aborted, timed out: the response closes in every case).
-  const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+  const inflight = new InflightBytes(options.maxInflightBytes);
   deps.metrics?.watchInflight(() => inflight.held);
   const reservations = new WeakMap<IncomingMessage, RequestReservation>();
   let lastRefusalLogMs = 0;

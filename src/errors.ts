@@ -10,6 +10,7 @@ export const WEBHOOK_ERROR_CODES = [
   'invalid_json',
   'invalid_payload',
   'storage_unavailable',
+  'shutting_down',
   'bad_request',
 ] as const;
 
@@ -44,6 +45,7 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   invalid_json: 400,
   invalid_payload: 422,
   storage_unavailable: 503,
+  shutting_down: 503,
   unauthorized: 401,
   forbidden: 403,
   not_found: 404,

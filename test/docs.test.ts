@@ -7,6 +7,16 @@ import { CONFIG_ERROR_CODE, ERROR_CODES, ERROR_STATUS } from '../src/errors.js';
 
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
 
+/**
+ * The error codes CONTRACT §7 names: the code spans of its section up to the rules that follow the list
+ * ("An issue may add codes…", which name other things, such as `message`).
+ */
+function contractErrorCodes(contract: string): string[] {
+  const section = /^## 7\.[^\n]*\n([\s\S]*?)(?=^## |(?![\s\S]))/m.exec(contract)?.[1] ?? '';
+  const list = section.split(/An issue may add codes/)[0]!;
+  return [...list.matchAll(/`([a-z]+(?:_[a-z]+)*)`/g)].map((m) => m[1]!);
+}
+
 describe('docs stay in step with the code', () => {
   it('docs/errors.md lists every error code with its status, and no other', () => {
     const doc = read('docs/errors.md');
@@ -16,6 +26,35 @@ describe('docs stay in step with the code', () => {
     expect(doc).toMatch(new RegExp(`\\| \`${CONFIG_ERROR_CODE}\` \\| exit 2`));
     const documented = [...doc.matchAll(/^\| `([a-z_]+)` \|/gm)].map((m) => m[1]);
     expect(documented.sort()).toEqual([...ERROR_CODES, CONFIG_ERROR_CODE].sort());
+  });
+
+  // The contract lives beside the repository (../shared), not in it: a fresh clone has no such file.
+  const contractPath = fileURLToPath(new URL('../../shared/CONTRACT.md', import.meta.url));
+  it.skipIf(!existsSync(contractPath))(
+    'every code of CONTRACT §7 is in ERROR_CODES and docs/errors.md (skipped without ../shared/CONTRACT.md, as in a fresh clone)',
+    () => {
+      const codes = contractErrorCodes(readFileSync(contractPath, 'utf8'));
+      // Enough to know the section was found and read, not an empty list that checks nothing.
+      expect(codes.length).toBeGreaterThanOrEqual(15);
+      const known: readonly string[] = [...ERROR_CODES, CONFIG_ERROR_CODE];
+      expect(codes.filter((code) => !known.includes(code))).toEqual([]);
+      const doc = read('docs/errors.md');
+      expect(codes.filter((code) => !doc.includes(`| \`${code}\` |`))).toEqual([]);
+    },
+  );
+
+  it('reads the codes of CONTRACT §7, and only those', () => {
+    const text = [
+      '## 6. Verbs',
+      '`not_a_code` here',
+      '## 7. Error codes',
+      'The closed set so far: `method_not_allowed`, `bad_request` (400), and `invalid_config` (exit 2).',
+      'An issue may add codes. Every error answer carries a `message`.',
+      '## 8. Next',
+      '`also_not_a_code`',
+    ].join('\n');
+    expect(contractErrorCodes(text)).toEqual(['method_not_allowed', 'bad_request', 'invalid_config']);
+    expect(contractErrorCodes('## 6. No error section')).toEqual([]);
   });
 
   it('docs/configuration.md names every flag and variable of serve', () => {

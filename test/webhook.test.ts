@@ -368,7 +368,15 @@ describe('a bug while handling a delivery', () => {
   it('answers 500 internal_error (Replicate retries any 5xx), in the error shape, and stores nothing', async () => {
     await start();
     const app = buildApp(
-      { webhookPath: PATH, maxBodyBytes: 1024, adminToken: undefined },
+      {
+        webhookPath: PATH,
+        maxBodyBytes: 1024,
+        adminToken: undefined,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 60_000,
+        maxInflightBytes: 1024 * 1024,
+        closeTimeoutMs: 1_000,
+      },
       {
         store: inlet!.store,
         batcher: inlet!.batcher,

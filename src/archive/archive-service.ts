@@ -1,5 +1,6 @@
 import type { Clock, RunnerLogger } from '../jobs/runner.js';
 import { PassLoop } from '../jobs/pass-loop.js';
+import { withJitter } from '../backoff.js';
 import { SYSTEM_CLOCK } from '../jobs/runner.js';
 import type { ArchiveFileRecord, ArchiveResult } from '../store/recover-types.js';
 import type { Store } from '../store/types.js';
@@ -277,7 +278,7 @@ export class ArchiveService {
         nextAttemptAtMs: null,
       };
     }
-    const delay = base * (1 - JITTER + 2 * JITTER * this.#random()) * this.#timeScale;
+    const delay = withJitter(base, JITTER, this.#random) * this.#timeScale;
     return { ok: false, error, nextAttemptAtMs: this.#clock.now() + Math.round(delay) };
   }
 }

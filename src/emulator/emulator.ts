@@ -3,13 +3,16 @@ import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { secretProblem } from '../verify/index.js';
 import { deploymentObject, fakeModelInfo, modelObject, versionObject, type ModelInfo } from './catalog.js';
-import {
-  createApiHandler,
-  type ApiError,
-  type EmulatorCore,
-  type ListFilters,
-  type ListPage,
-} from './http-api.js';
+import type {
+  ApiError,
+  CreateOptions,
+  CreateResult,
+  CreateTarget,
+  EmulatorCore,
+  ListFilters,
+  ListPage,
+} from './api-types.js';
+import { createApiHandler } from './http-api.js';
 import {
   FAKE_MODELS,
   findModel,
@@ -88,24 +91,6 @@ export const EMULATOR_DEFAULTS = {
   pageSize: 100,
   maxDeliveryLog: 10_000,
 } as const;
-
-/** What `createPrediction` needs: which route was used, the JSON body, and the parsed headers. */
-export type CreateTarget =
-  | { readonly type: 'version' }
-  | { readonly type: 'model'; readonly owner: string; readonly name: string }
-  | { readonly type: 'deployment'; readonly owner: string; readonly name: string }
-  | { readonly type: 'training'; readonly owner: string; readonly name: string; readonly version: string };
-
-export interface CreateOptions {
-  /** The `Cancel-After` deadline (before the time scale). */
-  readonly cancelAfterMs?: number;
-  /** The origin the object's URLs use (default `origin`): the HTTP layer passes the request's. */
-  readonly origin?: string;
-}
-
-export type CreateResult =
-  | { readonly ok: true; readonly id: string; readonly prediction: Record<string, unknown> }
-  | { readonly ok: false; readonly error: ApiError };
 
 interface Entry {
   readonly record: PredictionRecord;

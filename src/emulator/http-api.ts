@@ -1,72 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { CreateOptions, CreateResult, CreateTarget } from './emulator.js';
+import type { ApiError, CreateTarget, EmulatorCore, ListFilters } from './api-types.js';
 import { MIN_CANCEL_AFTER_MS, parseDuration, parsePreferWait } from './headers.js';
-import { isTerminal, type EmulatedKind, type PredictionRecord, type WebhookEvent } from './prediction.js';
-import { fileObject, MAX_UPLOAD_BYTES, parseUpload, type Upload } from './uploads.js';
-
-/** Replicate's error shape: `{title?, detail, status}` (plus `invalid_fields` on 422). */
-export interface ApiError {
-  readonly status: number;
-  readonly body: {
-    readonly title?: string;
-    readonly detail: string;
-    readonly status: number;
-    readonly [key: string]: unknown;
-  };
-}
-
-export interface ListPage {
-  readonly results: readonly Record<string, unknown>[];
-  /** Cursors, made into URLs by the HTTP layer. */
-  readonly next: string | null;
-  readonly previous: string | null;
-}
-
-/** The filters of `GET /v1/predictions` (and trainings). */
-export interface ListFilters {
-  /** At or after (epoch ms). */
-  readonly createdAfterMs?: number;
-  /** Strictly before (epoch ms). */
-  readonly createdBeforeMs?: number;
-  readonly source?: 'api' | 'web';
-}
-
-/** What the HTTP layer needs from the emulator. */
-export interface EmulatorCore {
-  readonly secret: string;
-  readonly origin: string;
-  /** The origin of a request made over HTTPS (`secure`) or plain HTTP. */
-  originFor(secure: boolean): string;
-  createPrediction(target: CreateTarget, body: unknown, options: CreateOptions): CreateResult;
-  getPrediction(id: string, kind: EmulatedKind): Record<string, unknown> | undefined;
-  cancelPrediction(id: string, kind: EmulatedKind): Record<string, unknown> | undefined;
-  listPredictions(kind: EmulatedKind, cursor: string | undefined, filters: ListFilters): ListPage | undefined;
-  listModels(origin: string): Record<string, unknown>[];
-  getModel(owner: string, name: string, origin: string): Record<string, unknown> | undefined;
-  createModel(
-    body: unknown,
-    origin: string,
-  ): { ok: true; model: Record<string, unknown> } | { ok: false; error: ApiError };
-  listVersions(owner: string, name: string): Record<string, unknown>[] | undefined;
-  getVersion(owner: string, name: string, id: string): Record<string, unknown> | undefined;
-  getDeployment(owner: string, name: string): Record<string, unknown> | undefined;
-  createUpload(
-    file: Pick<Upload, 'name' | 'contentType' | 'bytes' | 'metadata'>,
-    origin: string,
-  ): Record<string, unknown>;
-  getUpload(id: string): Upload | undefined;
-  listUploads(): Record<string, unknown>[];
-  deleteUpload(id: string): boolean;
-  waitForEnd(id: string, ms: number): Promise<void>;
-  file(
-    id: string,
-    name: string,
-  ): { status: 'ok'; contentType: string; bytes: Buffer } | { status: 'gone' } | { status: 'missing' };
-  subscribe(id: string, listener: (events: readonly WebhookEvent[]) => void): (() => void) | undefined;
-  record(id: string): Readonly<PredictionRecord> | undefined;
-  readonly models: readonly { readonly name: string }[];
-}
+import { isTerminal, type EmulatedKind } from './prediction.js';
+import { fileObject, MAX_UPLOAD_BYTES, parseUpload } from './uploads.js';
 
 const MAX_BODY_BYTES = 16 * 1024 * 1024;
 

@@ -1,6 +1,13 @@
 export { createEmulator, EMULATOR_DEFAULTS, ReplicateEmulator } from './emulator.js';
-export type { CreateOptions, CreateResult, CreateTarget, EmulatorOptions } from './emulator.js';
-export type { ApiError, ListFilters, ListPage } from './http-api.js';
+export type { EmulatorOptions } from './emulator.js';
+export type {
+  ApiError,
+  CreateOptions,
+  CreateResult,
+  CreateTarget,
+  ListFilters,
+  ListPage,
+} from './api-types.js';
 export { MIN_CANCEL_AFTER_MS, parseDuration, parsePreferWait } from './headers.js';
 export { loadOrCreateCertificate } from './tls.js';
 export type { EmulatorCertificate, TlsPems } from './tls.js';

@@ -4,9 +4,10 @@ import { type ErrorCode, ERROR_STATUS, errorBody } from '../errors.js';
 import type { DeliveryCode, DeliveryOutcome } from '../metrics/metrics.js';
 import type { ReplicateObject } from '../replicate/types.js';
 import type { IncomingEvent, Scheme } from '../store/types.js';
+import { headerValue } from '../verify/headers.js';
 import { bodyDeliveryKey, createVerifier, hasSignatureHeaders, type Verifier } from '../verify/index.js';
 import type { CommitBatcher, CommitResult } from './commit-batcher.js';
-import { headerValue, isJsonContentType, redactHeaders } from './headers.js';
+import { isJsonContentType, redactHeaders } from './headers.js';
 import { outputPreview } from './output-preview.js';
 import type { RejectionLog } from './rejection-log.js';
 
@@ -44,10 +45,80 @@ export const REJECTION_BODY_BYTES = 64 * 1024;
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** The webhook pipeline of CONTRACT §3, from the content type on (method and size are checked before the body is read). */
+/**
+ * Where every accepted delivery enters, whatever way it came (HTTP, or reconcile's poll of Replicate's
+ * API): one commit through the batcher, so it dedupes, folds and transitions alike, and one log line.
+ */
+export class EventIngest {
+  readonly #batcher: CommitBatcher;
+  readonly #logger: Logger;
+  readonly #previewOutput: boolean;
+
+  constructor(batcher: CommitBatcher, logger: Logger, options: { previewOutput?: boolean } = {}) {
+    this.#batcher = batcher;
+    this.#logger = logger;
+    this.#previewOutput = options.previewOutput === true;
+  }
+
+  async ingestEvent(event: IncomingEvent): Promise<CommitResult> {
+    const result = await this.#batcher.submit(event);
+    if (event.scheme === 'poll') this.#logPolled(event, result);
+    else this.#logWebhook(event, result);
+    return result;
+  }
+
+  #logWebhook(event: IncomingEvent, result: CommitResult): void {
+    const object = event.object;
+    // Plain fields, not a child logger: this runs once per delivery.
+    const ids = { predictionId: object.id, deliveryId: event.key };
+    if (!result.ok) {
+      this.#logger.warn(
+        { ...ids, reason: result.reason },
+        `Could not store webhook for prediction ${object.id}: answering 503`,
+      );
+      return;
+    }
+    const { duplicate, conflict } = result.outcome;
+    if (duplicate) {
+      this.#logger.info(
+        ids,
+        `Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`,
+      );
+    } else {
+      const preview = this.#previewOutput ? outputPreview(object.output) : undefined;
+      this.#logger.info(
+        { ...ids, scheme: event.scheme, conflict },
+        `Received webhook for prediction ${object.id} with status ${object.status}` +
+          (preview === undefined ? '' : ` — output ${preview}`),
+      );
+    }
+  }
+
+  #logPolled(event: IncomingEvent, result: CommitResult): void {
+    const { id, status } = event.object;
+    const ids = { predictionId: id, deliveryId: event.key, scheme: event.scheme };
+    if (!result.ok) {
+      this.#logger.warn(
+        { ...ids, reason: result.reason },
+        `Could not store polled state of prediction ${id}`,
+      );
+    } else if (result.outcome.applied) {
+      this.#logger.info(
+        { ...ids, conflict: result.outcome.conflict },
+        `Received ${event.scheme} for prediction ${id} with status ${status}`,
+      );
+    }
+  }
+}
+
+/**
+ * The HTTP intake of the webhook pipeline (CONTRACT §3), from the content type on (method and size are
+ * checked before the body is read): it verifies, parses and answers, keeps what it refuses in the
+ * rejections log, and hands what it accepts to `EventIngest`.
+ */
 export class Ingest {
   readonly #options: IngestOptions;
-  readonly #batcher: CommitBatcher;
+  readonly #events: EventIngest;
   readonly #rejections: RejectionLog;
   readonly #logger: Logger;
   readonly #verify: Verifier;
@@ -60,7 +131,7 @@ export class Ingest {
       acceptHex: options.acceptHexSignature,
       ...(options.nowSec ? { nowSec: options.nowSec } : {}),
     });
-    this.#batcher = batcher;
+    this.#events = new EventIngest(batcher, logger, { previewOutput: options.previewOutput === true });
     this.#rejections = rejections;
     this.#logger = logger;
   }
@@ -135,14 +206,8 @@ export class Ingest {
       body,
       object: object as ReplicateObject,
     };
-    const result = await this.#batcher.submit(event);
-    // Plain fields, not a child logger: this runs once per delivery.
-    const ids = { predictionId: object.id, deliveryId: key };
+    const result = await this.ingestEvent(event);
     if (!result.ok) {
-      this.#logger.warn(
-        { ...ids, reason: result.reason },
-        `Could not store webhook for prediction ${object.id}: answering 503`,
-      );
       return {
         status: ERROR_STATUS.storage_unavailable,
         outcome: 'unavailable',
@@ -156,20 +221,7 @@ export class Ingest {
         ),
       };
     }
-    const { duplicate, conflict } = result.outcome;
-    if (duplicate) {
-      this.#logger.info(
-        ids,
-        `Received duplicate webhook for prediction ${object.id} with status ${object.status} (already stored)`,
-      );
-    } else {
-      const preview = this.#options.previewOutput === true ? outputPreview(object.output) : undefined;
-      this.#logger.info(
-        { ...ids, scheme, conflict },
-        `Received webhook for prediction ${object.id} with status ${object.status}` +
-          (preview === undefined ? '' : ` — output ${preview}`),
-      );
-    }
+    const { duplicate } = result.outcome;
     return {
       status: 200,
       outcome: duplicate ? 'duplicate' : 'accepted',
@@ -178,26 +230,9 @@ export class Ingest {
     };
   }
 
-  /**
-   * A delivery that came another way than HTTP (reconcile's poll of Replicate's API): already
-   * parsed and keyed, it commits through the same batcher, so it dedupes, folds and transitions alike.
-   */
-  async ingestEvent(event: IncomingEvent): Promise<CommitResult> {
-    const result = await this.#batcher.submit(event);
-    const { id, status } = event.object;
-    const ids = { predictionId: id, deliveryId: event.key, scheme: event.scheme };
-    if (!result.ok) {
-      this.#logger.warn(
-        { ...ids, reason: result.reason },
-        `Could not store polled state of prediction ${id}`,
-      );
-    } else if (result.outcome.applied) {
-      this.#logger.info(
-        { ...ids, conflict: result.outcome.conflict },
-        `Received ${event.scheme} for prediction ${id} with status ${status}`,
-      );
-    }
-    return result;
+  /** A delivery that came another way than HTTP (reconcile's poll): see `EventIngest`. */
+  ingestEvent(event: IncomingEvent): Promise<CommitResult> {
+    return this.#events.ingestEvent(event);
   }
 
   #reject(request: WebhookRequest, code: ErrorCode, message: string, authenticated: boolean): WebhookAnswer {

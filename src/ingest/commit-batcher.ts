@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
+import { backoffDelay } from '../backoff.js';
+import { HOLDING_CLOCK, type Clock } from '../clock.js';
 import type { InletMetrics } from '../metrics/metrics.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { CommitOutcome, IncomingEvent, Store } from '../store/types.js';
@@ -14,7 +16,7 @@ export interface ReadinessOptions {
   probeAfterFailureMs?: number;
   /** Longest wait for a probe before answering "not ready" (the probe goes on, and its outcome counts). */
   probeTimeoutMs?: number;
-  /** The clock, in milliseconds (tests). */
+  /** The clock, in milliseconds (tests); the batcher's clock when absent. */
   now?: () => number;
 }
 
@@ -34,6 +36,8 @@ export interface CommitBatcherOptions {
   logger: Logger;
   metrics?: InletMetrics;
   readiness?: ReadinessOptions;
+  /** Times the commit timeout, the retry after a failed commit and the readiness probe (tests). */
+  clock?: Clock;
 }
 
 interface Pending {
@@ -41,7 +45,7 @@ interface Pending {
   /** performance.now() at submit, for the commit wait metric. */
   submittedAt: number;
   settled: boolean;
-  timer: NodeJS.Timeout;
+  timer: unknown;
   resolve(result: CommitResult): void;
 }
 
@@ -59,10 +63,11 @@ export class CommitBatcher {
   readonly #maxRetryDelayMs: number;
   readonly #logger: Logger;
   readonly #metrics: InletMetrics | undefined;
+  readonly #clock: Clock;
   #queue: Pending[] = [];
   #inFlight = 0;
   #scheduled = false;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimer: unknown;
   #failures = 0;
   /** The outcome of the last write, a commit or a readiness probe. */
   #lastWrite: { ok: boolean; atMs: number } | undefined;
@@ -79,7 +84,8 @@ export class CommitBatcher {
     this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
     this.#logger = options.logger;
     this.#metrics = options.metrics;
-    this.#readiness = { ...DEFAULT_READINESS, now: Date.now, ...options.readiness };
+    this.#clock = options.clock ?? HOLDING_CLOCK;
+    this.#readiness = { ...DEFAULT_READINESS, now: () => this.#clock.now(), ...options.readiness };
     this.#metrics?.watchCommitQueue(this);
   }
 
@@ -100,14 +106,14 @@ export class CommitBatcher {
       return last.ok;
     }
     this.#probing ??= this.#probe().finally(() => (this.#probing = undefined));
-    let timer: NodeJS.Timeout | undefined;
+    let timer: unknown;
     const tooSlow = new Promise<boolean>(
-      (resolve) => (timer = setTimeout(() => resolve(false), probeTimeoutMs)),
+      (resolve) => (timer = this.#clock.setTimeout(() => resolve(false), probeTimeoutMs)),
     );
     try {
       return await Promise.race([this.#probing, tooSlow]);
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
     }
   }
 
@@ -162,7 +168,10 @@ export class CommitBatcher {
         submittedAt: performance.now(),
         settled: false,
         resolve,
-        timer: setTimeout(() => this.#settle(item, { ok: false, reason: 'timeout' }), this.#timeoutMs),
+        timer: this.#clock.setTimeout(
+          () => this.#settle(item, { ok: false, reason: 'timeout' }),
+          this.#timeoutMs,
+        ),
       };
       this.#queue.push(item);
       this.#schedule();
@@ -178,7 +187,7 @@ export class CommitBatcher {
   #settle(item: Pending, result: CommitResult): void {
     if (item.settled) return;
     item.settled = true;
-    clearTimeout(item.timer);
+    this.#clock.clearTimeout(item.timer);
     if (this.#metrics !== undefined) {
       this.#metrics.commitWait((performance.now() - item.submittedAt) / 1000);
       if (!result.ok && result.reason === 'timeout') this.#metrics.commitTimeout();
@@ -260,14 +269,18 @@ export class CommitBatcher {
 
   #failed(error: StoreUnavailableError): void {
     this.#failures++;
-    const delay = Math.min(this.#maxRetryDelayMs, this.#retryDelayMs * 2 ** Math.min(this.#failures - 1, 10));
+    const delay = backoffDelay({
+      baseMs: this.#retryDelayMs,
+      maxMs: this.#maxRetryDelayMs,
+      attempt: this.#failures,
+    });
     if (this.#failures === 1 || this.#failures % 50 === 0) {
       this.#logger.warn(
         { err: error.message, attempt: this.#failures, retryInMs: delay },
         'store cannot commit; retrying',
       );
     }
-    this.#retryTimer = setTimeout(() => {
+    this.#retryTimer = this.#clock.setTimeout(() => {
       this.#retryTimer = undefined;
       this.#schedule();
     }, delay);

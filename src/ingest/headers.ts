@@ -30,13 +30,6 @@ export function redactHeaders(headers: IncomingHttpHeaders): Record<string, stri
   return out;
 }
 
-/** The first non-empty value of a header (a present but empty header counts as absent). */
-export function headerValue(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  const first = Array.isArray(value) ? value.find((v) => v.trim() !== '') : value;
-  return first === undefined || first.trim() === '' ? undefined : first;
-}
-
 /** JSON = `application/json` with any parameters, or any `type/subtype+json`; a missing header is accepted. */
 export function isJsonContentType(contentType: string | undefined): boolean {
   if (contentType === undefined || contentType.trim() === '') return true;

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { backoffDelay, withJitter } from '../backoff.js';
+import { SYSTEM_CLOCK, type Clock } from '../clock.js';
 import type {
   AttemptOutcome,
   AttemptVerdict,
@@ -13,22 +15,8 @@ import { configHash, consumerWants, newMessageFor, type ConsumerDefinition } fro
 import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import { PassLoop } from './pass-loop.js';
 
-/** Time as the runner sees it: injected so tests run retry schedules without waiting. */
-export interface Clock {
-  now(): number;
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const SYSTEM_CLOCK: Clock = {
-  now: () => Date.now(),
-  setTimeout: (fn, ms) => {
-    const timer = setTimeout(fn, ms);
-    timer.unref();
-    return timer;
-  },
-  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
-};
+// The clock moved to src/clock.ts (shared with ingest, the store and retention); kept here for importers.
+export { SYSTEM_CLOCK, type Clock } from '../clock.js';
 
 /** The few logger methods the runner uses (a pino logger fits). */
 export interface RunnerLogger {
@@ -116,7 +104,7 @@ export function verdictFor(
     case 'retry': {
       const base = context.retryDelaysMs[context.roundAttempts - 1];
       if (base === undefined) return { state: 'dead' };
-      const jittered = base * (1 - JITTER + 2 * JITTER * context.random());
+      const jittered = withJitter(base, JITTER, context.random);
       const asked = result.retryAfterMs ?? 0;
       const delay = Math.max(jittered, asked) * context.timeScale;
       return { state: 'retry', nextAttemptAtMs: context.nowMs + Math.round(delay) };
@@ -539,7 +527,7 @@ export class Runner {
           this.#logger?.error({ err: describe(error), messages: batch.length }, 'could not record attempts');
           break;
         }
-        await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        await new Promise((resolve) => setTimeout(resolve, backoffDelay({ baseMs: 100, attempt })));
       }
     }
     for (const c of batch) c.resolve();

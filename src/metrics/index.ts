@@ -8,4 +8,3 @@ export {
   type DeliveryOutcome,
   type StoreOperation,
 } from './metrics.js';
-export { registerMetricsRoute } from './metrics-route.js';

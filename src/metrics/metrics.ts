@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { type ErrorCode, WEBHOOK_ERROR_CODES } from '../errors.js';
+import { type ErrorCode, ERROR_STATUS, WEBHOOK_ERROR_CODES } from '../errors.js';
 
 /** What became of one webhook delivery (the `outcome` label). */
 export const DELIVERY_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'unavailable'] as const;
@@ -103,7 +103,7 @@ export class InletMetrics {
     bind('accepted', 'ok');
     bind('duplicate', 'ok');
     for (const code of WEBHOOK_ERROR_CODES) {
-      bind(code === 'storage_unavailable' ? 'unavailable' : 'rejected', code);
+      bind(ERROR_STATUS[code] === 503 ? 'unavailable' : 'rejected', code);
     }
 
     const latency = new Histogram({

@@ -1,3 +1,5 @@
+import { backoffDelay } from '../backoff.js';
+
 /** Reconcile's timings (CONTRACT §11). Waits marked "scaled" are multiplied by `INLET_TIME_SCALE`. */
 export const RECONCILE_DEFAULTS = Object.freeze({
   /** `INLET_RECONCILE_AFTER_MS`: an object with no accepted delivery for this long is polled (not scaled). */
@@ -25,8 +27,6 @@ export function pollDelayMs(
   timeScale = 1,
   bounds: { firstPollMs: number; maxPollMs: number } = RECONCILE_DEFAULTS,
 ): number {
-  const exponent = Math.max(0, polls - 1);
-  // 2 ** 30 already passes any sane cap: stop the doubling before it overflows.
-  const delay = Math.min(bounds.maxPollMs, bounds.firstPollMs * 2 ** Math.min(exponent, 30));
+  const delay = backoffDelay({ baseMs: bounds.firstPollMs, maxMs: bounds.maxPollMs, attempt: polls });
   return Math.max(1, Math.round(delay * timeScale));
 }

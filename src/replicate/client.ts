@@ -1,4 +1,5 @@
 import Replicate from 'replicate';
+import { backoffDelay } from '../backoff.js';
 import type { ReplicateApiConfig } from './api-config.js';
 import type { ObjectKind, ReplicateObject } from './types.js';
 
@@ -122,8 +123,12 @@ export function createRetryingFetch(
         if (init !== undefined) gaveUp.set(init, record);
         return new Response(body.slice(0), record);
       }
-      const backoff = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-      const jittered = backoff * (0.8 + Math.random() * 0.4);
+      const jittered = backoffDelay({
+        baseMs: policy.baseDelayMs,
+        maxMs: policy.maxDelayMs,
+        attempt,
+        jitter: 0.2,
+      });
       const retryAfter =
         response === undefined ? undefined : parseRetryAfter(response.headers.get('retry-after'));
       await response?.body?.cancel().catch(() => undefined);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Clock } from '../clock.js';
 import { ConfigError, parseServeConfig } from '../config.js';
 import type { PruneWindow, RetentionStore } from '../store/retention-types.js';
 import { RetentionService } from './retention-service.js';
@@ -38,7 +39,78 @@ function emptyStore(windows: PruneWindow[]): { retention: RetentionStore } {
   };
 }
 
+/** A clock whose timers fire only when the test says, and that records what each one waits. */
+class StepClock implements Clock {
+  nowMs = Date.UTC(2026, 11, 4);
+  readonly waits: number[] = [];
+  #due: (() => void) | undefined;
+  #onSet: (() => void) | undefined;
+  now(): number {
+    return this.nowMs;
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.waits.push(ms);
+    this.#due = fn;
+    this.#onSet?.();
+    return fn;
+  }
+  clearTimeout(handle: unknown): void {
+    if (handle === this.#due) this.#due = undefined;
+  }
+  /** Fires the pending timer, moving time on by its wait. */
+  fire(): void {
+    const due = this.#due;
+    this.#due = undefined;
+    this.nowMs += this.waits.at(-1) ?? 0;
+    due?.();
+  }
+  get pending(): boolean {
+    return this.#due !== undefined;
+  }
+  /** Resolves once a timer is pending. */
+  scheduled(): Promise<void> {
+    if (this.pending) return Promise.resolve();
+    return new Promise((resolve) => (this.#onSet = resolve));
+  }
+}
+
 describe('RetentionService', () => {
+  it('waits on its clock: the first delay, then the retry after a failure, then the interval, each times the scale', async () => {
+    const clock = new StepClock();
+    const reports: (PruneReport | Error)[] = [];
+    let calls = 0;
+    const store = emptyStore([]);
+    const seqRange = store.retention.seqRange.bind(store.retention);
+    store.retention.seqRange = async (table) => {
+      calls += 1;
+      if (calls === 1) throw new Error('database away');
+      return seqRange(table);
+    };
+    const service = new RetentionService({
+      store,
+      retentionMs: 86_400_000,
+      clock,
+      timeScale: 2,
+      schedule: { firstRunMs: 10, retryMs: 30, intervalMs: 1000 },
+      onPrune: (report) => reports.push(report),
+    });
+    service.start();
+    expect(clock.waits).toEqual([20]);
+    expect(reports).toEqual([]);
+    clock.fire();
+    await clock.scheduled();
+    expect(reports).toHaveLength(1);
+    expect(reports[0]).toBeInstanceOf(Error);
+    clock.fire();
+    await clock.scheduled();
+    expect(reports).toHaveLength(2);
+    // The cutoff comes from the clock: now (two waits on) minus the retention.
+    expect(reports[1]).toMatchObject({ cutoffMs: Date.UTC(2026, 11, 4) + 20 + 60 - 86_400_000 });
+    await service.stop();
+    expect(clock.waits).toEqual([20, 60, 2000]);
+    expect(clock.pending).toBe(false);
+  });
+
   it('prunes after the first delay and then every interval, both times the time scale, cutting at now − retention', async () => {
     const windows: PruneWindow[] = [];
     const reports: (PruneReport | Error)[] = [];

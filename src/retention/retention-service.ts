@@ -1,4 +1,5 @@
 import type { ArchiveStorage } from '../archive/archive-storage.js';
+import { SYSTEM_CLOCK, type Clock } from '../clock.js';
 import type { RunnerLogger } from '../jobs/runner.js';
 import type { Store } from '../store/types.js';
 import { runPrune, type PruneOptions, type PruneReport } from './prune.js';
@@ -27,6 +28,8 @@ export interface RetentionServiceOptions {
   /** `INLET_TIME_SCALE`: multiplies the schedule (never the retention itself). */
   timeScale?: number;
   schedule?: Partial<RetentionSchedule>;
+  /** Times the schedule; its `now` is the prune's time unless `now` is given (tests). */
+  clock?: Clock;
   now?: () => number;
   window?: PruneOptions['window'];
   /** Called after each prune (tests wait on it). */
@@ -36,13 +39,16 @@ export interface RetentionServiceOptions {
 /** `serve --retention`: prunes once a day, the first time shortly after start (CONTRACT §13). */
 export class RetentionService {
   #options: RetentionServiceOptions;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
   #abort = new AbortController();
   #running: Promise<void> | undefined;
   #stopped = false;
 
+  readonly #clock: Clock;
+
   constructor(options: RetentionServiceOptions) {
     this.#options = options;
+    this.#clock = options.clock ?? SYSTEM_CLOCK;
   }
 
   start(): void {
@@ -51,7 +57,7 @@ export class RetentionService {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#abort.abort();
     await this.#running;
   }
@@ -59,7 +65,7 @@ export class RetentionService {
   /** One prune now; its report, or the error it ended with. */
   async runOnce(): Promise<PruneReport | Error> {
     const { store, retentionMs, archive, logger, window } = this.#options;
-    const now = this.#options.now ?? Date.now;
+    const now = this.#options.now ?? (() => this.#clock.now());
     const cutoffMs = now() - retentionMs;
     let outcome: PruneReport | Error;
     logger?.info({ olderThan: new Date(cutoffMs).toISOString() }, 'pruning what is older than the retention');
@@ -99,7 +105,7 @@ export class RetentionService {
   #schedule(delayMs: number): void {
     if (this.#stopped) return;
     const scale = this.#options.timeScale ?? 1;
-    this.#timer = setTimeout(() => {
+    this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#running = this.runOnce().then((outcome) => {
         this.#running = undefined;
@@ -107,6 +113,5 @@ export class RetentionService {
         this.#schedule(outcome instanceof Error ? schedule.retryMs : schedule.intervalMs);
       });
     }, delayMs * scale);
-    this.#timer.unref();
   }
 }

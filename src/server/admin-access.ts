@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { isIPv6 } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { errorBody } from '../errors.js';
+import { sendError } from './send-error.js';
 
 export interface AdminAccessOptions {
   adminToken: string | undefined;
@@ -64,12 +64,12 @@ export function createAdminAccessHook(options: AdminAccessOptions) {
   return async function adminAccess(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (options.adminToken !== undefined) {
       if (!tokenMatches(request.headers.authorization, options.adminToken)) {
-        await reply
-          .code(401)
-          .header('www-authenticate', 'Bearer')
-          .send(
-            errorBody('unauthorized', 'This endpoint needs "Authorization: Bearer <INLET_ADMIN_TOKEN>".'),
-          );
+        await sendError(
+          reply,
+          'unauthorized',
+          'This endpoint needs "Authorization: Bearer <INLET_ADMIN_TOKEN>".',
+          { 'www-authenticate': 'Bearer' },
+        );
       }
       return;
     }
@@ -89,6 +89,6 @@ export function createAdminAccessHook(options: AdminAccessOptions) {
         refusal = 'Cross-origin changes are refused.';
       }
     }
-    if (refusal !== undefined) await reply.code(403).send(errorBody('forbidden', refusal));
+    if (refusal !== undefined) await sendError(reply, 'forbidden', refusal);
   };
 }

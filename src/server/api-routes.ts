@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { archivedOutput, publicBase, type ArchiveReader } from '../archive/archive-views.js';
-import { errorBody } from '../errors.js';
+import { sendError } from './send-error.js';
 import { jsonText } from '../json-text.js';
 import type { RejectionRecord, Store } from '../store/types.js';
 import {
@@ -24,7 +24,7 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 const MINUTE_MS = 60_000;
 
 function notFound(reply: FastifyReply, what: string) {
-  return reply.code(404).send(errorBody('not_found', `No ${what}.`));
+  return sendError(reply, 'not_found', `No ${what}.`);
 }
 
 /**
@@ -63,8 +63,7 @@ export function registerApiRoutes(
   now: () => number = Date.now,
 ): void {
   app.setErrorHandler(async (error, _request, reply) => {
-    if (error instanceof InvalidQueryError)
-      return reply.code(400).send(errorBody('invalid_query', error.message));
+    if (error instanceof InvalidQueryError) return sendError(reply, 'invalid_query', error.message);
     throw error;
   });
 

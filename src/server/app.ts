@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
-  type FastifyError,
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
@@ -10,9 +9,9 @@ import Fastify, {
 import type { Logger } from 'pino';
 import { errorBody } from '../errors.js';
 import type { CommitBatcher } from '../ingest/commit-batcher.js';
-import { type Ingest, REJECTION_BODY_BYTES, type WebhookAnswer } from '../ingest/accept.js';
+import type { Ingest } from '../ingest/accept.js';
 import type { InletMetrics } from '../metrics/metrics.js';
-import { registerMetricsRoute } from '../metrics/metrics-route.js';
+import { registerMetricsRoute } from './metrics-route.js';
 import type { Store } from '../store/types.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { registerApiRoutes } from './api-routes.js';
@@ -20,40 +19,33 @@ import { registerFilesRoutes } from './files-routes.js';
 import type { ArchiveReader } from '../archive/archive-views.js';
 import { registerStreamRoutes, type StreamRoutesDeps } from './stream-routes.js';
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
-import {
-  InflightBytes,
-  InflightLimitError,
-  meterBody,
-  readBodyWithin,
-  type RequestReservation,
-} from './inflight-bytes.js';
+import { InflightBytes, meterBody, type RequestReservation } from './inflight-bytes.js';
 import { drainConnectionsOnClose } from './connection-drain.js';
+import { discardBody } from './discard-body.js';
+import { createErrorHandler } from './error-handler.js';
+import { registerHealthRoutes } from './health-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
-import { webhookPathHint } from './path-hint.js';
+import { sendError } from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
+import { createWebhookIntake, registerWebhookRoute } from './webhook-route.js';
 
 export interface AppOptions {
   webhookPath: string;
   maxBodyBytes: number;
   adminToken: string | undefined;
   /** A client that takes longer than this to send its headers is cut off (slow clients). */
-  headersTimeoutMs?: number;
-  /** A request (headers and body) that takes longer than this is cut off. */
-  requestTimeoutMs?: number;
+  headersTimeoutMs: number;
+  /** A request (headers and body) that takes longer than this is cut off (0: never). */
+  requestTimeoutMs: number;
   /** PEM certificate and key: the server speaks HTTPS (`app.server.setSecureContext` swaps them later). */
   https?: { cert: Buffer; key: Buffer };
   /** Proxies whose `X-Forwarded-For` names the client address recorded for a delivery. */
   trustProxy?: TrustedProxies;
   /** Request body bytes held in memory at once, all connections together (`--max-inflight-bytes`). */
-  maxInflightBytes?: number;
+  maxInflightBytes: number;
   /** How long `close()` waits for connections (requests in progress, clients reading) before cutting them. */
-  closeTimeoutMs?: number;
+  closeTimeoutMs: number;
 }
-
-const DEFAULT_CLOSE_TIMEOUT_MS = 10_000;
-
-/** Fits a 1 GiB host with room to spare (docs/deployment.md#memory). */
-export const DEFAULT_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 
 export interface AppDeps {
   store: Store;
@@ -76,53 +68,6 @@ function connectionsCheckingIntervalMs(timeoutsMs: number[]): number {
   return Math.max(100, Math.floor(shortest / 4));
 }
 
-function sendAnswer(
-  reply: FastifyReply,
-  answer: WebhookAnswer,
-  metrics: InletMetrics | undefined,
-): FastifyReply {
-  metrics?.delivery(answer.outcome, answer.code, reply.elapsedTime / 1000);
-  return reply
-    .code(answer.status)
-    .headers(answer.headers ?? {})
-    .send(answer.body);
-}
-
-/**
- * Consumes what is left of a request body, within bounds, so the answer reaches a client still sending.
- * Returns the body's first `keepBytes` (for the rejection log) when nothing had been read before.
- */
-async function discardBody(
-  raw: IncomingMessage,
-  bounds: { maxBytes: number; timeoutMs: number; keepBytes: number },
-): Promise<Buffer> {
-  if (raw.complete || raw.destroyed) return Buffer.alloc(0);
-  const fromStart = !raw.readableDidRead;
-  const kept: Buffer[] = [];
-  let keptBytes = 0;
-  await new Promise<void>((resolve) => {
-    let seen = 0;
-    const done = () => {
-      clearTimeout(timer);
-      raw.off('data', onData);
-      resolve();
-    };
-    const onData = (chunk: Buffer) => {
-      if (fromStart && keptBytes < bounds.keepBytes) {
-        // A copy: a slice would keep the socket's whole chunk alive as long as the rejection is queued.
-        kept.push(Buffer.from(chunk.subarray(0, bounds.keepBytes - keptBytes)));
-        keptBytes += Math.min(chunk.length, bounds.keepBytes - keptBytes);
-      }
-      seen += chunk.length;
-      if (seen > bounds.maxBytes) done();
-    };
-    const timer = setTimeout(done, bounds.timeoutMs);
-    raw.on('data', onData).once('end', done).once('error', done).once('close', done);
-    raw.resume();
-  });
-  return Buffer.concat(kept);
-}
-
 /** A raw HTTP answer for errors Node raises before Fastify sees a request (bad syntax, huge headers, too slow). */
 function clientErrorResponse(status: 400 | 408, message: string): string {
   const body = JSON.stringify(errorBody('bad_request', message));
@@ -135,8 +80,7 @@ function clientErrorResponse(status: 400 | 408, message: string): string {
 
 /** Builds the HTTP app without listening (tests use `inject()`). */
 export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
-  const headersTimeoutMs = options.headersTimeoutMs ?? 60_000;
-  const requestTimeoutMs = options.requestTimeoutMs ?? 120_000;
+  const { headersTimeoutMs, requestTimeoutMs } = options;
   const loggerInstance: FastifyBaseLogger = deps.logger;
   const serverOptions = {
     connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
@@ -153,7 +97,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     bodyLimit: options.maxBodyBytes,
     // Errors raised before routing (a URL that does not decode): still the one error shape.
     frameworkErrors: (error, _request, reply: FastifyReply) => {
-      void reply.code(400).send(errorBody('bad_request', error.message));
+      void sendError(reply, 'bad_request', error.message);
     },
     clientErrorHandler: (error, socket) => {
       const code = (error as NodeJS.ErrnoException).code;
@@ -181,13 +125,17 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   app.server.headersTimeout =
     requestTimeoutMs > 0 ? Math.min(headersTimeoutMs, requestTimeoutMs) : headersTimeoutMs;
 
+  const intake = createWebhookIntake(options, deps);
+  const isWebhookPath = intake.isWebhookPath;
+  app.setNotFoundHandler(intake.notFound);
+
   // While closing, answers in flight still go out, each on a connection that then closes, so
   // keep-alive clients cannot hold the process open after SIGTERM. A request that arrives on an open
   // connection meanwhile is answered 503 (never reset), and an idle connection is ended only after a
   // grace (docs/deployment.md#stopping).
   let closing = false;
   drainConnectionsOnClose(app.server, {
-    maxMs: options.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS,
+    maxMs: options.closeTimeoutMs,
     logger: deps.logger,
   });
   app.addHook('preClose', async () => {
@@ -200,123 +148,19 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     if (!closing) return;
     // Read the body first: closing a connection with unread bytes resets it, answer and all.
     await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send(errorBody('storage_unavailable', 'Inlet is shutting down; retry in a moment.'));
-  });
-
-  const requestMeta = (request: FastifyRequest) => ({
-    headers: request.raw.headers,
-    remoteAddress:
-      options.trustProxy?.clientAddress(
-        request.socket.remoteAddress ?? '',
-        request.raw.headers['x-forwarded-for'],
-      ) ??
-      request.socket.remoteAddress ??
-      '',
-    receivedAtMs: Date.now(),
-  });
-
-  // The webhook path is also served with one trailing slash: Replicate never follows a redirect, so a
-  // URL pasted with a slash must not lose deliveries.
-  const webhookPaths = options.webhookPath.endsWith('/')
-    ? [options.webhookPath]
-    : [options.webhookPath, `${options.webhookPath}/`];
-  const isWebhookPath = (path: string | undefined) => path !== undefined && webhookPaths.includes(path);
-
-  const adminAccess = createAdminAccessHook({ adminToken: options.adminToken });
-  async function notFound(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const path = request.url.split('?')[0] ?? '';
-    if (isWebhookPath(path)) return rejectMethod(request, reply);
-    const isApi = path === '/api' || path.startsWith('/api/');
-    if (isApi) {
-      // Unknown API paths answer to the same access rule as the known ones.
-      await adminAccess(request, reply);
-      if (reply.sent) return reply;
-    } else if (request.method === 'POST') {
-      // A delivery sent to the wrong URL is the most common way deliveries vanish: keep it in the
-      // rejections log, with a hint, like any other refused delivery.
-      const body = Buffer.isBuffer(request.body)
-        ? Buffer.from(request.body.subarray(0, REJECTION_BODY_BYTES))
-        : await discardBody(request.raw, {
-            maxBytes: 4 * options.maxBodyBytes,
-            timeoutMs: 10_000,
-            keepBytes: REJECTION_BODY_BYTES,
-          });
-      const message = `Nothing is served at POST ${path}. ${webhookPathHint(path, options.webhookPath)}`;
-      return sendAnswer(
-        reply,
-        deps.ingest.reject({ ...requestMeta(request), body }, 'not_found', message),
-        deps.metrics,
-      );
+    if (isWebhookPath(request.routeOptions.url)) {
+      deps.metrics?.delivery('unavailable', 'shutting_down', reply.elapsedTime / 1000);
     }
-    return reply.code(404).send(errorBody('not_found', `Nothing is served at ${request.method} ${path}.`));
-  }
-  app.setNotFoundHandler(notFound);
-
-  async function rejectMethod(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const message = `Use POST to deliver webhooks here; got ${request.method}.`;
-    const body = await discardBody(request.raw, {
-      maxBytes: 4 * options.maxBodyBytes,
-      timeoutMs: 10_000,
-      keepBytes: REJECTION_BODY_BYTES,
+    return sendError(reply, 'shutting_down', 'Inlet is shutting down; retry in a moment.', {
+      'retry-after': '2',
     });
-    return sendAnswer(
-      reply,
-      deps.ingest.reject({ ...requestMeta(request), body }, 'method_not_allowed', message),
-      deps.metrics,
-    );
-  }
-
-  app.setErrorHandler(async (error: FastifyError, request, reply) => {
-    const onWebhook = isWebhookPath(request.routeOptions.url);
-    if (error instanceof InflightLimitError) return overloaded(request, reply);
-    if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
-      const message = `The body is larger than the limit of ${options.maxBodyBytes} bytes (--max-body).`;
-      // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
-      const body = await discardBody(request.raw, {
-        maxBytes: 4 * options.maxBodyBytes,
-        timeoutMs: 10_000,
-        keepBytes: REJECTION_BODY_BYTES,
-      });
-      void reply.header('connection', 'close');
-      if (onWebhook)
-        return sendAnswer(
-          reply,
-          deps.ingest.reject({ ...requestMeta(request), body }, 'payload_too_large', message),
-          deps.metrics,
-        );
-      return reply.code(413).send(errorBody('payload_too_large', message));
-    }
-    if (error.statusCode === 415) {
-      return reply.code(415).send(errorBody('unsupported_media_type', error.message));
-    }
-    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
-      // Framework-level 4xx: a body that could not be read as sent (a lying Content-Length), a bad URL.
-      const message = `The request could not be read: ${error.message}`;
-      if (onWebhook) {
-        return sendAnswer(
-          reply,
-          deps.ingest.reject(requestMeta(request), 'bad_request', message),
-          deps.metrics,
-        );
-      }
-      return reply.code(400).send(errorBody('bad_request', message));
-    }
-    deps.logger.error({ err: error, url: request.url }, 'request failed');
-    // A bug, not the store nor the request: 500, which Replicate retries like any 5xx; nothing was stored.
-    if (onWebhook) deps.metrics?.delivery('unavailable', 'internal_error', reply.elapsedTime / 1000);
-    return reply
-      .code(500)
-      .send(errorBody('internal_error', 'Inlet failed to handle this request; the log says why.'));
   });
 
   // Bodies are read whole before a signature can be checked, so without a bound anyone could make Inlet
   // hold gigabytes. Every request with a body, on any route, reserves its Content-Length before a byte
   // of it is read (a body of unknown length, chunk by chunk as it arrives) and gives it back when the
   // request is over, however it ends (answered, aborted, timed out: the response closes in every case).
-  const inflight = new InflightBytes(options.maxInflightBytes ?? DEFAULT_MAX_INFLIGHT_BYTES);
+  const inflight = new InflightBytes(options.maxInflightBytes);
   deps.metrics?.watchInflight(() => inflight.held);
   const reservations = new WeakMap<IncomingMessage, RequestReservation>();
   let lastRefusalLogMs = 0;
@@ -338,17 +182,22 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       lastRefusalLogMs = nowMs;
       refusedSinceLog = 0;
     }
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .header('connection', 'close')
-      .send(
-        errorBody(
-          'storage_unavailable',
-          'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.',
-        ),
-      );
+    return sendError(
+      reply,
+      'storage_unavailable',
+      'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.',
+      { 'retry-after': '2', connection: 'close' },
+    );
   };
+  app.setErrorHandler(
+    createErrorHandler({
+      maxBodyBytes: options.maxBodyBytes,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      intake,
+      overloaded,
+    }),
+  );
   app.addHook('onRequest', async (request, reply) => {
     const headers = request.raw.headers;
     const declared = headers['content-length'];
@@ -369,48 +218,13 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     return meterBody(payload, reservation);
   });
 
-  // The webhook, on the raw bytes: its own scope so no JSON parser ever touches the body.
-  void app.register(async (scope) => {
-    scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: IncomingMessage) => {
-      const declared = request.raw.headers['content-length'];
-      return readBodyWithin(payload, reservations.get(request.raw) ?? inflight.forRequest(), {
-        contentLength: declared === undefined ? undefined : Number(declared),
-        maxBytes: options.maxBodyBytes,
-      });
-    });
-    // Any other POST lands here rather than in the not-found handler, so its body is read raw too
-    // (never parsed as JSON first) and kept in the rejections log.
-    scope.post('/*', (request, reply) => notFound(request, reply));
-    for (const path of webhookPaths)
-      scope.all(path, {
-        onRequest: async (request, reply) => {
-          if (request.method !== 'POST') return rejectMethod(request, reply);
-          // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
-          // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
-          const type = request.raw.headers['content-type'];
-          if (type !== undefined && type !== 'application/json') {
-            request.headers = { 'content-type': 'application/octet-stream' };
-          }
-        },
-        handler: async (request, reply) => {
-          const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
-          const answer = await deps.ingest.accept({ ...requestMeta(request), body });
-          return sendAnswer(reply, answer, deps.metrics);
-        },
-      });
+  registerWebhookRoute(app, intake, {
+    ingest: deps.ingest,
+    maxBodyBytes: options.maxBodyBytes,
+    reservationFor: (raw) => reservations.get(raw) ?? inflight.forRequest(),
   });
-
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  // Ready exactly when the last write worked: a delivery's commit, or a probe write when none was recent.
-  app.get('/readyz', async (_request, reply) => {
-    if (await deps.batcher.ready()) return { status: 'ready' };
-    return reply
-      .code(503)
-      .header('retry-after', '2')
-      .send(errorBody('storage_unavailable', 'The store cannot take writes now.'));
-  });
-  registerDashboardRoutes(app, { webhookPaths });
+  registerHealthRoutes(app, deps.batcher);
+  registerDashboardRoutes(app, { webhookPaths: intake.paths });
 
   void app.register(
     async (scope) => {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { errorBody } from '../errors.js';
+import { sendError } from './send-error.js';
 
 /** The built dashboard: `dist/dashboard` beside `dist/server` (the package), or from the source tree. */
 const CANDIDATE_DIRS = ['../dashboard/', '../../dist/dashboard/'].map((path) =>
@@ -60,17 +60,15 @@ export function registerDashboardRoutes(app: FastifyInstance, options: Dashboard
 
   const send = async (reply: FastifyReply, relative: string, immutable: boolean) => {
     if (root === undefined) {
-      return reply
-        .code(404)
-        .send(errorBody('not_found', 'The dashboard is not built here; run `npm run build` first.'));
+      return sendError(reply, 'not_found', 'The dashboard is not built here; run `npm run build` first.');
     }
     const path = resolve(root, relative);
-    if (!path.startsWith(root + sep)) return reply.code(404).send(errorBody('not_found', 'No such file.'));
+    if (!path.startsWith(root + sep)) return sendError(reply, 'not_found', 'No such file.');
     let bytes: Buffer;
     try {
       bytes = await readFile(path);
     } catch {
-      return reply.code(404).send(errorBody('not_found', `No dashboard file /${relative}.`));
+      return sendError(reply, 'not_found', `No dashboard file /${relative}.`);
     }
     return reply
       .type(TYPES[extname(path)] ?? 'application/octet-stream')

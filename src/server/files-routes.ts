@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { archiveFileView, byOutputPath, type ArchiveReader } from '../archive/archive-views.js';
-import { errorBody } from '../errors.js';
+import { sendError } from './send-error.js';
 import type { Store } from '../store/types.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
@@ -14,7 +14,7 @@ export function registerFilesRoutes(
   app.get<{ Params: { id: string } }>('/predictions/:id/files', async (request, reply) => {
     const files = await store.recover.listArchiveFiles(request.params.id);
     if (files.length === 0 && !(await store.getPrediction(request.params.id))) {
-      return reply.code(404).send(errorBody('not_found', `No prediction "${request.params.id}".`));
+      return sendError(reply, 'not_found', `No prediction "${request.params.id}".`);
     }
     return { data: files.sort(byOutputPath).map(archiveFileView) };
   });
@@ -22,16 +22,16 @@ export function registerFilesRoutes(
   app.get<{ Params: { sha256: string } }>('/files/:sha256', async (request, reply) => {
     const sha256 = request.params.sha256.toLowerCase();
     if (archive === undefined) {
-      return reply
-        .code(404)
-        .send(
-          errorBody('not_found', 'No archived files here: the archive is off (--archive / INLET_ARCHIVE).'),
-        );
+      return sendError(
+        reply,
+        'not_found',
+        'No archived files here: the archive is off (--archive / INLET_ARCHIVE).',
+      );
     }
     const record = SHA256.test(sha256) ? await store.recover.findArchivedFile(sha256) : undefined;
     const stored = record === undefined ? undefined : await archive.storage.open(sha256);
     if (record === undefined || stored === undefined) {
-      return reply.code(404).send(errorBody('not_found', `No archived file ${request.params.sha256}.`));
+      return sendError(reply, 'not_found', `No archived file ${request.params.sha256}.`);
     }
     return (
       reply

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { errorBody } from '../errors.js';
+import { sendError } from './send-error.js';
 import { createTestMessage } from '../jobs/http-deliverer.js';
 import type { Deliverer } from '../jobs/deliverer.js';
 import {
@@ -31,7 +31,7 @@ export interface JobsRoutesDeps {
 }
 
 function notFound(reply: FastifyReply, what: string) {
-  return reply.code(404).send(errorBody('not_found', `No ${what}.`));
+  return sendError(reply, 'not_found', `No ${what}.`);
 }
 
 function oneParam(query: QueryParams, name: string): string | undefined {
@@ -154,14 +154,11 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     const result = await jobs.retryMessage(request.params.id, now());
     if (result === 'not_found') return notFound(reply, `message "${request.params.id}"`);
     if (result === 'not_dead') {
-      return reply
-        .code(409)
-        .send(
-          errorBody(
-            'conflict',
-            `Message "${request.params.id}" is not dead; only a dead message is retried.`,
-          ),
-        );
+      return sendError(
+        reply,
+        'conflict',
+        `Message "${request.params.id}" is not dead; only a dead message is retried.`,
+      );
     }
     deps.wake?.();
     const message = await jobs.getMessage(request.params.id);
@@ -192,7 +189,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
       return notFound(reply, `destination "${replayRequest.destination}"`);
     }
     if (deps.log === undefined) {
-      return reply.code(503).send(errorBody('storage_unavailable', 'The transitions log is not available.'));
+      return sendError(reply, 'storage_unavailable', 'The transitions log is not available.');
     }
     const count = await replay(deps.log, jobs, consumer, replayRequest, { nowMs: now(), dryRun });
     if (dryRun) return { count };
@@ -212,9 +209,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
       let position: number | undefined;
       if (from === 'now') {
         if (deps.log === undefined) {
-          return reply
-            .code(503)
-            .send(errorBody('storage_unavailable', 'The transitions log is not available.'));
+          return sendError(reply, 'storage_unavailable', 'The transitions log is not available.');
         }
         position = await deps.log.lastTransitionSeq();
       }
@@ -243,9 +238,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     if (consumer === undefined || consumer.kind !== 'destination')
       return notFound(reply, `destination "${name}"`);
     if (deps.testDeliverer === undefined) {
-      return reply
-        .code(503)
-        .send(errorBody('storage_unavailable', 'Test messages cannot be sent from here.'));
+      return sendError(reply, 'storage_unavailable', 'Test messages cannot be sent from here.');
     }
     const result = await sendTestMessage(deps.testDeliverer(consumer), name, now());
     return result;

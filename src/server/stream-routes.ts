@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { errorBody } from '../errors.js';
+import { sendError } from './send-error.js';
 import { consumerWants } from '../jobs/consumer.js';
 import { jsonText } from '../json-text.js';
 import type { ConsumerRecord, JobStore } from '../store/job-types.js';
@@ -259,7 +259,7 @@ export function registerStreamRoutes(app: FastifyInstance, deps: StreamRoutesDep
     for (let tries = 0; tries < 5; tries++) {
       const record = await deps.jobs.getConsumer(consumer);
       if (record === undefined || record.kind !== 'listen') {
-        return reply.code(404).send(errorBody('not_found', `No listener "${request.params.name}".`));
+        return sendError(reply, 'not_found', `No listener "${request.params.name}".`);
       }
       // Positions only move forward; an acknowledgement that arrives late changes nothing.
       if (seq <= record.position) return listenView(record, await deps.log.lastTransitionSeq());
@@ -268,11 +268,11 @@ export function registerStreamRoutes(app: FastifyInstance, deps: StreamRoutesDep
         return listenView(moved, await deps.log.lastTransitionSeq());
       }
     }
-    return reply
-      .code(409)
-      .send(
-        errorBody('conflict', `The position of listener "${request.params.name}" keeps changing; retry.`),
-      );
+    return sendError(
+      reply,
+      'conflict',
+      `The position of listener "${request.params.name}" keeps changing; retry.`,
+    );
   });
 
   app.get('/listeners', async () => {
@@ -283,7 +283,7 @@ export function registerStreamRoutes(app: FastifyInstance, deps: StreamRoutesDep
 
   app.delete<{ Params: { name: string } }>('/listeners/:name', async (request, reply) => {
     if (!(await deps.jobs.deleteConsumer(listenName(request.params.name)))) {
-      return reply.code(404).send(errorBody('not_found', `No listener "${request.params.name}".`));
+      return sendError(reply, 'not_found', `No listener "${request.params.name}".`);
     }
     return reply.code(204).send();
   });

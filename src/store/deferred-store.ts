@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { backoffDelay } from '../backoff.js';
+import { HOLDING_CLOCK, type Clock } from '../clock.js';
 import { StoreOpenError, StoreUnavailableError } from './errors.js';
 import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
@@ -17,7 +19,7 @@ export class DeferredStore implements Store {
   readonly location: string;
   #inner: Store | undefined;
   #closed = false;
-  #retryTimer: NodeJS.Timeout | undefined;
+  #retryTimer: unknown;
   #wake: (() => void) | undefined;
   #firstAttempt: Promise<void> | undefined;
   #failure: StoreOpenError | undefined;
@@ -33,6 +35,8 @@ export class DeferredStore implements Store {
     open: () => Promise<Store>,
     logger: Logger,
     readonly fallbackCapabilities: StoreCapabilities,
+    /** Times the pause between two attempts to open the store (tests). */
+    private readonly clock: Clock = HOLDING_CLOCK,
   ) {
     this.location = location;
     this.#open = open;
@@ -85,14 +89,14 @@ export class DeferredStore implements Store {
       }
       firstAttemptDone();
       if (this.#closed) return;
-      const delayMs = Math.min(5000, 250 * 2 ** Math.min(attempt - 1, 5));
+      const delayMs = backoffDelay({ baseMs: 250, maxMs: 5000, attempt });
       logger.warn(
         { err: (error as Error).message, attempt, retryInMs: delayMs, location: this.location },
         'store unreachable; answering 503 and retrying',
       );
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
-        this.#retryTimer = setTimeout(resolve, delayMs);
+        this.#retryTimer = this.clock.setTimeout(resolve, delayMs);
       });
       this.#retryTimer = undefined;
       this.#wake = undefined;
@@ -160,7 +164,7 @@ export class DeferredStore implements Store {
 
   async close(): Promise<void> {
     this.#closed = true;
-    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    if (this.#retryTimer !== undefined) this.clock.clearTimeout(this.#retryTimer);
     this.#wake?.();
     await this.#inner?.close();
     this.#inner = undefined;

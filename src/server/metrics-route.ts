@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { createAdminAccessHook, type AdminAccessOptions } from '../server/admin-access.js';
-import type { InletMetrics } from './metrics.js';
+import type { InletMetrics } from '../metrics/metrics.js';
+import { createAdminAccessHook, type AdminAccessOptions } from './admin-access.js';
 
 /** `GET /metrics` (Prometheus text format), behind the same access rule as `/api`. */
 export function registerMetricsRoute(

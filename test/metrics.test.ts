@@ -122,7 +122,8 @@ describe('GET /metrics', () => {
     expect(during.get('inlet_commit_pending')).toBe(1);
     expect((await answer).statusCode).toBe(503);
 
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The rejection log writes in the background.
+    await inlet.settled();
     const m = await scrape();
     expect(deliveries(m, 'accepted', 'ok')).toBe(3);
     expect(deliveries(m, 'duplicate', 'ok')).toBe(1);

@@ -48,6 +48,12 @@ export interface Inlet {
   start(): Promise<void>;
   /** Stops taking requests, finishes in-flight requests and commits, then closes the store. */
   close(): Promise<void>;
+  /**
+   * Resolves once the commits queued or in flight have landed and the rejections recorded so far are
+   * written (the rejection log writes in the background): what a request answered before this call
+   * did is then readable from the store.
+   */
+  settled(): Promise<void>;
 }
 
 /** What `serve` adds to the core's config: the config file's destinations, the time scale, TLS. */
@@ -218,6 +224,10 @@ export function createInlet(
         await store.close();
       })();
       return closing;
+    },
+    async settled() {
+      await batcher.drain();
+      await rejections.flush();
     },
   };
 }

@@ -33,8 +33,11 @@ function parseMetrics(text: string): Map<string, number> {
   return values;
 }
 
-async function scrape(headers: Record<string, string> = {}): Promise<Map<string, number>> {
-  const res = await inlet!.app.inject({ url: '/metrics', headers });
+async function scrape(
+  headers: Record<string, string> = {},
+  from: TestInlet = inlet!,
+): Promise<Map<string, number>> {
+  const res = await from.app.inject({ url: '/metrics', headers });
   expect(res.statusCode, res.body).toBe(200);
   expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
   return parseMetrics(res.body);
@@ -119,7 +122,8 @@ describe('GET /metrics', () => {
     expect(during.get('inlet_commit_pending')).toBe(1);
     expect((await answer).statusCode).toBe(503);
 
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The rejection log writes in the background.
+    await inlet.settled();
     const m = await scrape();
     expect(deliveries(m, 'accepted', 'ok')).toBe(3);
     expect(deliveries(m, 'duplicate', 'ok')).toBe(1);
@@ -158,8 +162,9 @@ describe('GET /metrics', () => {
     const other = await createTestInlet();
     try {
       const body = JSON.stringify(prediction());
-      await postWebhook(other, body, signedHeaders(body));
+      expect((await postWebhook(other, body, signedHeaders(body))).status).toBe(200);
       expect(deliveries(await scrape(), 'accepted', 'ok')).toBe(0);
+      expect(deliveries(await scrape({}, other), 'accepted', 'ok')).toBe(1);
     } finally {
       await other.close();
     }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
-import { postgresOrSkip, serveDialects } from './pg-helpers.js';
+import { postgresOrSkip, serveDialects, waitFor } from './pg-helpers.js';
 import { runCli, startServe, stop, type RunningServer } from './process-helpers.js';
 
 const ENV = { REPLICATE_WEBHOOK_SECRET: SECRET };
@@ -167,10 +167,14 @@ describe('inlet serve as a process', () => {
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');
       expect((await fetch(`${server.base}/healthz`)).status).toBe(200);
-      await new Promise((r) => setTimeout(r, 100));
-      const rejections = (await (await fetch(`${server.base}/api/rejections?limit=1`)).json()) as {
-        data: { code: string; body: string }[];
-      };
+      // The rejection log is written in the background: poll the API for it.
+      let rejections: { data: { code: string; body: string }[] } = { data: [] };
+      await waitFor('the 413 in the rejection log', async () => {
+        rejections = (await (
+          await fetch(`${server.base}/api/rejections?limit=1`)
+        ).json()) as typeof rejections;
+        return rejections.data.length > 0;
+      });
       expect(rejections.data[0]?.code).toBe('payload_too_large');
       expect(rejections.data[0]?.body).toBe(huge.slice(0, 64 * 1024));
       const small = JSON.stringify(prediction());
@@ -182,7 +186,9 @@ describe('inlet serve as a process', () => {
       const headers = signedHeaders(body);
       await deliver(server.base, body, headers);
       await deliver(server.base, body, headers);
-      await new Promise((r) => setTimeout(r, 100));
+      await waitFor('the duplicate log line', async () =>
+        /duplicate webhook for prediction pred_logline/.test(server.output()),
+      );
       expect(server.output()).toContain(
         'Received webhook for prediction pred_logline with status processing',
       );

@@ -1,7 +1,9 @@
 import { createHmac } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { Ingest } from '../src/ingest/accept.js';
 import { buildApp } from '../src/server/app.js';
+import { openStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';
 import {
   createTestInlet,
@@ -10,11 +12,13 @@ import {
   prediction,
   SECRET,
   signedHeaders,
+  tempDir,
   type TestInlet,
   WEBHOOK_PATH,
   postWebhook,
   quietLogger,
 } from './helpers.js';
+import { createTestDatabase, postgresOrSkip, type TestDatabase } from './pg-helpers.js';
 
 const PATH = WEBHOOK_PATH;
 let inlet: TestInlet | undefined;
@@ -24,19 +28,98 @@ afterEach(async () => {
   inlet = undefined;
 });
 
-async function start(
-  env: Record<string, string> = {},
-  flags: Record<string, string | boolean> = {},
-  store?: Store,
-) {
-  inlet = await createTestInlet(env, flags, store);
+/** An inlet on its own SQLite file (tests of the HTTP layer, which the store does not change). */
+async function start(env: Record<string, string> = {}, flags: Record<string, string | boolean> = {}) {
+  inlet = await createTestInlet(env, flags);
   return inlet;
 }
 
 const post = (body: string | Buffer, headers: Record<string, string>, path = PATH) =>
   postWebhook(inlet!, body, headers, path);
 
-describe('POST /replicate-webhook (CONTRACT §3)', () => {
+async function api(url: string) {
+  const res = await inlet!.app.inject({ url });
+  return { status: res.statusCode, json: res.json() };
+}
+
+/** A store the test can take away (`refuse`) and give back (`allow`). */
+interface Outage {
+  store: Store;
+  refuse(): Promise<void>;
+  allow(): Promise<void>;
+  /** After the inlet (and so the store) is closed. */
+  cleanup(): Promise<void>;
+}
+
+/** Where the webhook tests keep their data: each runs on every dialect. */
+interface Dialect {
+  name: string;
+  id: Store['dialect'];
+  /** A fresh, empty store (undefined: the test inlet's own SQLite file). */
+  freshStore(): Promise<Store | undefined>;
+  outage(): Promise<Outage>;
+}
+
+const sqlite: Dialect = {
+  name: 'SQLite',
+  id: 'sqlite',
+  freshStore: async () => undefined,
+  async outage() {
+    const tmp = tempDir();
+    let failing = false;
+    const real = await openStore(`sqlite:${join(tmp.dir, 'inlet.db')}`, { mode: 'serve' });
+    return {
+      // Commits and probe writes fail with StoreUnavailableError while refused.
+      store: flakyStore(real, () => failing),
+      refuse: async () => void (failing = true),
+      allow: async () => void (failing = false),
+      cleanup: async () => tmp.cleanup(),
+    };
+  },
+};
+
+const probe = await postgresOrSkip('the webhook tests on PostgreSQL');
+let pgDatabase: TestDatabase | undefined;
+afterAll(async () => {
+  await pgDatabase?.drop();
+});
+
+const postgres = (adminUrl: string): Dialect => ({
+  name: 'PostgreSQL',
+  id: 'postgres',
+  async freshStore() {
+    // One database for the file, a fresh schema per inlet.
+    pgDatabase ??= await createTestDatabase(adminUrl, 'inlet_test_webhook');
+    return openStore(await pgDatabase.freshSchema(), { mode: 'serve' });
+  },
+  async outage() {
+    // A database of its own: the test refuses connections to all of it.
+    const own = await createTestDatabase(adminUrl, 'inlet_test_webhook_out');
+    const store = await openStore(own.url, { mode: 'serve' });
+    return {
+      store,
+      async refuse() {
+        await own.admin(`ALTER DATABASE ${own.name} ALLOW_CONNECTIONS false`);
+        await own.terminateConnections();
+      },
+      async allow() {
+        await own.admin(`ALTER DATABASE ${own.name} ALLOW_CONNECTIONS true`);
+      },
+      cleanup: () => own.drop(),
+    };
+  },
+});
+
+const DIALECTS: Dialect[] = probe.ok ? [sqlite, postgres(probe.adminUrl)] : [sqlite];
+
+describe.each(DIALECTS)('POST /replicate-webhook (CONTRACT §3) on $name', (dialect) => {
+  // Shadows the file's start(): every test here runs on the dialect's store.
+  async function start(env: Record<string, string> = {}, flags: Record<string, string | boolean> = {}) {
+    inlet = await createTestInlet(env, flags, await dialect.freshStore());
+    expect(inlet.store.dialect).toBe(dialect.id);
+    return inlet;
+  }
+
   it('accepts a signed prediction once, then answers duplicate', async () => {
     await start();
     const body = JSON.stringify(prediction({ status: 'succeeded', output: ['a'] }));
@@ -49,6 +132,52 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
       status: 200,
       json: { received: true, duplicate: true },
     });
+    const event = await api(`/api/events/${headers['webhook-id']}`);
+    expect(event.json).toMatchObject({ duplicates: 1, scheme: 'standard', body });
+  });
+
+  it('folds deliveries arriving out of order and flags a conflicting terminal status', async () => {
+    await start();
+    const base = prediction();
+    const now = Math.floor(Date.now() / 1000);
+    const sequence = [
+      { status: 'succeeded', logs: 'a\nb\n', output: ['x'], ts: now },
+      { status: 'processing', logs: 'a\n', ts: now - 2 },
+      { status: 'starting', logs: '', ts: now - 3 },
+      { status: 'failed', logs: 'a\nb\n', error: 'late', ts: now + 1 },
+    ];
+    const keys: string[] = [];
+    for (const { ts, ...fields } of sequence) {
+      const body = JSON.stringify({ ...base, ...fields });
+      const headers = signedHeaders(body, { timestampSec: ts });
+      keys.push(headers['webhook-id']!);
+      expect((await post(body, headers)).status).toBe(200);
+    }
+    const folded = await api(`/api/predictions/${String(base.id)}`);
+    expect(folded.json).toMatchObject({ status: 'succeeded', output: ['x'], event_count: 4, logs: 'a\nb\n' });
+    const events = await api(`/api/predictions/${String(base.id)}/events`);
+    expect(events.json.data.map((e: { id: string }) => e.id)).toEqual(keys);
+    expect(events.json.data.map((e: { conflict: boolean }) => e.conflict)).toEqual([
+      false,
+      false,
+      false,
+      true,
+    ]);
+  });
+
+  it('commits many concurrent deliveries, each once, and lists them all', async () => {
+    await start();
+    const bodies = Array.from({ length: 60 }, () => JSON.stringify(prediction({ status: 'processing' })));
+    const answers = await Promise.all(bodies.map((body) => post(body, signedHeaders(body))));
+    expect(answers.every((a) => a.status === 200 && a.json.duplicate === false)).toBe(true);
+    const seen = new Set<string>();
+    let cursor: string | null = null;
+    do {
+      const page = await api(`/api/predictions?limit=25${cursor ? `&cursor=${cursor}` : ''}`);
+      for (const p of page.json.data as { id: string }[]) seen.add(p.id);
+      cursor = page.json.next_cursor as string | null;
+    } while (cursor !== null);
+    expect(seen.size).toBe(60);
   });
 
   it('answers 405 with Allow: POST to other methods, before anything else', async () => {
@@ -232,26 +361,31 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
   });
 
   it('answers 503 storage_unavailable with Retry-After when the store cannot commit, and recovers', async () => {
-    const real = await createTestInlet();
-    const store = real.store;
-    let failing = true;
-    const flaky = flakyStore(store, () => failing);
-    await start({ INLET_COMMIT_TIMEOUT_MS: '200' }, {}, flaky);
-    const body = JSON.stringify(prediction());
-    const headers = signedHeaders(body);
-    const t0 = Date.now();
-    const res = await post(body, headers);
-    expect(res.status).toBe(503);
-    expect(res.json.error.code).toBe('storage_unavailable');
-    expect(res.headers['retry-after']).toMatch(/^\d+$/);
-    expect(Date.now() - t0).toBeLessThan(2000);
-    expect((await inlet!.app.inject({ url: '/readyz' })).statusCode).toBe(503);
-    failing = false;
-    expect(await post(body, headers)).toMatchObject({ status: 200, json: { duplicate: false } });
-    expect((await inlet!.app.inject({ url: '/readyz' })).statusCode).toBe(200);
-    await inlet!.close();
-    inlet = undefined;
-    await real.close();
+    const outage = await dialect.outage();
+    try {
+      inlet = await createTestInlet({ INLET_COMMIT_TIMEOUT_MS: '500' }, {}, outage.store);
+      const first = JSON.stringify(prediction());
+      expect((await post(first, signedHeaders(first))).status).toBe(200);
+
+      await outage.refuse();
+      const body = JSON.stringify(prediction());
+      const headers = signedHeaders(body);
+      const startedAt = performance.now();
+      const res = await post(body, headers);
+      expect(res.status).toBe(503);
+      expect(res.json.error.code).toBe('storage_unavailable');
+      expect(res.headers['retry-after']).toMatch(/^\d+$/);
+      expect(performance.now() - startedAt).toBeLessThan(2000);
+      expect((await inlet.app.inject({ url: '/readyz' })).statusCode).toBe(503);
+
+      await outage.allow();
+      expect(await post(body, headers)).toMatchObject({ status: 200, json: { duplicate: false } });
+      expect((await inlet.app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    } finally {
+      await inlet?.close();
+      inlet = undefined;
+      await outage.cleanup();
+    }
   });
 
   it('records every 4xx in the rejection log, redacted', async () => {
@@ -263,7 +397,7 @@ describe('POST /replicate-webhook (CONTRACT §3)', () => {
       authorization: 'Bearer secret',
     });
     await inlet!.app.inject({ method: 'GET', url: PATH });
-    await new Promise((r) => setTimeout(r, 50));
+    await inlet!.settled();
     const res = await inlet!.app.inject({ url: '/api/rejections' });
     const data = res.json().data;
     expect(data.map((r: { code: string }) => r.code)).toEqual(['method_not_allowed', 'invalid_signature']);
@@ -284,11 +418,8 @@ describe('--trust-proxy', () => {
       remoteAddress,
       headers: { 'content-type': 'application/json', 'x-forwarded-for': forwardedFor },
     });
-    let data: { remote_address: string }[] = [];
-    for (let i = 0; i < 200 && data.length === 0; i++) {
-      await new Promise((r) => setTimeout(r, 5));
-      data = (await inlet!.app.inject({ url: '/api/rejections?limit=1' })).json().data;
-    }
+    await inlet!.settled();
+    const data: { remote_address: string }[] = (await api('/api/rejections?limit=1')).json.data;
     return data[0]?.remote_address;
   }
 
@@ -339,7 +470,7 @@ describe('framework-level errors keep to the contract codes', () => {
   it('keeps the first 64 KiB of a 405 body in the rejection log', async () => {
     await start();
     await inlet!.app.inject({ method: 'PUT', url: PATH, payload: 'z'.repeat(100_000) });
-    await new Promise((r) => setTimeout(r, 50));
+    await inlet!.settled();
     const [rejection] = (await inlet!.app.inject({ url: '/api/rejections' })).json().data;
     expect(rejection.code).toBe('method_not_allowed');
     expect(rejection.body).toBe('z'.repeat(64 * 1024));
@@ -436,11 +567,8 @@ describe('webhook path', () => {
     }
     // Other methods on unknown paths are not deliveries: answered, not recorded.
     expect((await inlet!.app.inject({ url: '/favicon.ico' })).statusCode).toBe(404);
-    let data: { code: string; message: string; body: string }[] = [];
-    for (let i = 0; i < 200 && data.length < misses.length; i++) {
-      await new Promise((r) => setTimeout(r, 5));
-      data = (await inlet!.app.inject({ url: '/api/rejections' })).json().data;
-    }
+    await inlet!.settled();
+    const data: { code: string; message: string; body: string }[] = (await api('/api/rejections')).json.data;
     expect(data.map((r) => r.code)).toEqual(['not_found', 'not_found', 'not_found']);
     const [other, plural, prefixed] = data;
     expect(prefixed!.message).toContain('adds the prefix /prod');
@@ -448,12 +576,12 @@ describe('webhook path', () => {
     expect(other!.message).toContain('Inlet receives webhooks at /replicate-webhook');
     expect(prefixed!.body).toBe(body);
     // A POST to an unknown /api path is still only the API's 404, behind its access rule.
-    const api = await inlet!.app.inject({
+    const apiMiss = await inlet!.app.inject({
       method: 'POST',
       url: '/api/nope',
       payload: '{bad',
       headers: { 'content-type': 'application/json' },
     });
-    expect(api.statusCode).toBe(404);
+    expect(apiMiss.statusCode).toBe(404);
   });
 });

@@ -1,5 +1,5 @@
 import { pino } from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StoreUnavailableError } from '../store/errors.js';
 import type { IncomingEvent, Store } from '../store/types.js';
 import { CommitBatcher } from './commit-batcher.js';
@@ -147,5 +147,181 @@ describe('CommitBatcher readiness', () => {
     // The probe still in flight finished: its success answers, no second probe.
     expect(await batcher.ready()).toBe(true);
     expect(calls.probes).toBe(1);
+  });
+});
+
+/** A store that records each commit's keys and the (fake) time of it, and answers as `answer` says. */
+function recordingStore(
+  answer: (keys: string[]) => Promise<void> | void = () => undefined,
+  maxConcurrentCommits = 1,
+) {
+  const commits: { keys: string[]; atMs: number }[] = [];
+  const store = {
+    capabilities: { maxConcurrentCommits, multiInstance: false },
+    commitEvents: async (events: readonly IncomingEvent[]) => {
+      const keys = events.map((e) => e.key);
+      commits.push({ keys, atMs: Date.now() });
+      await answer(keys);
+      return events.map((e) => ({ duplicate: e.key.startsWith('dup'), applied: true, conflict: false }));
+    },
+    probeWrite: async () => undefined,
+  } as unknown as Store;
+  return { store, commits };
+}
+
+function deferred(): { promise: Promise<void>; resolve(): void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
+describe('CommitBatcher group commit', () => {
+  it('commits what was submitted in one turn as one batch, each caller getting its own outcome', async () => {
+    const { store, commits } = recordingStore();
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    const results = await Promise.all(['a', 'dup-b', 'c'].map((k) => batcher.submit(event(k))));
+    expect(commits.map((c) => c.keys)).toEqual([['a', 'dup-b', 'c']]);
+    expect(results.map((r) => r.ok && r.outcome.duplicate)).toEqual([false, true, false]);
+  });
+
+  it('cuts batches at maxBatch, and what arrives during a commit joins the next one', async () => {
+    const held = deferred();
+    let first = true;
+    const { store, commits } = recordingStore(async () => {
+      if (first) {
+        first = false;
+        await held.promise;
+      }
+    });
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, maxBatch: 2, logger });
+    const early = ['a', 'b', 'c'].map((k) => batcher.submit(event(k)));
+    await expect.poll(() => commits.length).toBe(1);
+    // One commit at a time (SQLite): these wait for the first and share the next with 'c'.
+    const late = ['d', 'e'].map((k) => batcher.submit(event(k)));
+    expect(batcher.pending).toBeGreaterThan(0);
+    held.resolve();
+    await Promise.all([...early, ...late]);
+    expect(commits.map((c) => c.keys)).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
+    await batcher.drain();
+    expect(batcher.pending).toBe(0);
+  });
+
+  it('wakes transition listeners after a commit that applied a change', async () => {
+    const { store } = recordingStore();
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    let wakes = 0;
+    const unsubscribe = batcher.onTransitions(() => wakes++);
+    await batcher.submit(event('a'));
+    expect(wakes).toBe(1);
+    unsubscribe();
+    await batcher.submit(event('b'));
+    expect(wakes).toBe(1);
+  });
+});
+
+describe('CommitBatcher when commits fail', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('answers timeout when the commit does not land within the commit timeout', async () => {
+    vi.useFakeTimers();
+    const held = deferred();
+    const { store } = recordingStore(() => held.promise);
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 1000, logger });
+    let result: unknown;
+    void batcher.submit(event('a')).then((r) => (result = r));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(result).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(result).toEqual({ ok: false, reason: 'timeout' });
+    // The commit landing later does not change the answer given.
+    held.resolve();
+    await batcher.drain();
+    expect(result).toEqual({ ok: false, reason: 'timeout' });
+  });
+
+  it('retries an unavailable store with a doubling pause up to the maximum, then commits', async () => {
+    vi.useFakeTimers();
+    let failures = 6;
+    const { store, commits } = recordingStore(() => {
+      if (failures > 0) {
+        failures--;
+        throw new StoreUnavailableError('database is locked');
+      }
+    });
+    const batcher = new CommitBatcher(store, {
+      commitTimeoutMs: 60_000,
+      retryDelayMs: 20,
+      maxRetryDelayMs: 100,
+      logger,
+    });
+    let result: unknown;
+    void batcher.submit(event('a')).then((r) => (result = r));
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(result).toMatchObject({ ok: true });
+    // The pause, plus the turn (setImmediate) the retry waits for to gather a batch.
+    const pauses = commits.slice(1).map((c, i) => c.atMs - commits[i]!.atMs);
+    expect(pauses).toHaveLength(6);
+    pauses.forEach((pause, i) => expect(pause - [20, 40, 80, 100, 100, 100][i]!).toBeOneOf([0, 1]));
+    expect(batcher.healthy).toBe(true);
+
+    // A success resets the pause: the next outage starts again at 20 ms.
+    failures = 1;
+    void batcher.submit(event('b'));
+    await vi.advanceTimersByTimeAsync(1000);
+    const [failed, retried] = commits.slice(-2);
+    expect(retried!.atMs - failed!.atMs - 20).toBeOneOf([0, 1]);
+  });
+
+  it('does not commit a delivery that was already answered timeout while the store was away', async () => {
+    vi.useFakeTimers();
+    let failing = true;
+    const { store, commits } = recordingStore(() => {
+      if (failing) throw new StoreUnavailableError('connection refused');
+    });
+    const batcher = new CommitBatcher(store, {
+      commitTimeoutMs: 100,
+      retryDelayMs: 20,
+      maxRetryDelayMs: 20,
+      logger,
+    });
+    let first: unknown;
+    void batcher.submit(event('gone')).then((r) => (first = r));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(first).toEqual({ ok: false, reason: 'timeout' });
+    expect(batcher.healthy).toBe(false);
+    failing = false;
+    let second: unknown;
+    void batcher.submit(event('kept')).then((r) => (second = r));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(second).toMatchObject({ ok: true });
+    expect(commits.at(-1)!.keys).toEqual(['kept']);
+    expect(commits.filter((c) => c.keys.includes('gone') && c.keys.includes('kept'))).toEqual([]);
+  });
+
+  it('on an unexpected error commits the batch one by one, so one bad event fails alone', async () => {
+    const { store, commits } = recordingStore((keys) => {
+      if (keys.includes('bad')) throw new Error('value too long for type');
+    });
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    let wakes = 0;
+    batcher.onTransitions(() => wakes++);
+    const results = await Promise.all(['a', 'bad', 'c'].map((k) => batcher.submit(event(k))));
+    expect(results.map((r) => r.ok)).toEqual([true, false, true]);
+    expect(results[1]).toEqual({ ok: false, reason: 'error' });
+    expect(commits.map((c) => c.keys)).toEqual([['a', 'bad', 'c'], ['a'], ['bad'], ['c']]);
+    expect(wakes).toBe(2);
+  });
+
+  it('answers error at once, without retrying, when a single event fails unexpectedly', async () => {
+    const { store, commits } = recordingStore(() => {
+      throw new Error('permission denied for table events');
+    });
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    expect(await batcher.submit(event('a'))).toEqual({ ok: false, reason: 'error' });
+    await batcher.drain();
+    expect(commits).toHaveLength(1);
+    expect(batcher.healthy).toBe(false);
   });
 });

@@ -104,6 +104,141 @@ describe('RejectionLog budget per source', () => {
   });
 });
 
+/** A RejectionLog on a store whose writes the test holds (`hold`) or fails (`fail`). */
+function writing(limits = { maxRows: 10_000, maxBodyBytes: 1 << 30 }) {
+  const writes: { rows: NewRejection[]; limits: unknown }[] = [];
+  const state: { held?: Promise<void>; fail?: Error } = {};
+  const store = {
+    recordRejections: async (rows: readonly NewRejection[], given: unknown) => {
+      await state.held;
+      if (state.fail !== undefined) throw state.fail;
+      writes.push({ rows: [...rows], limits: given });
+    },
+  } as unknown as Store;
+  const warnings: string[] = [];
+  const logger = pino(
+    { level: 'warn' },
+    new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        warnings.push(String((JSON.parse(chunk.toString()) as { msg: string }).msg));
+        done();
+      },
+    }),
+  );
+  const metrics = createMetrics({ processMetrics: false });
+  const log = new RejectionLog(store, limits, logger, metrics, {
+    rates: { perSecond: 1e9, bytesPerSecond: 1e15 },
+  });
+  const metric = async (name: string) =>
+    Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await metrics.text())?.[1] ?? NaN);
+  const hold = () => {
+    let release!: () => void;
+    state.held = new Promise<void>((resolve) => (release = resolve));
+    return () => {
+      state.held = undefined;
+      release();
+    };
+  };
+  return { log, writes, state, warnings, metric, hold };
+}
+
+describe('RejectionLog writes', () => {
+  it('writes what was recorded in one turn in one call, with the limits, and what comes during a write in the next', async () => {
+    const limits = { maxRows: 500, maxBodyBytes: 1 << 20 };
+    const { log, writes, hold, metric } = writing(limits);
+    const release = hold();
+    for (const address of ['198.51.100.1', '198.51.100.2', '198.51.100.3']) log.record(rejection(address));
+    // The first write is held: these wait for it and go together.
+    await new Promise((resolve) => setImmediate(resolve));
+    log.record(rejection('198.51.100.4'));
+    log.record(rejection('198.51.100.5'));
+    release();
+    await log.flush();
+    expect(writes.map((w) => w.rows.map((r) => r.remoteAddress.slice(-1)))).toEqual([
+      ['1', '2', '3'],
+      ['4', '5'],
+    ]);
+    expect(writes.map((w) => w.limits)).toEqual([limits, limits]);
+    expect(await metric('inlet_rejections_recorded_total')).toBe(5);
+  });
+
+  it('flush waits for every write, including those queued while one ran', async () => {
+    const { log, writes, hold } = writing();
+    const release = hold();
+    log.record(rejection('198.51.100.1'));
+    let flushed = false;
+    const flushing = log.flush().then(() => (flushed = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    log.record(rejection('198.51.100.2'));
+    expect(flushed).toBe(false);
+    release();
+    await flushing;
+    expect(writes.flatMap((w) => w.rows)).toHaveLength(2);
+  });
+
+  it('drops (and counts) what the store fails to take, then goes on writing', async () => {
+    const { log, writes, state, warnings, metric } = writing();
+    state.fail = new Error('disk I/O error');
+    log.record(rejection('198.51.100.1'));
+    log.record(rejection('198.51.100.2'));
+    await log.flush();
+    expect(writes).toEqual([]);
+    expect(warnings).toContain('could not record rejections');
+    expect(await metric('inlet_rejections_dropped_total')).toBe(2);
+    expect(await metric('inlet_store_errors_total\\{operation="record_rejections"\\}')).toBe(1);
+    state.fail = undefined;
+    expect(log.record(rejection('198.51.100.3'))).toBe(false);
+    await log.flush();
+    expect(writes.flatMap((w) => w.rows.map((r) => r.remoteAddress))).toEqual(['198.51.100.3']);
+  });
+
+  it('keeps at most 1000 rejections in memory while the store is slow, dropping the oldest', async () => {
+    const { log, writes, hold, metric } = writing();
+    const release = hold();
+    log.record(rejection('198.51.100.1'));
+    await new Promise((resolve) => setImmediate(resolve));
+    for (let i = 0; i < 1500; i++) log.record({ ...rejection('198.51.100.2'), message: `m${i}` });
+    release();
+    await log.flush();
+    expect(writes.map((w) => w.rows.length)).toEqual([1, 1000]);
+    expect(writes[1]!.rows[0]!.message).toBe('m500');
+    expect(await metric('inlet_rejections_dropped_total')).toBe(500);
+  });
+
+  it('keeps at most 64 MiB of bodies in memory while the store is slow, and always the newest', async () => {
+    const { log, writes, hold } = writing();
+    const MiB = 1024 * 1024;
+    let release = hold();
+    log.record(rejection('198.51.100.1'));
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const address of ['198.51.100.2', '198.51.100.3', '198.51.100.4'])
+      log.record(rejection(address, 30 * MiB));
+    release();
+    await log.flush();
+    expect(writes.map((w) => w.rows.map((r) => r.remoteAddress))).toEqual([
+      ['198.51.100.1'],
+      ['198.51.100.3', '198.51.100.4'],
+    ]);
+
+    release = hold();
+    log.record(rejection('198.51.100.5'));
+    await new Promise((resolve) => setImmediate(resolve));
+    log.record(rejection('198.51.100.6', 30 * MiB));
+    // Alone over the bound: kept (the newest always is), the one before it dropped.
+    log.record(rejection('198.51.100.7', 80 * MiB));
+    release();
+    await log.flush();
+    expect(writes.at(-1)!.rows.map((r) => r.remoteAddress)).toEqual(['198.51.100.7']);
+  });
+
+  it('records nothing when the log is off (--max-rejections 0)', async () => {
+    const { log, writes } = writing({ maxRows: 0, maxBodyBytes: 1 << 20 });
+    expect(log.record(rejection('198.51.100.1'))).toBe(false);
+    await log.flush();
+    expect(writes).toEqual([]);
+  });
+});
+
 describe('sourceKey', () => {
   it('keys IPv6 clients by their /64 and keeps other addresses as they are', () => {
     expect(sourceKey('203.0.113.9')).toBe('203.0.113.9');

@@ -1,5 +1,9 @@
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, postgresOrSkip, queryOnce, type TestDatabase } from '../../test/pg-helpers.js';
+import { tempDir } from '../../test/helpers.js';
+import { openStore } from './index.js';
 import {
   createSchemaMigrationsSql,
   foreignSchemaProblem,
@@ -23,24 +27,140 @@ describe('migrations', () => {
     expect(new Set(MIGRATIONS.map((m) => m.name)).size).toBe(ids.length);
   });
 
-  it('differ between dialects only in the type spellings', () => {
-    for (const migration of MIGRATIONS) {
-      const [sqlite, postgres] = [migration.up(DIALECTS.sqlite!), migration.up(DIALECTS.postgres!)];
-      expect(sqlite.length).toBeGreaterThan(0);
-      expect(postgres).toHaveLength(sqlite.length);
-      const neutral = (sql: string) =>
-        sql.replace(
-          /INTEGER PRIMARY KEY AUTOINCREMENT|BIGSERIAL PRIMARY KEY|BLOB|BYTEA|BIGINT|INTEGER/g,
-          'T',
-        );
-      expect(postgres.map(neutral)).toEqual(sqlite.map(neutral));
+  it('spell every column type that differs between dialects through DialectTypes', () => {
+    // Sentinels for the spellings DialectTypes supplies: any other type must be one both dialects read
+    // alike (TEXT, INTEGER), so a raw BYTEA or AUTOINCREMENT in a migration shows up here.
+    const sentinels: DialectTypes = {
+      blob: 'DIALECT_BLOB',
+      bigint: 'DIALECT_BIGINT',
+      serialPrimaryKey: 'DIALECT_SERIAL_KEY',
+    };
+    const portable = new Set(['TEXT', 'INTEGER', 'DIALECT_BLOB', 'DIALECT_BIGINT', 'DIALECT_SERIAL_KEY']);
+    const columnTypes: string[] = [];
+    const statements = [createSchemaMigrationsSql(sentinels), ...MIGRATIONS.flatMap((m) => m.up(sentinels))];
+    for (const statement of statements) {
+      const created = /^CREATE TABLE (?:IF NOT EXISTS )?\w+ \(([\s\S]*)\)$/.exec(statement.trim());
+      const added = /^ALTER TABLE \w+ ADD COLUMN \w+ (\S+)/.exec(statement.trim());
+      if (created !== null) {
+        for (const line of created[1]!.split(/,\s*\n/)) {
+          const [name = '', type = ''] = line.trim().split(/\s+/);
+          if (!['PRIMARY', 'UNIQUE', 'FOREIGN', 'CHECK', 'CONSTRAINT'].includes(name)) columnTypes.push(type);
+        }
+      } else if (added !== null) {
+        columnTypes.push(added[1]!);
+      }
+      expect(statement, 'a type spelled for one dialect').not.toMatch(
+        /\b(BLOB|BYTEA|BIGINT|BIGSERIAL|SERIAL|AUTOINCREMENT|BOOLEAN|TIMESTAMPTZ|TIMESTAMP|JSONB?|REAL|VARCHAR)\b/i,
+      );
     }
+    expect(columnTypes.length).toBeGreaterThan(50);
+    expect(columnTypes.filter((type) => !portable.has(type))).toEqual([]);
+    expect(columnTypes).toContain('DIALECT_BLOB');
   });
 
   it('plan pending and unknown ids', () => {
     expect(planMigrations([]).pending).toEqual(MIGRATIONS);
     expect(planMigrations(MIGRATIONS.map((m) => m.id))).toEqual({ pending: [], unknown: [] });
     expect(planMigrations([...MIGRATIONS.map((m) => m.id), 1000, 999]).unknown).toEqual([999, 1000]);
+  });
+});
+
+const probe = await postgresOrSkip('the migrations compared on PostgreSQL');
+let pgDatabase: TestDatabase | undefined;
+afterAll(async () => {
+  await pgDatabase?.drop();
+});
+
+/** A column as both dialects can say it: its kind of value and whether it may be NULL. */
+type Described = Record<string, Record<string, string>>;
+
+/** SQLite's declared types and PostgreSQL's data types, by the kind of value they hold. */
+const KIND: Record<string, string> = {
+  INTEGER: 'integer',
+  integer: 'integer',
+  bigint: 'integer',
+  TEXT: 'text',
+  text: 'text',
+  BLOB: 'bytes',
+  bytea: 'bytes',
+};
+
+function kind(type: string): string {
+  return KIND[type] ?? `unknown type ${type}`;
+}
+
+/** Tables, columns and indexes of a SQLite file that a real store migrated. */
+async function migratedSqlite(): Promise<{ columns: Described; indexes: string[] }> {
+  const tmp = tempDir();
+  try {
+    const file = join(tmp.dir, 'inlet.db');
+    await (await openStore(`sqlite:${file}`, { mode: 'serve' })).close();
+    const db = new Database(file, { readonly: true });
+    const columns: Described = {};
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+      .pluck()
+      .all() as string[];
+    for (const table of tables) {
+      const rows = db.prepare('SELECT name, type, "notnull", pk FROM pragma_table_info(?)').all(table) as {
+        name: string;
+        type: string;
+        notnull: number;
+        pk: number;
+      }[];
+      columns[table] = Object.fromEntries(
+        rows.map((c) => [c.name, `${kind(c.type)}${c.notnull === 1 || c.pk > 0 ? ' not null' : ''}`]),
+      );
+    }
+    const indexes = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")
+      .pluck()
+      .all() as string[];
+    db.close();
+    return { columns, indexes: indexes.sort() };
+  } finally {
+    tmp.cleanup();
+  }
+}
+
+/** The same of a fresh PostgreSQL schema that a real store migrated. */
+async function migratedPostgres(adminUrl: string): Promise<{ columns: Described; indexes: string[] }> {
+  pgDatabase ??= await createTestDatabase(adminUrl, 'inlet_test_migrations');
+  const url = await pgDatabase.freshSchema();
+  await (await openStore(url, { mode: 'serve' })).close();
+  const found = await queryOnce<{
+    table_name: string;
+    column_name: string;
+    data_type: string;
+    is_nullable: string;
+  }>(
+    url,
+    `SELECT table_name, column_name, data_type, is_nullable FROM information_schema.columns
+     WHERE table_schema = current_schema() ORDER BY table_name, ordinal_position`,
+  );
+  const columns: Described = {};
+  for (const c of found.rows) {
+    (columns[c.table_name] ??= {})[c.column_name] =
+      `${kind(c.data_type)}${c.is_nullable === 'NO' ? ' not null' : ''}`;
+  }
+  // Indexes the migrations created, not those behind PRIMARY KEY and UNIQUE constraints.
+  const indexes = await queryOnce<{ indexname: string }>(
+    url,
+    `SELECT indexname FROM pg_indexes i WHERE schemaname = current_schema()
+     AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)`,
+  );
+  return { columns, indexes: indexes.rows.map((r) => r.indexname).sort() };
+}
+
+describe.skipIf(!probe.ok)('the migrations on SQLite and PostgreSQL', () => {
+  it('make the same tables, columns (kind of value, NULL or not) and indexes', async () => {
+    const [sqlite, postgres] = await Promise.all([
+      migratedSqlite(),
+      migratedPostgres(probe.ok ? probe.adminUrl : ''),
+    ]);
+    expect(Object.keys(sqlite.columns).sort()).toEqual([...schemaColumns().keys()].sort());
+    expect(sqlite.indexes.length).toBeGreaterThan(10);
+    expect(postgres).toEqual(sqlite);
   });
 });
 

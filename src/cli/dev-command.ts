@@ -5,7 +5,8 @@ import { newWebhookSecret } from '../emulator/random.js';
 import { isTerminalStatus } from '../replicate/status.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
 import type { Store } from '../store/types.js';
-import { startServer } from './serve-command.js';
+import type { RunningServer } from '../server/run.js';
+import { startServerForCli } from './serve-command.js';
 import { waitForStopSignal } from './signals.js';
 
 interface DevFlags extends ServeFlags {
@@ -89,9 +90,9 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
     INLET_ARCHIVE_HOSTS: new URL(apiUrl).hostname,
   };
   const config = parseServeConfig({ host: '127.0.0.1', ...flags }, env, { isTty: ctx.stdout.isTTY === true });
-  let server: Awaited<ReturnType<typeof startServer>>;
+  let server: RunningServer;
   try {
-    server = await startServer(config, logger, { ...ctx, env });
+    server = await startServerForCli(config, logger, { ...ctx, env });
   } catch (error) {
     await emulator.close();
     throw error;

@@ -50,6 +50,19 @@ describe('parseServeConfig', () => {
     );
   });
 
+  it('parses the database into the store to open, once, and words its errors as --database', () => {
+    expect(parse({}, {}).database).toEqual({ dialect: 'sqlite', path: './data/inlet.db' });
+    expect(parse({}, { DATABASE_URL: 'postgres://u:p@h:5432/d' }).database).toEqual({
+      dialect: 'postgres',
+      url: 'postgres://u:p@h:5432/d',
+    });
+    expect(settingOf(() => parse({ database: 'mysql://root:hunter2@db/x' }, {}))).toBe('--database');
+    expect(() => parse({}, { DATABASE_URL: 'mysql://root:hunter2@db/x' })).toThrow(
+      /^--database: Unsupported database URL scheme "mysql:"/,
+    );
+    expect(() => parse({ database: ' ' }, {})).toThrow('--database must not be empty.');
+  });
+
   it('lets flags win over the environment', () => {
     const config = parse(
       { port: '6000', tolerance: '0' },

@@ -10,6 +10,8 @@ import {
 } from './archive/archive-destination.js';
 import { DEFAULT_ARCHIVE_HOSTS, parseHostList } from './archive/host-allow-list.js';
 import { DURATION_HINT, parseDurationMs } from './duration.js';
+import { InvalidDatabaseUrlError } from './store/errors.js';
+import { parseDatabaseUrl, type DatabaseTarget } from './store/index.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
 import { secretProblem } from './verify/secret.js';
 
@@ -27,6 +29,8 @@ export interface ServeConfig {
   readonly host: string;
   readonly webhookPath: string;
   readonly databaseUrl: string;
+  /** `databaseUrl` parsed: the store to open. */
+  readonly database: DatabaseTarget;
   readonly secrets: readonly string[];
   readonly toleranceSec: number;
   readonly maxBodyBytes: number;
@@ -588,7 +592,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     );
   }
   const databaseUrl = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();
-  if (databaseUrl === '') throw new ConfigError('--database', '--database must not be empty.');
+  const database = databaseTarget(databaseUrl);
 
   const { secrets, source } = readSecretsFromEnv(env);
   const acceptHexSignature = boolSetting(flags, env, 'acceptHexSignature');
@@ -628,6 +632,7 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     host,
     webhookPath,
     databaseUrl,
+    database,
     secrets: Object.freeze(secrets),
     toleranceSec: intSetting(flags, env, 'toleranceSec', DEFAULTS.toleranceSec, 0, 10 * 365 * 24 * 3600),
     maxBodyBytes,
@@ -710,9 +715,20 @@ export function parseTimeScale(env: Env): number {
   return value;
 }
 
-/** The database for commands that only read it (`inlet predictions`, `inlet events`). */
-export function parseDatabaseSetting(flags: ServeFlags, env: Env): string {
-  const url = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();
+/** The database for the verbs that open one (`inlet predictions`, `inlet migrate`, `inlet worker`…). */
+export function parseDatabaseSetting(flags: ServeFlags, env: Env): DatabaseTarget {
+  return databaseTarget(stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim());
+}
+
+/** `--database` / `DATABASE_URL` parsed into the store to open: the one place its errors are worded. */
+function databaseTarget(url: string): DatabaseTarget {
   if (url === '') throw new ConfigError('--database', '--database must not be empty.');
-  return url;
+  try {
+    return parseDatabaseUrl(url);
+  } catch (error) {
+    if (error instanceof InvalidDatabaseUrlError) {
+      throw new ConfigError('--database', `--database: ${error.message}`);
+    }
+    throw error;
+  }
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
-import { InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
-import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
+import { parseDatabaseSetting, type ServeFlags } from '../config.js';
+import { StoreUnavailableError } from '../store/errors.js';
+import { describeDatabase, openStore } from '../store/index.js';
 import { MIGRATIONS } from '../store/migrations.js';
 import type { StoreLogger } from '../store/options.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, println } from './context.js';
@@ -23,15 +23,8 @@ export function registerMigrateCommand(program: Command, ctx: CliContext): void 
 
 /** Runs the pending migrations and prints what it applied; answers the exit code. */
 export async function runMigrate(flags: ServeFlags, ctx: CliContext): Promise<number> {
-  const url = parseDatabaseSetting(flags, ctx.env);
-  let location: string;
-  try {
-    location = describeDatabase(parseDatabaseUrl(url));
-  } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
+  const database = parseDatabaseSetting(flags, ctx.env);
+  const location = describeDatabase(database);
 
   const applied: number[] = [];
   const logger: StoreLogger = {
@@ -44,11 +37,9 @@ export async function runMigrate(flags: ServeFlags, ctx: CliContext): Promise<nu
   };
   try {
     // Opening for serve is what migrates: under a lock, so running instances and other migrators are safe.
-    const store = await openStore(url, { mode: 'serve', logger });
+    const store = await openStore(database, { mode: 'serve', logger });
     await store.close();
   } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
     const reason = error instanceof Error ? error.message : String(error);
     const hint =
       error instanceof StoreUnavailableError ? ' Check that the database answers, then run it again.' : '';

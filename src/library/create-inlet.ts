@@ -95,7 +95,7 @@ export function createInlet(options: CreateInletOptions): Inlet {
   const store = new DeferredStore(
     target.dialect,
     describeDatabase(target),
-    () => openStore(databaseUrl, { mode: 'serve', logger }),
+    () => openStore(target, { mode: 'serve', logger }),
     logger,
     { maxConcurrentCommits: 1, multiInstance: false },
   );

@@ -7,8 +7,8 @@ import { ConfigError, parseTimeScale, type Env, type ServeConfig } from '../conf
 import { createInlet, type Inlet } from '../inlet.js';
 import { parseReplicateApiConfig } from '../replicate/api-config.js';
 import { DeferredStore } from '../store/deferred-store.js';
-import { InvalidDatabaseUrlError, type StoreOpenError } from '../store/errors.js';
-import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
+import type { StoreOpenError } from '../store/errors.js';
+import { describeDatabase, openStore } from '../store/index.js';
 
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
@@ -82,14 +82,6 @@ export async function startServer(
   options: StartServerOptions,
 ): Promise<RunningServer> {
   const { env } = options;
-  let database: ReturnType<typeof parseDatabaseUrl>;
-  try {
-    database = parseDatabaseUrl(config.databaseUrl);
-  } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
   // Read before listening: a bad config file stops the start (invalid_config, exit 2).
   const configFile = loadConfigFile(config.configFile, env);
   if (configFile.path !== undefined) {
@@ -108,9 +100,9 @@ export async function startServer(
   }
 
   const store = new DeferredStore(
-    database.dialect,
-    describeDatabase(database),
-    () => openStore(config.databaseUrl, { mode: 'serve', logger }),
+    config.database.dialect,
+    describeDatabase(config.database),
+    () => openStore(config.database, { mode: 'serve', logger }),
     logger,
     { maxConcurrentCommits: 1, multiInstance: false },
   );

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseServeConfig, type ServeFlags } from '../config.js';
+import { parseServeConfig, settingOption, type ServeFlags } from '../config.js';
 import { createEmulator } from '../emulator/index.js';
 import { newWebhookSecret } from '../emulator/random.js';
 import { isTerminalStatus } from '../replicate/status.js';
@@ -27,10 +27,10 @@ export function registerDevCommand(program: Command, ctx: CliContext): void {
   program
     .command('dev')
     .description('run the Replicate emulator and inlet serve together, offline, with demo predictions')
-    .option('--port <port>', 'inlet serve port (default: 5000) [env: PORT]')
+    .option(...settingOption('port', 'inlet serve port'))
     .option('--emulator-port <port>', 'emulator port (default: 5555) [env: INLET_EMULATOR_PORT]')
-    .option('--database <url>', 'database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
-    .option('--log-level <level>', 'serve log level (default: info) [env: INLET_LOG_LEVEL]')
+    .option(...settingOption('databaseUrl', 'database'))
+    .option(...settingOption('logLevel', 'serve log level'))
     .action(async (flags: DevFlags) => {
       await runDev(flags, ctx);
     });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config-file.js';
-import { parseTimeScale, type ServeFlags } from '../config.js';
+import { parseTimeScale, settingOption, type ServeFlags } from '../config.js';
 import { storedDestinations } from '../jobs/destinations.js';
 import type { ReplayProgress, ReplayRequest } from '../jobs/replay.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
@@ -12,10 +12,7 @@ import { openCliStore } from './open-store.js';
 import { openReadSource, type ReadSource, type SourceFlags, TOKEN_FLAG, URL_FLAG } from './read-source.js';
 import { runUntilStopped } from './run-until-stopped.js';
 
-const DATABASE_FLAG = [
-  '--database <url>',
-  'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
-] as const;
+const DATABASE_FLAG = settingOption('databaseUrl', 'the database');
 
 /**
  * Works on the database or, with `--url`, a running Inlet's API, like the read verbs: a database is

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseDatabaseSetting, type ServeFlags } from '../config.js';
+import { parseDatabaseSetting, settingOption, type ServeFlags } from '../config.js';
 import { StoreUnavailableError } from '../store/errors.js';
 import { describeDatabase, openStore } from '../store/index.js';
 import { MIGRATIONS } from '../store/migrations.js';
@@ -12,10 +12,7 @@ export function registerMigrateCommand(program: Command, ctx: CliContext): void 
     .description(
       'create or upgrade the database schema, then exit (serve does this too; run it alone before a rolling deploy)',
     )
-    .option(
-      '--database <url>',
-      'the database to migrate (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
-    )
+    .option(...settingOption('databaseUrl', 'the database to migrate'))
     .action(async (flags: ServeFlags) => {
       ctx.setExitCode(await runMigrate(flags, ctx));
     });

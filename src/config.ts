@@ -364,6 +364,12 @@ function defaultOf(key: SettingKey): unknown {
   return ServeSettingsSchema.shape[key].parse(undefined);
 }
 
+/** The settings' defaults, as written (durations as text): for the core and the library, not restated. */
+export const SETTING_DEFAULTS = Object.freeze(ServeSettingsSchema.parse({}));
+
+/** `INLET_LISTEN_EXPIRY`'s default in milliseconds. */
+export const DEFAULT_LISTEN_EXPIRY_MS = parseDurationMs(SETTING_DEFAULTS.listenExpiryMs)!;
+
 export const SERVE_SETTINGS: readonly SettingSpec[] = (
   Object.keys(ServeSettingsSchema.shape) as SettingKey[]
 ).map((key) => {
@@ -472,7 +478,7 @@ function tlsFiles(flags: ServeFlags, env: Env): Pick<ServeConfig, 'tlsCert' | 't
 export type ServeFlags = Partial<Record<string, string | boolean | undefined>>;
 
 /** Rejected bodies kept in all (not a setting). */
-const REJECTION_BODY_BUDGET_BYTES = 256 * 1024 * 1024;
+export const REJECTION_BODY_BUDGET_BYTES = 256 * 1024 * 1024;
 
 /** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
 export function parseSecretList(value: string | undefined): string[] {

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createArchive, type ArchiveOptions } from './archive/index.js';
-import type { ServeConfig } from './config.js';
+import { DEFAULT_LISTEN_EXPIRY_MS, type ServeConfig } from './config.js';
 import { Ingest } from './ingest/accept.js';
 import { CommitBatcher, type ReadinessOptions } from './ingest/commit-batcher.js';
 import { RejectionLog } from './ingest/rejection-log.js';
@@ -72,8 +72,6 @@ export interface InletJobOptions {
   /** `INLET_LISTEN_EXPIRY`: an `inlet listen` consumer not seen for this long is dropped (default 7 days). */
   listenExpiryMs?: number;
 }
-
-const DEFAULT_LISTEN_EXPIRY_MS = 7 * 86_400_000;
 
 /**
  * Webhooks waiting for their commit at which the runner defers to ingest (a saturated server, not a

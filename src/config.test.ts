@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { configJsonSchema } from './config-file.js';
 import {
   ConfigError,
+  EMULATOR_PORT_OPTION,
+  parseEmulatorPort,
   parseSecretList,
   parseServeConfig,
   readSecretsFromEnv,
@@ -185,5 +187,21 @@ describe('the settings schema', () => {
     expect(() => parse({}, { INLET_HEADERS_TIMEOUT_MS: '99' })).toThrow(
       'INLET_HEADERS_TIMEOUT_MS must be a whole number from 100 to 3600000; got "99".',
     );
+  });
+});
+
+describe("inlet dev's emulator port", () => {
+  it('reads --emulator-port, else INLET_EMULATOR_PORT, else 5555, and names the bad one', () => {
+    expect(EMULATOR_PORT_OPTION).toEqual([
+      '--emulator-port <port>',
+      'emulator port (default: 5555) [env: INLET_EMULATOR_PORT]',
+    ]);
+    expect(parseEmulatorPort({}, {})).toBe(5555);
+    expect(parseEmulatorPort({}, { INLET_EMULATOR_PORT: '6000' })).toBe(6000);
+    expect(parseEmulatorPort({ emulatorPort: '0' }, { INLET_EMULATOR_PORT: '6000' })).toBe(0);
+    expect(() => parseEmulatorPort({}, { INLET_EMULATOR_PORT: '70000' })).toThrow(
+      'INLET_EMULATOR_PORT must be a port from 0 to 65535; got "70000".',
+    );
+    expect(settingOf(() => parseEmulatorPort({ emulatorPort: 'x' }, {}))).toBe('--emulator-port');
   });
 });

@@ -383,11 +383,43 @@ export const SERVE_SETTINGS: readonly SettingSpec[] = (
 
 /** A serve setting's flag for another verb (`dev`, `migrate`, `worker`…), with that verb's wording. */
 export function settingOption(key: SettingKey, description: string): [flags: string, help: string] {
-  const s = spec(key);
-  if (s.flag === undefined) throw new Error(`${key} has no flag`);
+  return optionOf(spec(key), description);
+}
+
+function optionOf(
+  s: Pick<SettingSpec, 'flag' | 'valueName' | 'env' | 'defaultText'>,
+  description: string,
+): [flags: string, help: string] {
+  if (s.flag === undefined) throw new Error(`${description}: no flag`);
   const flags = s.valueName ? `--${s.flag} <${s.valueName}>` : `--${s.flag}`;
   const env = s.env ? ` [env: ${s.env.join(', ')}]` : '';
   return [flags, `${description} (default: ${s.defaultText})${env}`];
+}
+
+/** `inlet dev`'s own setting, beside serve's (which it takes too). */
+const EMULATOR_PORT = setting(z.int().min(0).max(65535).default(5555), {
+  flag: 'emulator-port',
+  valueName: 'port',
+  env: ['INLET_EMULATOR_PORT'],
+  description: 'emulator port',
+});
+
+/** `inlet dev --emulator-port`'s flag and help. */
+export const EMULATOR_PORT_OPTION = optionOf(
+  { ...SETTING_META.get(EMULATOR_PORT)!, defaultText: String(EMULATOR_PORT.parse(undefined)) },
+  'emulator port',
+);
+
+/** `--emulator-port`, else `INLET_EMULATOR_PORT`, else its default; throws `ConfigError` out of range. */
+export function parseEmulatorPort(flags: ServeFlags, env: Env): number {
+  const got = pick(flags, 'emulator-port', env, ['INLET_EMULATOR_PORT']);
+  if (got === undefined) return EMULATOR_PORT.parse(undefined);
+  const text = String(got.value);
+  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!EMULATOR_PORT.safeParse(port).success) {
+    throw new ConfigError(got.setting, `${got.setting} must be a port from 0 to 65535; got "${text}".`);
+  }
+  return port;
 }
 
 /** The JSON Schema of `serve`'s settings (the values as written), with each one's flag and variables. */

@@ -1,5 +1,11 @@
 import type { Command } from 'commander';
-import { parseServeConfig, settingOption, type ServeFlags } from '../config.js';
+import {
+  EMULATOR_PORT_OPTION,
+  parseEmulatorPort,
+  parseServeConfig,
+  settingOption,
+  type ServeFlags,
+} from '../config.js';
 import { createEmulator } from '../emulator/index.js';
 import { newWebhookSecret } from '../emulator/random.js';
 import { isTerminalStatus } from '../replicate/status.js';
@@ -28,19 +34,12 @@ export function registerDevCommand(program: Command, ctx: CliContext): void {
     .command('dev')
     .description('run the Replicate emulator and inlet serve together, offline, with demo predictions')
     .option(...settingOption('port', 'inlet serve port'))
-    .option('--emulator-port <port>', 'emulator port (default: 5555) [env: INLET_EMULATOR_PORT]')
+    .option(...EMULATOR_PORT_OPTION)
     .option(...settingOption('databaseUrl', 'database'))
     .option(...settingOption('logLevel', 'serve log level'))
     .action(async (flags: DevFlags) => {
       await runDev(flags, ctx);
     });
-}
-
-function parsePort(text: string, setting: string): number {
-  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isInteger(port) || port > 65535)
-    throw new UsageError(`${setting} must be a port from 0 to 65535; got "${text}".`);
-  return port;
 }
 
 export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
@@ -55,11 +54,7 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   const checked = parseServeConfig({ host: '127.0.0.1', ...flags }, withSecret, {
     isTty: ctx.stdout.isTTY === true,
   });
-  const emulatorPortText = flags.emulatorPort ?? ctx.env.INLET_EMULATOR_PORT ?? '5555';
-  const emulatorPort = parsePort(
-    emulatorPortText,
-    flags.emulatorPort ? '--emulator-port' : 'INLET_EMULATOR_PORT',
-  );
+  const emulatorPort = parseEmulatorPort(flags, ctx.env);
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: checked.logLevel, format: checked.logFormat, stream: ctx.stdout });
 

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseSecretList, parseServeConfig, readSecretsFromEnv } from './config.js';
+import { configJsonSchema } from './config-file.js';
+import {
+  ConfigError,
+  EMULATOR_PORT_OPTION,
+  parseEmulatorPort,
+  parseSecretList,
+  parseServeConfig,
+  readSecretsFromEnv,
+  SERVE_SETTINGS,
+  settingOption,
+} from './config.js';
 
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const parse = (flags: Record<string, string | boolean>, env: Record<string, string>) =>
@@ -48,6 +58,19 @@ describe('parseServeConfig', () => {
     expect(parseServeConfig({}, { REPLICATE_WEBHOOK_SECRET: SECRET }, { isTty: true }).logFormat).toBe(
       'pretty',
     );
+  });
+
+  it('parses the database into the store to open, once, and words its errors as --database', () => {
+    expect(parse({}, {}).database).toEqual({ dialect: 'sqlite', path: './data/inlet.db' });
+    expect(parse({}, { DATABASE_URL: 'postgres://u:p@h:5432/d' }).database).toEqual({
+      dialect: 'postgres',
+      url: 'postgres://u:p@h:5432/d',
+    });
+    expect(settingOf(() => parse({ database: 'mysql://root:hunter2@db/x' }, {}))).toBe('--database');
+    expect(() => parse({}, { DATABASE_URL: 'mysql://root:hunter2@db/x' })).toThrow(
+      /^--database: Unsupported database URL scheme "mysql:"/,
+    );
+    expect(() => parse({ database: ' ' }, {})).toThrow('--database must not be empty.');
   });
 
   it('lets flags win over the environment', () => {
@@ -112,5 +135,73 @@ describe('parseServeConfig', () => {
     expect(
       readSecretsFromEnv({ REPLICATE_WEBHOOK_SECRET: '', REPLICATE_WEBHOOK_SIGNING_SECRET: SECRET }).source,
     ).toBe('REPLICATE_WEBHOOK_SIGNING_SECRET');
+  });
+});
+
+describe('the settings schema', () => {
+  it('gives inlet config schema every serve setting, with its flag, variables and default', () => {
+    const schema = configJsonSchema() as {
+      properties: Record<string, unknown>;
+      additionalProperties: boolean;
+      $defs: { serve: { properties: Record<string, Record<string, unknown>> } };
+    };
+    // The file's own schema is unchanged: destinations, and nothing else is allowed.
+    expect(Object.keys(schema.properties).sort()).toEqual(['$schema', 'destinations']);
+    expect(schema.additionalProperties).toBe(false);
+    const serve = schema.$defs.serve.properties;
+    expect(Object.keys(serve)).toEqual(SERVE_SETTINGS.map((s) => s.key));
+    for (const s of SERVE_SETTINGS) {
+      expect(serve[s.key]?.['x-flag'], s.key).toBe(s.flag === undefined ? undefined : `--${s.flag}`);
+      expect(serve[s.key]?.['x-env'], s.key).toEqual(s.env);
+    }
+    expect(serve.port).toMatchObject({ type: 'integer', minimum: 0, maximum: 65535, default: 5000 });
+    expect(serve.logLevel).toMatchObject({ default: 'info', enum: expect.arrayContaining(['debug']) });
+  });
+
+  it('states each default once: the parsed config, --help and the JSON Schema agree', () => {
+    const config = parse({}, {});
+    const serve = (
+      configJsonSchema() as { $defs: { serve: { properties: Record<string, { default?: unknown }> } } }
+    ).$defs.serve.properties;
+    for (const key of [
+      'port',
+      'host',
+      'webhookPath',
+      'toleranceSec',
+      'commitTimeoutMs',
+      'maxRejections',
+    ] as const) {
+      expect(serve[key]?.default, key).toBe(config[key]);
+      expect(SERVE_SETTINGS.find((s) => s.key === key)?.defaultText, key).toBe(String(config[key]));
+    }
+    expect(settingOption('databaseUrl', 'the database')).toEqual([
+      '--database <url>',
+      'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
+    ]);
+  });
+
+  it('reads ranges from the schema: the message names them', () => {
+    expect(() => parse({ port: '65536' }, {})).toThrow(
+      '--port must be a whole number from 0 to 65535; got "65536".',
+    );
+    expect(() => parse({}, { INLET_HEADERS_TIMEOUT_MS: '99' })).toThrow(
+      'INLET_HEADERS_TIMEOUT_MS must be a whole number from 100 to 3600000; got "99".',
+    );
+  });
+});
+
+describe("inlet dev's emulator port", () => {
+  it('reads --emulator-port, else INLET_EMULATOR_PORT, else 5555, and names the bad one', () => {
+    expect(EMULATOR_PORT_OPTION).toEqual([
+      '--emulator-port <port>',
+      'emulator port (default: 5555) [env: INLET_EMULATOR_PORT]',
+    ]);
+    expect(parseEmulatorPort({}, {})).toBe(5555);
+    expect(parseEmulatorPort({}, { INLET_EMULATOR_PORT: '6000' })).toBe(6000);
+    expect(parseEmulatorPort({ emulatorPort: '0' }, { INLET_EMULATOR_PORT: '6000' })).toBe(0);
+    expect(() => parseEmulatorPort({}, { INLET_EMULATOR_PORT: '70000' })).toThrow(
+      'INLET_EMULATOR_PORT must be a port from 0 to 65535; got "70000".',
+    );
+    expect(settingOf(() => parseEmulatorPort({ emulatorPort: 'x' }, {}))).toBe('--emulator-port');
   });
 });

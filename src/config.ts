@@ -9,7 +9,10 @@ import {
   type ArchiveDestination,
 } from './archive/archive-destination.js';
 import { DEFAULT_ARCHIVE_HOSTS, parseHostList } from './archive/host-allow-list.js';
+import { z } from 'zod';
 import { DURATION_HINT, parseDurationMs } from './duration.js';
+import { InvalidDatabaseUrlError } from './store/errors.js';
+import { parseDatabaseUrl, type DatabaseTarget } from './store/index.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
 import { secretProblem } from './verify/secret.js';
 
@@ -27,6 +30,8 @@ export interface ServeConfig {
   readonly host: string;
   readonly webhookPath: string;
   readonly databaseUrl: string;
+  /** `databaseUrl` parsed: the store to open. */
+  readonly database: DatabaseTarget;
   readonly secrets: readonly string[];
   readonly toleranceSec: number;
   readonly maxBodyBytes: number;
@@ -79,252 +84,358 @@ export class ConfigError extends Error {
   }
 }
 
-/** Every `serve` setting: drives the CLI flags and is checked against docs/configuration.md. */
-export interface SettingSpec {
-  readonly key: keyof ServeConfig;
+/** How a setting is given and documented; its values and default are the schema's. */
+export interface SettingMeta {
   /** Long flag without dashes, when the setting has one. */
   readonly flag?: string;
   /** The flag's value placeholder; absent for boolean switches. */
+  readonly valueName?: string;
+  readonly env?: readonly string[];
+  /** The default as `--help` and the docs word it, when not the schema's default value itself. */
+  readonly defaultText?: string;
+  readonly description: string;
+}
+
+/** Every `serve` setting: drives the CLI flags and is checked against docs/configuration.md. */
+export interface SettingSpec {
+  readonly key: keyof ServeConfig;
+  readonly flag?: string;
   readonly valueName?: string;
   readonly env?: readonly string[];
   readonly defaultText: string;
   readonly description: string;
 }
 
-export const SERVE_SETTINGS: readonly SettingSpec[] = [
-  {
-    key: 'port',
+/** The flags, variables and help of each setting of `ServeSettingsSchema`. */
+const SETTING_META = z.registry<SettingMeta>();
+
+function setting<T extends z.ZodType>(schema: T, meta: SettingMeta): T {
+  const described = schema.describe(meta.description);
+  SETTING_META.add(described, meta);
+  return described;
+}
+
+const DURATION = z.string().refine((text) => parseDurationMs(text) !== undefined, DURATION_HINT);
+
+/**
+ * `serve`'s settings as written (flags, variables, and the coming config file): the one place their
+ * names, ranges and defaults are stated. `parseServeConfig` reads each through it; `--help`, `dev` and
+ * the other verbs' shared flags, `docs/configuration.md`'s test and `inlet config schema` derive from it.
+ */
+export const ServeSettingsSchema = z.object({
+  port: setting(z.int().min(0).max(65535).default(5000), {
     flag: 'port',
     valueName: 'port',
     env: ['PORT'],
-    defaultText: '5000',
     description: 'listen port (0 picks a free port and prints it)',
-  },
-  {
-    key: 'host',
+  }),
+  host: setting(z.string().min(1).default('0.0.0.0'), {
     flag: 'host',
     valueName: 'host',
     env: ['HOST'],
-    defaultText: '0.0.0.0',
     description: 'listen address',
-  },
-  {
-    key: 'webhookPath',
+  }),
+  webhookPath: setting(z.string().default('/replicate-webhook'), {
     flag: 'path',
     valueName: 'path',
     env: ['INLET_WEBHOOK_PATH'],
-    defaultText: '/replicate-webhook',
     description: 'where Replicate POSTs',
-  },
-  {
-    key: 'databaseUrl',
+  }),
+  databaseUrl: setting(z.string().min(1).default('sqlite:./data/inlet.db'), {
     flag: 'database',
     valueName: 'url',
     env: ['DATABASE_URL'],
-    defaultText: 'sqlite:./data/inlet.db',
     description: '`sqlite:PATH`, a bare file path, or `postgres://…` / `postgresql://…`',
-  },
-  {
-    key: 'secrets',
+  }),
+  secrets: setting(z.array(z.string()).optional(), {
     env: SECRET_ENV_NAMES,
     defaultText: 'none',
     description:
       'one or more `whsec_…` secrets separated by spaces or commas (rotation); the first variable set wins',
-  },
-  {
-    key: 'toleranceSec',
-    flag: 'tolerance',
-    valueName: 'seconds',
-    env: ['INLET_TOLERANCE_SECONDS'],
-    defaultText: '300',
-    description: 'allowed clock skew of `webhook-timestamp`, both directions; 0 turns the check off',
-  },
-  {
-    key: 'maxBodyBytes',
-    flag: 'max-body',
-    valueName: 'bytes',
-    env: ['INLET_MAX_BODY_BYTES'],
-    defaultText: '16777216',
-    description: 'larger bodies get 413 `payload_too_large`',
-  },
-  {
-    key: 'maxInflightBytes',
-    flag: 'max-inflight-bytes',
-    valueName: 'bytes',
-    env: ['INLET_MAX_INFLIGHT_BYTES'],
-    defaultText: '134217728',
-    description:
-      'request body bytes held in memory at once, all connections together; a request that would pass it gets 503 `storage_unavailable` before its body is read',
-  },
-  {
-    key: 'acceptHexSignature',
+  }),
+  toleranceSec: setting(
+    z
+      .int()
+      .min(0)
+      .max(10 * 365 * 24 * 3600)
+      .default(300),
+    {
+      flag: 'tolerance',
+      valueName: 'seconds',
+      env: ['INLET_TOLERANCE_SECONDS'],
+      description: 'allowed clock skew of `webhook-timestamp`, both directions; 0 turns the check off',
+    },
+  ),
+  maxBodyBytes: setting(
+    z
+      .int()
+      .min(1)
+      .max(1024 * 1024 * 1024)
+      .default(16 * 1024 * 1024),
+    {
+      flag: 'max-body',
+      valueName: 'bytes',
+      env: ['INLET_MAX_BODY_BYTES'],
+      description: 'larger bodies get 413 `payload_too_large`',
+    },
+  ),
+  maxInflightBytes: setting(
+    z
+      .int()
+      .min(1)
+      .max(64 * 1024 * 1024 * 1024)
+      .default(128 * 1024 * 1024),
+    {
+      flag: 'max-inflight-bytes',
+      valueName: 'bytes',
+      env: ['INLET_MAX_INFLIGHT_BYTES'],
+      description:
+        'request body bytes held in memory at once, all connections together; a request that would pass it gets 503 `storage_unavailable` before its body is read',
+    },
+  ),
+  acceptHexSignature: setting(z.boolean().default(false), {
     flag: 'accept-hex-signature',
     env: ['INLET_ACCEPT_HEX_SIGNATURE'],
     defaultText: 'off',
     description: "also accept the tutorial's `X-Replicate-Signature` hex scheme (env: `1`)",
-  },
-  {
-    key: 'commitTimeoutMs',
+  }),
+  commitTimeoutMs: setting(z.int().min(1).max(600_000).default(5000), {
     flag: 'commit-timeout-ms',
     valueName: 'ms',
     env: ['INLET_COMMIT_TIMEOUT_MS'],
-    defaultText: '5000',
     description: 'longest wait for a commit before answering 503 `storage_unavailable`',
-  },
-  {
-    key: 'logLevel',
+  }),
+  logLevel: setting(z.enum(LOG_LEVELS).default('info'), {
     flag: 'log-level',
     valueName: 'level',
     env: ['INLET_LOG_LEVEL'],
-    defaultText: 'info',
     description: `one of ${LOG_LEVELS.join(', ')}`,
-  },
-  {
-    key: 'logFormat',
+  }),
+  logFormat: setting(z.enum(LOG_FORMATS).optional(), {
     flag: 'log-format',
     valueName: 'format',
     env: ['INLET_LOG_FORMAT'],
     defaultText: '`pretty` on a terminal, else `json`',
     description: 'one of pretty, json',
-  },
-  {
-    key: 'insecureSkipVerify',
+  }),
+  insecureSkipVerify: setting(z.boolean().default(false), {
     flag: 'insecure-skip-verify',
     defaultText: 'off',
     description: 'development only: accept unsigned requests (warns loudly at start)',
-  },
-  {
-    key: 'headersTimeoutMs',
+  }),
+  headersTimeoutMs: setting(z.int().min(100).max(3_600_000).default(10_000), {
     flag: 'headers-timeout-ms',
     valueName: 'ms',
     env: ['INLET_HEADERS_TIMEOUT_MS'],
-    defaultText: '10000',
     description: 'a client that has not sent all its request headers by then is cut off (slow clients)',
-  },
-  {
-    key: 'requestTimeoutMs',
+  }),
+  requestTimeoutMs: setting(z.int().min(0).max(3_600_000).default(60_000), {
     flag: 'request-timeout-ms',
     valueName: 'ms',
     env: ['INLET_REQUEST_TIMEOUT_MS'],
-    defaultText: '60000',
     description:
       'a client that has not sent its whole request (headers and body) by then is cut off; 0 turns it off',
-  },
-  {
-    key: 'configFile',
+  }),
+  configFile: setting(z.string().optional(), {
     flag: 'config',
     valueName: 'file',
     env: ['INLET_CONFIG'],
     defaultText: './inlet.config.json when it exists',
     description: 'the JSON config file (destinations); `inlet config schema` prints its JSON Schema',
-  },
-  {
-    key: 'tlsCert',
+  }),
+  tlsCert: setting(z.string().optional(), {
     flag: 'tls-cert',
     valueName: 'file',
     env: ['INLET_TLS_CERT'],
     defaultText: 'none',
     description:
       'PEM certificate (with its chain): serve HTTPS directly, with --tls-key; SIGHUP reloads both',
-  },
-  {
-    key: 'tlsKey',
+  }),
+  tlsKey: setting(z.string().optional(), {
     flag: 'tls-key',
     valueName: 'file',
     env: ['INLET_TLS_KEY'],
     defaultText: 'none',
     description: 'PEM private key of --tls-cert',
-  },
-  {
-    key: 'trustProxy',
+  }),
+  trustProxy: setting(z.string().optional(), {
     flag: 'trust-proxy',
     valueName: 'cidrs',
     env: ['INLET_TRUST_PROXY'],
     defaultText: 'none',
     description:
       'proxies (CIDR[,CIDR…]) whose X-Forwarded-For gives the client address in logs and rejections; never opens the admin API',
-  },
-  {
-    key: 'archive',
+  }),
+  archive: setting(z.string().optional(), {
     flag: 'archive',
     valueName: 'dest',
     env: ['INLET_ARCHIVE'],
     defaultText: 'off',
     description:
       'copy the files of succeeded outputs to `file:DIR` or `s3://BUCKET/PREFIX` (S3_ENDPOINT, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)',
-  },
-  {
-    key: 'archiveHosts',
+  }),
+  archiveHosts: setting(z.string().default(DEFAULT_ARCHIVE_HOSTS.join(',')), {
     env: ['INLET_ARCHIVE_HOSTS'],
-    defaultText: DEFAULT_ARCHIVE_HOSTS.join(','),
     description: 'the only hosts the archive fetches from: comma list of host names, `*.` wildcards',
-  },
-  {
-    key: 'archiveMaxBytes',
-    env: ['INLET_ARCHIVE_MAX_BYTES'],
-    defaultText: '1073741824',
-    description: 'largest file the archive copies',
-  },
-  {
-    key: 'publicUrl',
+  }),
+  archiveMaxBytes: setting(
+    z
+      .int()
+      .min(1)
+      .max(5_000_000_000)
+      .default(1024 * 1024 * 1024),
+    {
+      env: ['INLET_ARCHIVE_MAX_BYTES'],
+      description: 'largest file the archive copies',
+    },
+  ),
+  publicUrl: setting(z.string().optional(), {
     env: ['INLET_PUBLIC_URL'],
     defaultText: 'the request’s own host',
     description: 'the URL this Inlet is reached at, for the absolute links it hands out',
-  },
-  {
-    key: 'reconcileAfterMs',
-    env: ['INLET_RECONCILE_AFTER_MS'],
-    defaultText: '120000',
-    description:
-      'with REPLICATE_API_TOKEN set, an object not terminal with no accepted delivery for this long is fetched from Replicate until it ends',
-  },
-  {
-    key: 'listenExpiryMs',
+  }),
+  reconcileAfterMs: setting(
+    z
+      .int()
+      .min(1)
+      .max(7 * 24 * 3600 * 1000)
+      .default(120_000),
+    {
+      env: ['INLET_RECONCILE_AFTER_MS'],
+      description:
+        'with REPLICATE_API_TOKEN set, an object not terminal with no accepted delivery for this long is fetched from Replicate until it ends',
+    },
+  ),
+  listenExpiryMs: setting(DURATION.default('7d'), {
     env: ['INLET_LISTEN_EXPIRY'],
-    defaultText: '7d',
     description:
       'an `inlet listen` that has not connected for this long is dropped (its position forgotten); a duration like 7d, 12h',
-  },
-  {
-    key: 'maxRejections',
+  }),
+  maxRejections: setting(z.int().min(0).max(10_000_000).default(10_000), {
     env: ['INLET_MAX_REJECTIONS'],
-    defaultText: '10000',
     description: 'rejected requests kept, newest first (their bodies at most 256 MiB in all)',
-  },
-  {
-    key: 'rejectionsPerSecond',
+  }),
+  rejectionsPerSecond: setting(z.int().min(1).max(1_000_000).default(10), {
     flag: 'rejections-per-second',
     valueName: 'n',
     env: ['INLET_REJECTIONS_PER_SECOND'],
-    defaultText: '10',
     description:
       'rejections one client address (IPv6: its /64) may add to the rejection log per second; beyond, they are only counted',
-  },
-  {
-    key: 'rejectionBytesPerSecond',
-    flag: 'rejection-bytes-per-second',
-    valueName: 'bytes',
-    env: ['INLET_REJECTION_BYTES_PER_SECOND'],
-    defaultText: '262144',
-    description:
-      'rejected body bytes one client address may add to the rejection log per second; beyond, they are only counted',
-  },
-  {
-    key: 'adminToken',
+  }),
+  rejectionBytesPerSecond: setting(
+    z
+      .int()
+      .min(1)
+      .max(1024 * 1024 * 1024)
+      .default(256 * 1024),
+    {
+      flag: 'rejection-bytes-per-second',
+      valueName: 'bytes',
+      env: ['INLET_REJECTION_BYTES_PER_SECOND'],
+      description:
+        'rejected body bytes one client address may add to the rejection log per second; beyond, they are only counted',
+    },
+  ),
+  adminToken: setting(z.string().optional(), {
     env: ['INLET_ADMIN_TOKEN'],
     defaultText: 'none',
     description: 'bearer token for `/api/*`; without it `/api/*` answers loopback clients only',
-  },
-  {
-    key: 'retentionMs',
+  }),
+  retentionMs: setting(DURATION.optional(), {
     flag: 'retention',
     valueName: 'duration',
     env: ['INLET_RETENTION'],
     defaultText: 'off (kept for ever)',
     description:
       'once a day (first a minute after start), delete events, transitions, delivered messages and rejections older than this, like `inlet prune --older-than`; a duration like 30d',
-  },
-];
+  }),
+});
+
+type SettingKey = keyof typeof ServeSettingsSchema.shape;
+
+function metaOf(key: SettingKey): SettingMeta {
+  const meta = SETTING_META.get(ServeSettingsSchema.shape[key]);
+  if (meta === undefined) throw new Error(`no setting ${key}`);
+  return meta;
+}
+
+/** The schema's default of a setting (undefined when it has none: off, or worked out at start). */
+function defaultOf(key: SettingKey): unknown {
+  return ServeSettingsSchema.shape[key].parse(undefined);
+}
+
+/** The settings' defaults, as written (durations as text): for the core and the library, not restated. */
+export const SETTING_DEFAULTS = Object.freeze(ServeSettingsSchema.parse({}));
+
+/** `INLET_LISTEN_EXPIRY`'s default in milliseconds. */
+export const DEFAULT_LISTEN_EXPIRY_MS = parseDurationMs(SETTING_DEFAULTS.listenExpiryMs)!;
+
+export const SERVE_SETTINGS: readonly SettingSpec[] = (
+  Object.keys(ServeSettingsSchema.shape) as SettingKey[]
+).map((key) => {
+  const meta = metaOf(key);
+  return Object.freeze({
+    key,
+    ...meta,
+    defaultText: meta.defaultText ?? String(defaultOf(key)),
+  });
+});
+
+/** A serve setting's flag for another verb (`dev`, `migrate`, `worker`…), with that verb's wording. */
+export function settingOption(key: SettingKey, description: string): [flags: string, help: string] {
+  return optionOf(spec(key), description);
+}
+
+function optionOf(
+  s: Pick<SettingSpec, 'flag' | 'valueName' | 'env' | 'defaultText'>,
+  description: string,
+): [flags: string, help: string] {
+  if (s.flag === undefined) throw new Error(`${description}: no flag`);
+  const flags = s.valueName ? `--${s.flag} <${s.valueName}>` : `--${s.flag}`;
+  const env = s.env ? ` [env: ${s.env.join(', ')}]` : '';
+  return [flags, `${description} (default: ${s.defaultText})${env}`];
+}
+
+/** `inlet dev`'s own setting, beside serve's (which it takes too). */
+const EMULATOR_PORT = setting(z.int().min(0).max(65535).default(5555), {
+  flag: 'emulator-port',
+  valueName: 'port',
+  env: ['INLET_EMULATOR_PORT'],
+  description: 'emulator port',
+});
+
+/** `inlet dev --emulator-port`'s flag and help. */
+export const EMULATOR_PORT_OPTION = optionOf(
+  { ...SETTING_META.get(EMULATOR_PORT)!, defaultText: String(EMULATOR_PORT.parse(undefined)) },
+  'emulator port',
+);
+
+/** `--emulator-port`, else `INLET_EMULATOR_PORT`, else its default; throws `ConfigError` out of range. */
+export function parseEmulatorPort(flags: ServeFlags, env: Env): number {
+  const got = pick(flags, 'emulator-port', env, ['INLET_EMULATOR_PORT']);
+  if (got === undefined) return EMULATOR_PORT.parse(undefined);
+  const text = String(got.value);
+  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!EMULATOR_PORT.safeParse(port).success) {
+    throw new ConfigError(got.setting, `${got.setting} must be a port from 0 to 65535; got "${text}".`);
+  }
+  return port;
+}
+
+/** The JSON Schema of `serve`'s settings (the values as written), with each one's flag and variables. */
+export function serveSettingsJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(ServeSettingsSchema, {
+    io: 'input',
+    target: 'draft-2020-12',
+    override: (ctx) => {
+      const meta = SETTING_META.get(ctx.zodSchema as unknown as z.ZodType);
+      if (meta === undefined) return;
+      if (meta.flag !== undefined) ctx.jsonSchema['x-flag'] = `--${meta.flag}`;
+      if (meta.env !== undefined) ctx.jsonSchema['x-env'] = [...meta.env];
+      if (meta.defaultText !== undefined) ctx.jsonSchema['x-default'] = meta.defaultText;
+    },
+  });
+}
 
 /** The archive `--archive` / `INLET_ARCHIVE` names (undefined: off), for `inlet prune`. */
 export function parseArchiveSetting(flags: ServeFlags, env: Env): ArchiveDestination | undefined {
@@ -332,7 +443,7 @@ export function parseArchiveSetting(flags: ServeFlags, env: Env): ArchiveDestina
 }
 
 function trustProxySetting(flags: ServeFlags, env: Env): string {
-  const value = stringSetting(flags, env, 'trustProxy', '').trim();
+  const value = stringSetting(flags, env, 'trustProxy').trim();
   try {
     new TrustedProxies(value);
   } catch (error) {
@@ -346,7 +457,7 @@ function archiveSettings(
   flags: ServeFlags,
   env: Env,
 ): Pick<ServeConfig, 'archive' | 'archiveHosts' | 'archiveMaxBytes' | 'publicUrl'> {
-  const dest = stringSetting(flags, env, 'archive', '').trim();
+  const dest = stringSetting(flags, env, 'archive').trim();
   let archive: ArchiveDestination | undefined;
   try {
     archive = dest === '' ? undefined : parseArchiveDestination(dest, env);
@@ -354,7 +465,7 @@ function archiveSettings(
     if (error instanceof ArchiveDestinationError) throw new ConfigError(error.setting, error.message);
     throw error;
   }
-  const hostsText = stringSetting(flags, env, 'archiveHosts', '').trim();
+  const hostsText = stringSetting(flags, env, 'archiveHosts').trim();
   let archiveHosts: readonly string[] = DEFAULT_ARCHIVE_HOSTS;
   if (hostsText !== '') {
     try {
@@ -363,15 +474,8 @@ function archiveSettings(
       throw new ConfigError('INLET_ARCHIVE_HOSTS', `INLET_ARCHIVE_HOSTS: ${(error as Error).message}.`);
     }
   }
-  const archiveMaxBytes = intSetting(
-    flags,
-    env,
-    'archiveMaxBytes',
-    DEFAULTS.archiveMaxBytes,
-    1,
-    5_000_000_000,
-  );
-  const publicText = stringSetting(flags, env, 'publicUrl', '').trim();
+  const archiveMaxBytes = intSetting(flags, env, 'archiveMaxBytes');
+  const publicText = stringSetting(flags, env, 'publicUrl').trim();
   let publicUrl: string | undefined;
   if (publicText !== '') {
     let url: URL | undefined;
@@ -393,8 +497,8 @@ function archiveSettings(
 
 /** `--tls-cert` and `--tls-key` go together: one without the other is a configuration error. */
 function tlsFiles(flags: ServeFlags, env: Env): Pick<ServeConfig, 'tlsCert' | 'tlsKey'> {
-  const tlsCert = stringSetting(flags, env, 'tlsCert', '').trim() || undefined;
-  const tlsKey = stringSetting(flags, env, 'tlsKey', '').trim() || undefined;
+  const tlsCert = stringSetting(flags, env, 'tlsCert').trim() || undefined;
+  const tlsKey = stringSetting(flags, env, 'tlsKey').trim() || undefined;
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     const missing = tlsCert === undefined ? '--tls-cert' : '--tls-key';
     throw new ConfigError(missing, `${missing} is missing: HTTPS needs both --tls-cert and --tls-key.`);
@@ -405,26 +509,8 @@ function tlsFiles(flags: ServeFlags, env: Env): Pick<ServeConfig, 'tlsCert' | 't
 /** Values from command-line flags, as commander hands them over (strings and booleans). */
 export type ServeFlags = Partial<Record<string, string | boolean | undefined>>;
 
-const DEFAULTS = {
-  port: 5000,
-  host: '0.0.0.0',
-  webhookPath: '/replicate-webhook',
-  databaseUrl: 'sqlite:./data/inlet.db',
-  toleranceSec: 300,
-  maxBodyBytes: 16 * 1024 * 1024,
-  maxInflightBytes: 128 * 1024 * 1024,
-  commitTimeoutMs: 5000,
-  logLevel: 'info',
-  maxRejections: 10_000,
-  rejectionBodyBudgetBytes: 256 * 1024 * 1024,
-  rejectionsPerSecond: 10,
-  rejectionBytesPerSecond: 256 * 1024,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 60_000,
-  archiveMaxBytes: 1024 * 1024 * 1024,
-  reconcileAfterMs: 120_000,
-  listenExpiryMs: 7 * 86_400_000,
-} as const;
+/** Rejected bodies kept in all (not a setting). */
+export const REJECTION_BODY_BUDGET_BYTES = 256 * 1024 * 1024;
 
 /** Splits a secrets value on spaces or commas (rotation: several secrets at once). */
 export function parseSecretList(value: string | undefined): string[] {
@@ -482,58 +568,54 @@ function camel(flag: string): string {
   return flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-function spec(key: keyof ServeConfig): SettingSpec {
+function spec(key: SettingKey): SettingSpec {
   const found = SERVE_SETTINGS.find((s) => s.key === key);
   if (found === undefined) throw new Error(`no setting ${key}`);
   return found;
 }
 
-function intSetting(
-  flags: ServeFlags,
-  env: Env,
-  key: keyof ServeConfig,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
+/** The value schema of a setting, without its default or optional wrapper. */
+function valueSchema(key: SettingKey): z.ZodType {
+  let schema: z.ZodType = ServeSettingsSchema.shape[key];
+  while (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional)
+    schema = schema.unwrap() as z.ZodType;
+  return schema;
+}
+
+/** A whole-number setting in the schema's range; its default, or `fallback` when one is worked out. */
+function intSetting(flags: ServeFlags, env: Env, key: SettingKey, fallback?: number): number {
   const s = spec(key);
+  const schema = valueSchema(key);
+  if (!(schema instanceof z.ZodNumber)) throw new Error(`${key} is not a number`);
   const got = pick(flags, s.flag, env, s.env);
-  if (got === undefined) return fallback;
+  if (got === undefined) return fallback ?? (defaultOf(key) as number);
   const text = String(got.value).trim();
   const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
+  if (!schema.safeParse(value).success) {
     throw new ConfigError(
       got.setting,
-      `${got.setting} must be a whole number from ${min} to ${max}; got "${text}".`,
+      `${got.setting} must be a whole number from ${schema.minValue} to ${schema.maxValue}; got "${text}".`,
     );
   }
   return value;
 }
 
-/** A duration with units (`7d`, `12h`, `90m`), in milliseconds; `fallback` when not given (or blank). */
-function durationSetting<F extends number | undefined>(
-  flags: ServeFlags,
-  env: Env,
-  key: keyof ServeConfig,
-  fallback: F,
-): number | F {
+/** A duration with units (`7d`, `12h`, `90m`), in milliseconds; the default when not given (or blank). */
+function durationSetting(flags: ServeFlags, env: Env, key: SettingKey): number | undefined {
   const s = spec(key);
   const got = pick(flags, s.flag, env, s.env);
-  if (got === undefined || String(got.value).trim() === '') return fallback;
-  const value = parseDurationMs(String(got.value));
-  if (value === undefined) {
-    throw new ConfigError(
-      got.setting,
-      `${got.setting} must be ${DURATION_HINT}; got "${String(got.value)}".`,
-    );
+  const given = got === undefined || String(got.value).trim() === '' ? undefined : String(got.value);
+  const parsed = ServeSettingsSchema.shape[key].safeParse(given);
+  if (!parsed.success) {
+    throw new ConfigError(got!.setting, `${got!.setting} must be ${DURATION_HINT}; got "${given}".`);
   }
-  return value;
+  return parsed.data === undefined ? undefined : parseDurationMs(parsed.data as string);
 }
 
-function boolSetting(flags: ServeFlags, env: Env, key: keyof ServeConfig): boolean {
+function boolSetting(flags: ServeFlags, env: Env, key: SettingKey): boolean {
   const s = spec(key);
   const got = pick(flags, s.flag, env, s.env);
-  if (got === undefined) return false;
+  if (got === undefined) return defaultOf(key) as boolean;
   if (typeof got.value === 'boolean') return got.value;
   const text = got.value.trim().toLowerCase();
   if (['1', 'true', 'yes', 'on'].includes(text)) return true;
@@ -541,30 +623,30 @@ function boolSetting(flags: ServeFlags, env: Env, key: keyof ServeConfig): boole
   throw new ConfigError(got.setting, `${got.setting} must be 1 or 0; got "${got.value}".`);
 }
 
-function choiceSetting<T extends string>(
-  flags: ServeFlags,
-  env: Env,
-  key: keyof ServeConfig,
-  choices: readonly T[],
-  fallback: T,
-): T {
+/** One of the schema's choices (lower case); its default, or `fallback` when one is worked out. */
+function choiceSetting<T extends string>(flags: ServeFlags, env: Env, key: SettingKey, fallback?: T): T {
   const s = spec(key);
+  const schema = valueSchema(key);
+  if (!(schema instanceof z.ZodEnum)) throw new Error(`${key} is not a choice`);
   const got = pick(flags, s.flag, env, s.env);
-  if (got === undefined) return fallback;
+  if (got === undefined) return fallback ?? (defaultOf(key) as T);
   const text = String(got.value).trim().toLowerCase();
-  if (!(choices as readonly string[]).includes(text)) {
+  if (!schema.safeParse(text).success) {
     throw new ConfigError(
       got.setting,
-      `${got.setting} must be one of ${choices.join(', ')}; got "${String(got.value)}".`,
+      `${got.setting} must be one of ${schema.options.join(', ')}; got "${String(got.value)}".`,
     );
   }
   return text as T;
 }
 
-function stringSetting(flags: ServeFlags, env: Env, key: keyof ServeConfig, fallback: string): string {
+/** The text given, else the schema's default (`''` when it has none). */
+function stringSetting(flags: ServeFlags, env: Env, key: SettingKey): string {
   const s = spec(key);
   const got = pick(flags, s.flag, env, s.env);
-  return got === undefined ? fallback : String(got.value);
+  if (got !== undefined) return String(got.value);
+  const fallback = defaultOf(key);
+  return typeof fallback === 'string' ? fallback : '';
 }
 
 export interface ParseServeOptions {
@@ -573,10 +655,10 @@ export interface ParseServeOptions {
 }
 
 export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServeOptions): ServeConfig {
-  const port = intSetting(flags, env, 'port', DEFAULTS.port, 0, 65535);
-  const host = stringSetting(flags, env, 'host', DEFAULTS.host).trim();
+  const port = intSetting(flags, env, 'port');
+  const host = stringSetting(flags, env, 'host').trim();
   if (host === '') throw new ConfigError('--host', '--host must not be empty.');
-  const webhookPath = stringSetting(flags, env, 'webhookPath', DEFAULTS.webhookPath);
+  const webhookPath = stringSetting(flags, env, 'webhookPath');
   if (
     !/^\/[A-Za-z0-9._~!$&'()+,;=@%/-]*$/.test(webhookPath) ||
     webhookPath.startsWith('/api/') ||
@@ -587,8 +669,8 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
       `--path must be a URL path starting with "/", not under /api nor /healthz, /readyz or /metrics; got "${webhookPath}".`,
     );
   }
-  const databaseUrl = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();
-  if (databaseUrl === '') throw new ConfigError('--database', '--database must not be empty.');
+  const databaseUrl = stringSetting(flags, env, 'databaseUrl').trim();
+  const database = databaseTarget(databaseUrl);
 
   const { secrets, source } = readSecretsFromEnv(env);
   const acceptHexSignature = boolSetting(flags, env, 'acceptHexSignature');
@@ -603,18 +685,16 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     );
   }
 
-  const logLevel = choiceSetting(flags, env, 'logLevel', LOG_LEVELS, DEFAULTS.logLevel);
-  const logFormat = choiceSetting(flags, env, 'logFormat', LOG_FORMATS, options.isTty ? 'pretty' : 'json');
-  const adminToken = stringSetting(flags, env, 'adminToken', '');
+  const logLevel = choiceSetting<LogLevel>(flags, env, 'logLevel');
+  const logFormat = choiceSetting<LogFormat>(flags, env, 'logFormat', options.isTty ? 'pretty' : 'json');
+  const adminToken = stringSetting(flags, env, 'adminToken');
 
-  const maxBodyBytes = intSetting(flags, env, 'maxBodyBytes', DEFAULTS.maxBodyBytes, 1, 1024 * 1024 * 1024);
+  const maxBodyBytes = intSetting(flags, env, 'maxBodyBytes');
   const maxInflightBytes = intSetting(
     flags,
     env,
     'maxInflightBytes',
-    Math.max(DEFAULTS.maxInflightBytes, 2 * maxBodyBytes),
-    1,
-    64 * 1024 * 1024 * 1024,
+    Math.max(defaultOf('maxInflightBytes') as number, 2 * maxBodyBytes),
   );
   if (maxInflightBytes < 2 * maxBodyBytes) {
     throw new ConfigError(
@@ -628,49 +708,36 @@ export function parseServeConfig(flags: ServeFlags, env: Env, options: ParseServ
     host,
     webhookPath,
     databaseUrl,
+    database,
     secrets: Object.freeze(secrets),
-    toleranceSec: intSetting(flags, env, 'toleranceSec', DEFAULTS.toleranceSec, 0, 10 * 365 * 24 * 3600),
+    toleranceSec: intSetting(flags, env, 'toleranceSec'),
     maxBodyBytes,
     maxInflightBytes,
     acceptHexSignature,
-    commitTimeoutMs: intSetting(flags, env, 'commitTimeoutMs', DEFAULTS.commitTimeoutMs, 1, 600_000),
+    commitTimeoutMs: intSetting(flags, env, 'commitTimeoutMs'),
     logLevel,
     logFormat,
     insecureSkipVerify,
-    maxRejections: intSetting(flags, env, 'maxRejections', DEFAULTS.maxRejections, 0, 10_000_000),
-    rejectionBodyBudgetBytes: DEFAULTS.rejectionBodyBudgetBytes,
-    rejectionsPerSecond: intSetting(
-      flags,
-      env,
-      'rejectionsPerSecond',
-      DEFAULTS.rejectionsPerSecond,
-      1,
-      1_000_000,
-    ),
-    rejectionBytesPerSecond: intSetting(
-      flags,
-      env,
-      'rejectionBytesPerSecond',
-      DEFAULTS.rejectionBytesPerSecond,
-      1,
-      1024 * 1024 * 1024,
-    ),
+    maxRejections: intSetting(flags, env, 'maxRejections'),
+    rejectionBodyBudgetBytes: REJECTION_BODY_BUDGET_BYTES,
+    rejectionsPerSecond: intSetting(flags, env, 'rejectionsPerSecond'),
+    rejectionBytesPerSecond: intSetting(flags, env, 'rejectionBytesPerSecond'),
     adminToken: adminToken === '' ? undefined : adminToken,
-    headersTimeoutMs: intSetting(flags, env, 'headersTimeoutMs', DEFAULTS.headersTimeoutMs, 100, 3_600_000),
-    requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs', DEFAULTS.requestTimeoutMs, 0, 3_600_000),
-    configFile: stringSetting(flags, env, 'configFile', '').trim() || undefined,
+    headersTimeoutMs: intSetting(flags, env, 'headersTimeoutMs'),
+    requestTimeoutMs: intSetting(flags, env, 'requestTimeoutMs'),
+    configFile: stringSetting(flags, env, 'configFile').trim() || undefined,
     ...tlsFiles(flags, env),
     trustProxy: trustProxySetting(flags, env),
-    retentionMs: durationSetting(flags, env, 'retentionMs', undefined),
+    retentionMs: durationSetting(flags, env, 'retentionMs'),
     ...archiveSettings(flags, env),
     reconcileAfterMs: parseReconcileAfterMs(flags, env),
-    listenExpiryMs: durationSetting(flags, env, 'listenExpiryMs', DEFAULTS.listenExpiryMs),
+    listenExpiryMs: durationSetting(flags, env, 'listenExpiryMs')!,
   });
 }
 
 /** `INLET_RECONCILE_AFTER_MS`, for `serve` and `inlet reconcile`. */
 export function parseReconcileAfterMs(flags: ServeFlags, env: Env): number {
-  return intSetting(flags, env, 'reconcileAfterMs', DEFAULTS.reconcileAfterMs, 1, 7 * 24 * 3600 * 1000);
+  return intSetting(flags, env, 'reconcileAfterMs');
 }
 
 /**
@@ -678,7 +745,7 @@ export function parseReconcileAfterMs(flags: ServeFlags, env: Env): number {
  * undefined without a public URL.
  */
 export function defaultWebhookUrl(env: Env): string | undefined {
-  const publicText = stringSetting({}, env, 'publicUrl', '').trim();
+  const publicText = stringSetting({}, env, 'publicUrl').trim();
   if (publicText === '') return undefined;
   let url: URL | undefined;
   try {
@@ -692,7 +759,7 @@ export function defaultWebhookUrl(env: Env): string | undefined {
       `INLET_PUBLIC_URL must be an http(s) URL; got "${publicText}".`,
     );
   }
-  const path = stringSetting({}, env, 'webhookPath', DEFAULTS.webhookPath);
+  const path = stringSetting({}, env, 'webhookPath');
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}${path.startsWith('/') ? path : `/${path}`}`;
 }
 
@@ -710,9 +777,20 @@ export function parseTimeScale(env: Env): number {
   return value;
 }
 
-/** The database for commands that only read it (`inlet predictions`, `inlet events`). */
-export function parseDatabaseSetting(flags: ServeFlags, env: Env): string {
-  const url = stringSetting(flags, env, 'databaseUrl', DEFAULTS.databaseUrl).trim();
+/** The database for the verbs that open one (`inlet predictions`, `inlet migrate`, `inlet worker`…). */
+export function parseDatabaseSetting(flags: ServeFlags, env: Env): DatabaseTarget {
+  return databaseTarget(stringSetting(flags, env, 'databaseUrl').trim());
+}
+
+/** `--database` / `DATABASE_URL` parsed into the store to open: the one place its errors are worded. */
+function databaseTarget(url: string): DatabaseTarget {
   if (url === '') throw new ConfigError('--database', '--database must not be empty.');
-  return url;
+  try {
+    return parseDatabaseUrl(url);
+  } catch (error) {
+    if (error instanceof InvalidDatabaseUrlError) {
+      throw new ConfigError('--database', `--database: ${error.message}`);
+    }
+    throw error;
+  }
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { createArchive, type ArchiveOptions } from './archive/index.js';
-import type { ServeConfig } from './config.js';
+import { DEFAULT_LISTEN_EXPIRY_MS, type ServeConfig } from './config.js';
 import { Ingest } from './ingest/accept.js';
 import { CommitBatcher, type ReadinessOptions } from './ingest/commit-batcher.js';
 import { RejectionLog } from './ingest/rejection-log.js';
@@ -14,6 +14,7 @@ import { createReconcile, type ReconcileOptions } from './reconcile/index.js';
 import { RetentionService, type RetentionServiceOptions } from './retention/retention-service.js';
 import { buildApp } from './server/app.js';
 import { TrustedProxies } from './server/trusted-proxies.js';
+import { type Service, ServiceList } from './services.js';
 import type { Store } from './store/types.js';
 
 export type InletConfig = Pick<
@@ -44,7 +45,9 @@ export interface Inlet {
   readonly metrics: InletMetrics;
   /** The runner (destinations, handlers), when the store has a transitions log; started by `start()`. */
   readonly jobs: JobService | undefined;
-  /** Starts the runner (after the store is connected). */
+  /** The services `start()` starts, in order (`close()` stops them in reverse). */
+  readonly services: readonly string[];
+  /** Starts the services (after the store is connected): runner, streams, archive, reconcile, retention. */
   start(): Promise<void>;
   /** Stops taking requests, finishes in-flight requests and commits, then closes the store. */
   close(): Promise<void>;
@@ -75,8 +78,6 @@ export interface InletJobOptions {
   /** `INLET_LISTEN_EXPIRY`: an `inlet listen` consumer not seen for this long is dropped (default 7 days). */
   listenExpiryMs?: number;
 }
-
-const DEFAULT_LISTEN_EXPIRY_MS = 7 * 86_400_000;
 
 /**
  * Webhooks waiting for their commit at which the runner defers to ingest (a saturated server, not a
@@ -190,6 +191,43 @@ export function createInlet(
       },
     },
   );
+  // Started in this order once the store is connected, stopped in reverse; the server is the door:
+  // it listens first (so `/readyz` answers while the store connects) and closes first on shutdown.
+  const services: Service[] = [
+    jobs,
+    {
+      name: 'streams',
+      start: async () => {
+        try {
+          unwatchStreams = await store.jobs.watchTransitions(wakeStreams);
+        } catch (error) {
+          // Streams still poll every second.
+          logger.warn({ err: (error as Error).message }, 'cannot listen for other instances’ transitions');
+        }
+      },
+      stop: async () => {
+        unsubscribeStreams();
+        await unwatchStreams?.();
+      },
+    },
+  ];
+  if (archive !== undefined) {
+    services.push({
+      name: 'archive',
+      start: () => archive.service.start(),
+      stop: async () => {
+        unsubscribeArchive?.();
+        await archive.service.stop();
+      },
+    });
+  }
+  if (reconcile !== undefined) {
+    services.push({ name: 'reconcile', start: () => reconcile.start(), stop: () => reconcile.stop() });
+  }
+  if (retention !== undefined) {
+    services.push({ name: 'retention', start: () => retention.start(), stop: () => retention.stop() });
+  }
+  const running = new ServiceList(services);
   let closing: Promise<void> | undefined;
   return {
     app,
@@ -197,28 +235,12 @@ export function createInlet(
     batcher,
     metrics,
     jobs,
-    async start() {
-      await jobs?.start();
-      try {
-        unwatchStreams = await store.jobs.watchTransitions(wakeStreams);
-      } catch (error) {
-        // Streams still poll every second.
-        logger.warn({ err: (error as Error).message }, 'cannot listen for other instances’ transitions');
-      }
-      await archive?.service.start();
-      await reconcile?.start();
-      retention?.start();
-    },
+    services: running.names,
+    start: () => running.start(),
     close() {
       closing ??= (async () => {
         await app.close();
-        await jobs?.stop();
-        unsubscribeArchive?.();
-        unsubscribeStreams();
-        await unwatchStreams?.();
-        await archive?.service.stop();
-        await reconcile?.stop();
-        await retention?.stop();
+        await running.stop();
         await batcher.drain();
         await rejections.flush();
         await store.close();

@@ -67,6 +67,24 @@ describe('docs stay in step with the code', () => {
     const known = SERVE_SETTINGS.flatMap((s) => (s.flag ? [s.flag] : []));
     expect(flags.sort()).toEqual([...known].sort());
   });
+
+  it("docs/configuration.md gives each serve setting the settings schema's default", () => {
+    const plain = (text: string) => text.replace(/`/g, '').replace(/’/g, "'").trim();
+    const rows = read('docs/configuration.md')
+      .split('\n')
+      .filter((line) => line.startsWith('| '))
+      .map((line) => line.split(' | ').map(plain));
+    for (const setting of SERVE_SETTINGS) {
+      const row = rows.find(([flag, env]) =>
+        setting.flag !== undefined
+          ? flag?.startsWith(`| --${setting.flag}`)
+          : setting.env?.every((name) => env?.includes(name)),
+      );
+      expect(row, setting.key).toBeDefined();
+      const [cell, text] = [row![2]!, plain(setting.defaultText)];
+      expect(cell === text || cell.startsWith(`${text} `) ? text : cell, setting.key).toBe(text);
+    }
+  });
 });
 
 describe('docs/destinations.md', () => {

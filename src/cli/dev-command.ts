@@ -1,11 +1,18 @@
 import type { Command } from 'commander';
-import { parseServeConfig, type ServeFlags } from '../config.js';
+import {
+  EMULATOR_PORT_OPTION,
+  parseEmulatorPort,
+  parseServeConfig,
+  settingOption,
+  type ServeFlags,
+} from '../config.js';
 import { createEmulator } from '../emulator/index.js';
 import { newWebhookSecret } from '../emulator/random.js';
 import { isTerminalStatus } from '../replicate/status.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
 import type { Store } from '../store/types.js';
-import { startServer } from './serve-command.js';
+import type { RunningServer } from '../server/run.js';
+import { startServerForCli } from './serve-command.js';
 import { waitForStopSignal } from './signals.js';
 
 interface DevFlags extends ServeFlags {
@@ -26,20 +33,13 @@ export function registerDevCommand(program: Command, ctx: CliContext): void {
   program
     .command('dev')
     .description('run the Replicate emulator and inlet serve together, offline, with demo predictions')
-    .option('--port <port>', 'inlet serve port (default: 5000) [env: PORT]')
-    .option('--emulator-port <port>', 'emulator port (default: 5555) [env: INLET_EMULATOR_PORT]')
-    .option('--database <url>', 'database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
-    .option('--log-level <level>', 'serve log level (default: info) [env: INLET_LOG_LEVEL]')
+    .option(...settingOption('port', 'inlet serve port'))
+    .option(...EMULATOR_PORT_OPTION)
+    .option(...settingOption('databaseUrl', 'database'))
+    .option(...settingOption('logLevel', 'serve log level'))
     .action(async (flags: DevFlags) => {
       await runDev(flags, ctx);
     });
-}
-
-function parsePort(text: string, setting: string): number {
-  const port = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isInteger(port) || port > 65535)
-    throw new UsageError(`${setting} must be a port from 0 to 65535; got "${text}".`);
-  return port;
 }
 
 export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
@@ -54,11 +54,7 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   const checked = parseServeConfig({ host: '127.0.0.1', ...flags }, withSecret, {
     isTty: ctx.stdout.isTTY === true,
   });
-  const emulatorPortText = flags.emulatorPort ?? ctx.env.INLET_EMULATOR_PORT ?? '5555';
-  const emulatorPort = parsePort(
-    emulatorPortText,
-    flags.emulatorPort ? '--emulator-port' : 'INLET_EMULATOR_PORT',
-  );
+  const emulatorPort = parseEmulatorPort(flags, ctx.env);
   const { createLogger } = await import('../logger.js');
   const logger = createLogger({ level: checked.logLevel, format: checked.logFormat, stream: ctx.stdout });
 
@@ -89,9 +85,9 @@ export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
     INLET_ARCHIVE_HOSTS: new URL(apiUrl).hostname,
   };
   const config = parseServeConfig({ host: '127.0.0.1', ...flags }, env, { isTty: ctx.stdout.isTTY === true });
-  let server: Awaited<ReturnType<typeof startServer>>;
+  let server: RunningServer;
   try {
-    server = await startServer(config, logger, { ...ctx, env });
+    server = await startServerForCli(config, logger, { ...ctx, env });
   } catch (error) {
     await emulator.close();
     throw error;

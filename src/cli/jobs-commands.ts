@@ -1,21 +1,18 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config-file.js';
-import { parseTimeScale, type ServeFlags } from '../config.js';
-import { JobService } from '../jobs/job-service.js';
+import { parseTimeScale, settingOption, type ServeFlags } from '../config.js';
 import { storedDestinations } from '../jobs/destinations.js';
 import type { ReplayProgress, ReplayRequest } from '../jobs/replay.js';
 import { InvalidQueryError, parseRfc3339Bound, parseSeqQuery } from '../server/api-query.js';
 import { MESSAGE_STATES, type MessageState } from '../store/job-types.js';
 import type { Store } from '../store/types.js';
+import { createWorker } from '../worker.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, UsageError, println } from './context.js';
 import { openCliStore } from './open-store.js';
 import { openReadSource, type ReadSource, type SourceFlags, TOKEN_FLAG, URL_FLAG } from './read-source.js';
-import { waitForStopSignal } from './signals.js';
+import { runUntilStopped } from './run-until-stopped.js';
 
-const DATABASE_FLAG = [
-  '--database <url>',
-  'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
-] as const;
+const DATABASE_FLAG = settingOption('databaseUrl', 'the database');
 
 /**
  * Works on the database or, with `--url`, a running Inlet's API, like the read verbs: a database is
@@ -402,36 +399,28 @@ async function runWorker(
   // A bad config file stops the worker as it stops serve (invalid_config, exit 2).
   const configFile = loadConfigFile(flags.config, ctx.env);
   const { createLogger } = await import('../logger.js');
-  const logger = createLogger({
-    level: 'info',
-    format: ctx.stdout.isTTY === true ? 'pretty' : 'json',
-    stream: ctx.stdout,
-  });
+  const format = ctx.stdout.isTTY === true ? 'pretty' : 'json';
+  const logger = createLogger({ level: 'info', format, stream: ctx.stdout });
   await withStore(flags, ctx, 'write', async (store) => {
-    const log = store.transitions;
     const destinations =
       configFile.path !== undefined
         ? configFile.destinations
         : storedDestinations(await store.jobs.listConsumers('destination'));
-    const service = new JobService({ jobs: store.jobs, log, destinations, logger, timeScale });
+    const worker = createWorker(store, logger, { destinations, timeScale });
     if (flags.once === true) {
-      const attempted = await service.runner.runOnce();
+      const attempted = await worker.jobs.runner.runOnce();
       println(ctx.stdout, `Attempted ${attempted} message${attempted === 1 ? '' : 's'}.`);
-      await service.runner.stop();
+      await worker.jobs.runner.stop();
       return;
     }
-    const stopSignal = waitForStopSignal();
-    await service.start();
-    // The runner's timers do not hold the process open; this does until a stop signal.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
-    logger.info(
-      { destinations: destinations.map((d) => d.name), database: store.location },
-      'worker running',
-    );
-    const signal = await stopSignal;
-    logger.info({ signal }, 'worker stopping: finishing attempts in flight');
-    await service.stop();
-    clearInterval(keepAlive);
+    await runUntilStopped(worker.services, {
+      running: () =>
+        logger.info(
+          { destinations: destinations.map((d) => d.name), database: store.location },
+          'worker running',
+        ),
+      stopping: (signal) => logger.info({ signal }, 'worker stopping: finishing attempts in flight'),
+    });
     ctx.setExitCode(EXIT_OK);
   });
 }

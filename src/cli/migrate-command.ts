@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
-import { InvalidDatabaseUrlError, StoreUnavailableError } from '../store/errors.js';
-import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
+import { parseDatabaseSetting, settingOption, type ServeFlags } from '../config.js';
+import { StoreUnavailableError } from '../store/errors.js';
+import { describeDatabase, openStore } from '../store/index.js';
 import { MIGRATIONS } from '../store/migrations.js';
 import type { StoreLogger } from '../store/options.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, println } from './context.js';
@@ -12,10 +12,7 @@ export function registerMigrateCommand(program: Command, ctx: CliContext): void 
     .description(
       'create or upgrade the database schema, then exit (serve does this too; run it alone before a rolling deploy)',
     )
-    .option(
-      '--database <url>',
-      'the database to migrate (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
-    )
+    .option(...settingOption('databaseUrl', 'the database to migrate'))
     .action(async (flags: ServeFlags) => {
       ctx.setExitCode(await runMigrate(flags, ctx));
     });
@@ -23,15 +20,8 @@ export function registerMigrateCommand(program: Command, ctx: CliContext): void 
 
 /** Runs the pending migrations and prints what it applied; answers the exit code. */
 export async function runMigrate(flags: ServeFlags, ctx: CliContext): Promise<number> {
-  const url = parseDatabaseSetting(flags, ctx.env);
-  let location: string;
-  try {
-    location = describeDatabase(parseDatabaseUrl(url));
-  } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
-    throw error;
-  }
+  const database = parseDatabaseSetting(flags, ctx.env);
+  const location = describeDatabase(database);
 
   const applied: number[] = [];
   const logger: StoreLogger = {
@@ -44,11 +34,9 @@ export async function runMigrate(flags: ServeFlags, ctx: CliContext): Promise<nu
   };
   try {
     // Opening for serve is what migrates: under a lock, so running instances and other migrators are safe.
-    const store = await openStore(url, { mode: 'serve', logger });
+    const store = await openStore(database, { mode: 'serve', logger });
     await store.close();
   } catch (error) {
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
     const reason = error instanceof Error ? error.message : String(error);
     const hint =
       error instanceof StoreUnavailableError ? ' Check that the database answers, then run it again.' : '';

@@ -1,10 +1,5 @@
-import { ConfigError, parseDatabaseSetting, type ServeFlags } from '../config.js';
-import {
-  DatabaseNotFoundError,
-  InvalidDatabaseUrlError,
-  StoreOpenError,
-  StoreUnavailableError,
-} from '../store/errors.js';
+import { parseDatabaseSetting, type ServeFlags } from '../config.js';
+import { DatabaseNotFoundError, StoreOpenError, StoreUnavailableError } from '../store/errors.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import { type CliContext, CommandFailedError, UsageError } from './context.js';
@@ -19,14 +14,14 @@ export async function openCliStore(
   ctx: CliContext,
   access: 'read' | 'write' | 'create',
 ): Promise<Store> {
-  const url = parseDatabaseSetting(flags, ctx.env);
+  const database = parseDatabaseSetting(flags, ctx.env);
   try {
-    if (access === 'create') return await openStore(url, { mode: 'serve' });
-    const store = await openStore(url, { mode: 'read' });
+    if (access === 'create') return await openStore(database, { mode: 'serve' });
+    const store = await openStore(database, { mode: 'read' });
     if (access === 'read') return store;
     await store.close();
     // A short-lived verb, perhaps beside a running serve: no statistics refresh holding its writer.
-    return await openStore(url, { mode: 'serve', optimizeOnClose: false });
+    return await openStore(database, { mode: 'serve', optimizeOnClose: false });
   } catch (error) {
     if (error instanceof DatabaseNotFoundError) throw new UsageError(error.message);
     if (error instanceof StoreOpenError) {
@@ -39,8 +34,6 @@ export async function openCliStore(
         `Cannot ${access === 'read' ? 'read' : 'open'} the database: ${error.message}`,
       );
     }
-    if (error instanceof InvalidDatabaseUrlError)
-      throw new ConfigError('--database', `--database: ${error.message}`);
     throw error;
   }
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import type { Command } from 'commander';
-import { defaultWebhookUrl, type ServeFlags } from '../config.js';
+import { defaultWebhookUrl, settingOption, type ServeFlags } from '../config.js';
 import { outputPreview } from '../ingest/output-preview.js';
 import { pollDelayMs } from '../reconcile/backoff.js';
 import { logRetries } from '../reconcile/index.js';
@@ -164,7 +164,7 @@ export function registerPredictCommand(program: Command, ctx: CliContext): void 
       '--wait',
       'show progress as Inlet receives it until the prediction ends (exit 0 succeeded, 1 otherwise)',
     )
-    .option('--database <url>', 'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
+    .option(...settingOption('databaseUrl', 'the database'))
     .action(async (model: string, flags: PredictFlags) => {
       ctx.setExitCode(await runPredict(model, flags, ctx));
     });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { parseArchiveSetting, type ServeFlags } from '../config.js';
+import { parseArchiveSetting, settingOption, type ServeFlags } from '../config.js';
 import { DURATION_HINT, parseDurationMs } from '../duration.js';
 import type { PruneCounts, PruneProgress, PruneReport } from '../retention/prune.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
@@ -59,7 +59,7 @@ export function registerPruneCommand(program: Command, ctx: CliContext): void {
       '--archive <dest>',
       'also remove archived files no row names any more: file:DIR or s3://BUCKET/PREFIX [env: INLET_ARCHIVE]',
     )
-    .option('--database <url>', 'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
+    .option(...settingOption('databaseUrl', 'the database'))
     .action(async (flags: ServeFlags & { olderThan: string; dryRun?: boolean }) => {
       const ageMs = parseDurationMs(flags.olderThan);
       if (ageMs === undefined) {

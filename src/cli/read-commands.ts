@@ -1,14 +1,12 @@
 import type { Command } from 'commander';
+import { settingOption } from '../config.js';
 import { KNOWN_STATUSES } from '../replicate/status.js';
 import { jsonText } from '../json-text.js';
 import { InvalidQueryError, parsePredictionQuery } from '../server/api-query.js';
 import { type CliContext, EXIT_CHECK_FAILED, UsageError, println } from './context.js';
 import { openReadSource, type ReadSource, type SourceFlags, TOKEN_FLAG, URL_FLAG } from './read-source.js';
 
-const DATABASE_FLAG = [
-  '--database <url>',
-  'the database to read (default: sqlite:./data/inlet.db) [env: DATABASE_URL]',
-] as const;
+const DATABASE_FLAG = settingOption('databaseUrl', 'the database to read');
 
 async function withSource<T>(
   flags: SourceFlags,

@@ -1,6 +1,6 @@
 import { openCliStore } from './open-store.js';
 import type { Command } from 'commander';
-import { parseReconcileAfterMs, type ServeFlags } from '../config.js';
+import { parseReconcileAfterMs, settingOption, type ServeFlags } from '../config.js';
 import { CommitBatcher } from '../ingest/commit-batcher.js';
 import { logRetries } from '../reconcile/index.js';
 import { ReconcileService, type PollReport } from '../reconcile/reconcile-service.js';
@@ -20,7 +20,7 @@ export function registerReconcileCommand(program: Command, ctx: CliContext): voi
       'one reconcile pass now: fetch from Replicate every unfinished object whose webhooks stopped (or that inlet predict created) and store what it answers',
     )
     .option('--dry-run', 'fetch and print what would change; store nothing')
-    .option('--database <url>', 'the database (default: sqlite:./data/inlet.db) [env: DATABASE_URL]')
+    .option(...settingOption('databaseUrl', 'the database'))
     .action(async (flags: ReconcileFlags) => {
       ctx.setExitCode(await runReconcile(flags, ctx));
     });

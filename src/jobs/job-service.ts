@@ -1,3 +1,4 @@
+import type { Service } from '../services.js';
 import type { JobStore } from '../store/job-types.js';
 import type { TransitionLog } from '../store/transition-types.js';
 import type { ConsumerDefinition } from './consumer.js';
@@ -26,8 +27,8 @@ export interface JobServiceOptions {
 }
 
 /** The runner as a service of `serve` and `inlet worker`: started after the store, stopped before it. */
-export class JobService {
-  readonly name = 'jobs';
+export class JobService implements Service {
+  readonly name = 'runner';
   readonly runner: Runner;
   readonly #subscribe: JobServiceOptions['subscribe'];
   readonly #jobs: JobStore;

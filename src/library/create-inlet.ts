@@ -1,5 +1,12 @@
 import { pino, type Logger } from 'pino';
-import { checkSecret, ConfigError, parseSecretList, SECRET_HELP } from '../config.js';
+import {
+  checkSecret,
+  ConfigError,
+  parseSecretList,
+  REJECTION_BODY_BUDGET_BYTES,
+  SECRET_HELP,
+  SETTING_DEFAULTS,
+} from '../config.js';
 import { Ingest } from '../ingest/accept.js';
 import { CommitBatcher } from '../ingest/commit-batcher.js';
 import { RejectionLog } from '../ingest/rejection-log.js';
@@ -41,14 +48,15 @@ export interface CreateInletOptions {
   readonly logger?: Logger;
 }
 
-export const LIBRARY_DEFAULTS = {
-  database: 'sqlite:./data/inlet.db',
-  toleranceSec: 300,
-  maxBodyBytes: 16 * 1024 * 1024,
-  commitTimeoutMs: 5000,
-  maxRejections: 10_000,
-  rejectionBodyBudgetBytes: 256 * 1024 * 1024,
-} as const;
+/** `serve`'s defaults (the settings schema's), for the options the library shares with it. */
+export const LIBRARY_DEFAULTS = Object.freeze({
+  database: SETTING_DEFAULTS.databaseUrl,
+  toleranceSec: SETTING_DEFAULTS.toleranceSec,
+  maxBodyBytes: SETTING_DEFAULTS.maxBodyBytes,
+  commitTimeoutMs: SETTING_DEFAULTS.commitTimeoutMs,
+  maxRejections: SETTING_DEFAULTS.maxRejections,
+  rejectionBodyBudgetBytes: REJECTION_BODY_BUDGET_BYTES,
+});
 
 /** Inlet inside your own app (CONTRACT §10). */
 export interface Inlet {
@@ -95,7 +103,7 @@ export function createInlet(options: CreateInletOptions): Inlet {
   const store = new DeferredStore(
     target.dialect,
     describeDatabase(target),
-    () => openStore(databaseUrl, { mode: 'serve', logger }),
+    () => openStore(target, { mode: 'serve', logger }),
     logger,
     { maxConcurrentCommits: 1, multiInstance: false },
   );

@@ -54,11 +54,14 @@ export function describeDatabase(target: DatabaseTarget): string {
 }
 
 /**
- * Opens the store a database URL names. Dialects load lazily, so a PostgreSQL deployment never loads
- * the SQLite addon.
+ * Opens the store a database target (or URL) names. Dialects load lazily, so a PostgreSQL deployment
+ * never loads the SQLite addon.
  */
-export async function openStore(url: string, options: OpenStoreOptions): Promise<Store> {
-  const target = parseDatabaseUrl(url);
+export async function openStore(
+  database: DatabaseTarget | string,
+  options: OpenStoreOptions,
+): Promise<Store> {
+  const target = typeof database === 'string' ? parseDatabaseUrl(database) : database;
   switch (target.dialect) {
     case 'sqlite': {
       const { openSqliteStore } = await import('./sqlite/sqlite-store.js');

@@ -772,7 +772,10 @@ export function parseTimeScale(env: Env): number {
   if (text === undefined || text === '') return 1;
   const value = Number(text);
   if (!Number.isFinite(value) || value <= 0 || value > 1000) {
-    throw new ConfigError('INLET_TIME_SCALE', `INLET_TIME_SCALE must be a number above 0; got "${text}".`);
+    throw new ConfigError(
+      'INLET_TIME_SCALE',
+      `INLET_TIME_SCALE must be a number greater than 0 and at most 1000; got "${text}".`,
+    );
   }
   return value;
 }

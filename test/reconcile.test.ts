@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReplicateApiConfig } from '../src/replicate/api-config.js';
+import { parseReplicateApiConfig } from '../src/replicate-settings.js';
 import { ReplicateClient } from '../src/replicate/client.js';
 import { openStore } from '../src/store/index.js';
 import type { Store } from '../src/store/types.js';

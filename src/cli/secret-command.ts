@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, type Env, readSecretsFromEnv } from '../config.js';
-import { parseReplicateApiConfig, type ReplicateApiConfig } from '../replicate/api-config.js';
+import type { ReplicateApiConfig } from '../replicate/api-config.js';
+import { parseReplicateApiConfig } from '../replicate-settings.js';
 import { ReplicateApiError, ReplicateClient } from '../replicate/client.js';
 import { type CliContext, CommandFailedError, EXIT_OK, UsageError, println } from './context.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEmulator, type ReplicateEmulator } from '../emulator/index.js';
-import { normaliseBaseUrl, parseReplicateApiConfig } from './api-config.js';
+import { normaliseBaseUrl, parseReplicateApiConfig } from '../replicate-settings.js';
 import { createRetryingFetch, parseRetryAfter, ReplicateClient } from './client.js';
 
 describe('normaliseBaseUrl', () => {

@@ -5,7 +5,7 @@ import { archiveOptionsOf } from '../archive/archive-options.js';
 import { loadConfigFile } from '../config-file.js';
 import { ConfigError, parseTimeScale, type Env, type ServeConfig } from '../config.js';
 import { createInlet, type Inlet } from '../inlet.js';
-import { parseReplicateApiConfig } from '../replicate/api-config.js';
+import { parseReplicateApiConfig } from '../replicate-settings.js';
 import { DeferredStore } from '../store/deferred-store.js';
 import type { StoreOpenError } from '../store/errors.js';
 import { describeDatabase, openStore } from '../store/index.js';

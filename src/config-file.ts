@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, serveSettingsJsonSchema } from './config.js';
+import { ConfigError, EmulateSettingsSchema, VerifySettingsSchema, settingsJsonSchema } from './config.js';
 import { CONFIG_ERROR_CODE } from './errors.js';
 import { DestinationSchema, type DestinationConfig } from './jobs/destination-config.js';
 
@@ -44,13 +44,25 @@ export interface LoadedConfigFile {
 }
 
 /**
- * The config file's JSON Schema (draft 2020-12), as `inlet config schema` prints it. `$defs.serve` is
- * `serve`'s settings (with each one's flag and variables): not yet keys of the file, ready for them.
+ * The config file's JSON Schema (draft 2020-12), as `inlet config schema` prints it. `$defs.serve`,
+ * `$defs.emulate` and `$defs.verify` are those verbs' settings (with each one's flag and variables):
+ * not yet keys of the file, ready for them.
  */
 export function configJsonSchema(): Record<string, unknown> {
   const schema = z.toJSONSchema(ConfigFileSchema, { io: 'input', target: 'draft-2020-12' });
-  const { $schema: _, ...serve } = serveSettingsJsonSchema();
-  return { ...schema, $defs: { ...schema.$defs, serve } };
+  const defs = (settings?: z.ZodObject) => {
+    const { $schema: _, ...rest } = settingsJsonSchema(settings);
+    return rest;
+  };
+  return {
+    ...schema,
+    $defs: {
+      ...schema.$defs,
+      serve: defs(),
+      emulate: defs(EmulateSettingsSchema),
+      verify: defs(VerifySettingsSchema),
+    },
+  };
 }
 
 /** An `invalid_config` failure at start: exit 2 with this message. */

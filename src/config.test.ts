@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { configJsonSchema } from './config-file.js';
+import { EMULATOR_DEFAULTS } from './emulator/index.js';
 import {
   ConfigError,
   EMULATOR_PORT_OPTION,
+  EmulateSettingsSchema,
+  flagOption,
+  parseNumberFlag,
+  VerifySettingsSchema,
   parseEmulatorPort,
   parseSecretList,
   parseServeConfig,
@@ -203,5 +208,74 @@ describe("inlet dev's emulator port", () => {
       'INLET_EMULATOR_PORT must be a port from 0 to 65535; got "70000".',
     );
     expect(settingOf(() => parseEmulatorPort({ emulatorPort: 'x' }, {}))).toBe('--emulator-port');
+  });
+});
+
+describe("emulate's and verify's flags, from their schemas", () => {
+  const E = EmulateSettingsSchema.shape;
+
+  it('reads a number flag in the schema range, or the default when not given', () => {
+    expect(parseNumberFlag(E.port, '0')).toBe(0);
+    expect(parseNumberFlag(E.port, undefined)).toBe(5555);
+    expect(parseNumberFlag(E.timeScale, '.05')).toBe(0.05);
+    expect(parseNumberFlag(E.faultDrop, '1')).toBe(1);
+    expect(parseNumberFlag(E.faultDrop, undefined)).toBeUndefined();
+    expect(parseNumberFlag(E.seed, '4294967295')).toBe(2 ** 32 - 1);
+    expect(parseNumberFlag(VerifySettingsSchema.shape.toleranceSec, undefined)).toBe(300);
+  });
+
+  it.each([
+    [E.port, '70000', '--port must be a whole number from 0 to 65535; got "70000".'],
+    [E.port, '1.5', '--port must be a whole number from 0 to 65535; got "1.5".'],
+    [E.timeScale, '0', '--time-scale must be a number greater than 0 and at most 1000; got "0".'],
+    [E.timeScale, 'fast', '--time-scale must be a number greater than 0 and at most 1000; got "fast".'],
+    [E.faultDrop, '1.5', '--fault-drop must be a number from 0 to 1; got "1.5".'],
+    [E.retryWindowMs, '-1', '--retry-window-ms must be a whole number from 0 to 86400000; got "-1".'],
+    [
+      VerifySettingsSchema.shape.toleranceSec,
+      'soon',
+      '--tolerance must be a whole number from 0 to 315360000; got "soon".',
+    ],
+  ])('refuses %#: a ConfigError naming the flag and its range', (schema, text, message) => {
+    const error = (() => {
+      try {
+        parseNumberFlag(schema, text);
+      } catch (caught) {
+        return caught;
+      }
+    })();
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).message).toBe(message);
+  });
+
+  it("gives commander the flag, the help and the schema's default", () => {
+    expect(flagOption(E.port)).toEqual([
+      '--port <port>',
+      'listen port (0 picks a free port and prints it)',
+      '5555',
+    ]);
+    expect(flagOption(E.faultDrop)).toEqual([
+      '--fault-drop <fraction>',
+      'share of webhooks never sent (a dropped terminal one is lost) (default: 0)',
+    ]);
+  });
+
+  it("agrees with the emulator's own defaults (createEmulator without options)", () => {
+    expect(parseNumberFlag(E.timeScale, undefined)).toBe(EMULATOR_DEFAULTS.timeScale);
+    expect(parseNumberFlag(E.retryWindowMs, undefined)).toBe(EMULATOR_DEFAULTS.retryWindowMs);
+    expect(parseNumberFlag(E.outputTtlMs, undefined)).toBe(EMULATOR_DEFAULTS.outputTtlMs);
+    expect(parseNumberFlag(E.attemptTimeoutMs, undefined)).toBe(EMULATOR_DEFAULTS.attemptTimeoutMs);
+  });
+
+  it('puts both in inlet config schema, beside serve', () => {
+    const defs = (configJsonSchema() as { $defs: Record<string, { properties: Record<string, unknown> }> })
+      .$defs;
+    expect(defs.emulate?.properties.port).toMatchObject({
+      type: 'integer',
+      default: 5555,
+      'x-flag': '--port',
+    });
+    expect(defs.emulate?.properties.seed).toMatchObject({ 'x-flag': '--seed', 'x-default': 'random' });
+    expect(defs.verify?.properties.toleranceSec).toMatchObject({ default: 300, 'x-flag': '--tolerance' });
   });
 });

@@ -422,9 +422,133 @@ export function parseEmulatorPort(flags: ServeFlags, env: Env): number {
   return port;
 }
 
-/** The JSON Schema of `serve`'s settings (the values as written), with each one's flag and variables. */
-export function serveSettingsJsonSchema(): Record<string, unknown> {
-  return z.toJSONSchema(ServeSettingsSchema, {
+/**
+ * A flag-only setting (`emulate`'s, `verify`'s): its help and commander default come from the schema.
+ * Returns `[flags, help, default]` for `.option(...)`.
+ */
+export function flagOption(schema: z.ZodType): [flags: string, help: string, defaultValue?: string] {
+  const meta = SETTING_META.get(schema);
+  if (meta?.flag === undefined) throw new Error('not a flag setting');
+  const flags = meta.valueName ? `--${meta.flag} <${meta.valueName}>` : `--${meta.flag}`;
+  const fallback = schema.parse(undefined) as number | string | undefined;
+  const help =
+    meta.defaultText === undefined ? meta.description : `${meta.description} (default: ${meta.defaultText})`;
+  return fallback === undefined ? [flags, help] : [flags, help, String(fallback)];
+}
+
+/**
+ * A number flag's text read through its schema (whole or decimal, the schema's range); `undefined`
+ * gives the schema's default. Throws `ConfigError` naming the flag, the range and the text given.
+ */
+export function parseNumberFlag(schema: z.ZodType, text: string | undefined): number | undefined {
+  const meta = SETTING_META.get(schema);
+  let inner: z.ZodType = schema;
+  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+  if (meta?.flag === undefined || !(inner instanceof z.ZodNumber))
+    throw new Error('not a number flag setting');
+  if (text === undefined) return schema.parse(undefined) as number | undefined;
+  const trimmed = text.trim();
+  const whole = inner.isInt;
+  const pattern = whole ? /^\d+$/ : /^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+  const value = pattern.test(trimmed) ? Number(trimmed) : NaN;
+  if (inner.safeParse(value).success) return value;
+  const [min, max] = [inner.minValue, inner.maxValue];
+  const range = whole
+    ? `a whole number from ${min} to ${max}`
+    : inner.safeParse(min).success
+      ? `a number from ${min} to ${max}`
+      : `a number greater than ${min} and at most ${max}`;
+  throw new ConfigError(`--${meta.flag}`, `--${meta.flag} must be ${range}; got "${text}".`);
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+const fraction = (flag: string, description: string) =>
+  setting(z.number().min(0).max(1).optional(), {
+    flag,
+    valueName: 'fraction',
+    defaultText: '0',
+    description,
+  });
+
+/** `inlet emulate`'s number flags: names, ranges and defaults stated once (docs/emulator.md). */
+export const EmulateSettingsSchema = z.object({
+  port: setting(z.int().min(0).max(65535).default(5555), {
+    flag: 'port',
+    valueName: 'port',
+    description: 'listen port (0 picks a free port and prints it)',
+  }),
+  timeScale: setting(z.number().gt(0).max(1000).default(1), {
+    flag: 'time-scale',
+    valueName: 'x',
+    description: 'multiply model timings, throttle, backoff, retry window and fault delays',
+  }),
+  retryWindowMs: setting(z.int().min(0).max(DAY_MS).default(60_000), {
+    flag: 'retry-window-ms',
+    valueName: 'ms',
+    description: 'how long the terminal webhook is retried after completion',
+  }),
+  outputTtlMs: setting(
+    z
+      .int()
+      .min(1)
+      .max(365 * DAY_MS)
+      .default(3_600_000),
+    {
+      flag: 'output-ttl-ms',
+      valueName: 'ms',
+      description: 'outputs, inputs, logs and files are removed this long after completion',
+    },
+  ),
+  attemptTimeoutMs: setting(z.int().min(1).max(600_000).default(10_000), {
+    flag: 'attempt-timeout-ms',
+    valueName: 'ms',
+    description: 'longest wait for a webhook answer',
+  }),
+  faultDrop: fraction('fault-drop', 'share of webhooks never sent (a dropped terminal one is lost)'),
+  faultDuplicate: fraction('fault-duplicate', 'share of webhooks sent twice (same webhook-id)'),
+  faultReorder: fraction('fault-reorder', 'share of intermediate webhooks sent after the next one'),
+  faultDelay: fraction('fault-delay', 'share of webhooks held back for --fault-delay-ms'),
+  faultDelayMs: setting(z.int().min(0).max(DAY_MS).default(2000), {
+    flag: 'fault-delay-ms',
+    valueName: 'ms',
+    description: 'how long a delayed webhook waits (scaled by --time-scale)',
+  }),
+  faultRateLimit: fraction('fault-rate-limit', 'share of API calls answered 429 with Retry-After'),
+  faultRetryAfter: setting(z.int().min(0).max(3600).default(1), {
+    flag: 'fault-retry-after',
+    valueName: 'seconds',
+    description: 'Retry-After of a rate-limited answer',
+  }),
+  seed: setting(
+    z
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .optional(),
+    {
+      flag: 'seed',
+      valueName: 'n',
+      defaultText: 'random',
+      description: 'seed for the fault PRNG, printed at start',
+    },
+  ),
+});
+
+/** `inlet verify`'s clock check: serve's range, verify's wording. */
+export const VerifySettingsSchema = z.object({
+  toleranceSec: setting(ServeSettingsSchema.shape.toleranceSec.unwrap().default(300), {
+    flag: 'tolerance',
+    valueName: 'seconds',
+    description: 'allowed clock skew, both directions; 0 skips the clock check',
+  }),
+});
+
+/**
+ * The JSON Schema of the settings of `serve` (the default), `emulate` or `verify`, values as written,
+ * with each one's flag and variables.
+ */
+export function settingsJsonSchema(schema: z.ZodObject = ServeSettingsSchema): Record<string, unknown> {
+  return z.toJSONSchema(schema, {
     io: 'input',
     target: 'draft-2020-12',
     override: (ctx) => {

@@ -2,7 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { SERVE_SETTINGS } from '../src/config.js';
+import { EmulateSettingsSchema, flagOption, SERVE_SETTINGS } from '../src/config.js';
 import { CONFIG_ERROR_CODE, ERROR_CODES, ERROR_STATUS } from '../src/errors.js';
 
 const read = (path: string) => readFileSync(new URL(`../${path}`, import.meta.url), 'utf8');
@@ -83,6 +83,22 @@ describe('docs stay in step with the code', () => {
       expect(row, setting.key).toBeDefined();
       const [cell, text] = [row![2]!, plain(setting.defaultText)];
       expect(cell === text || cell.startsWith(`${text} `) ? text : cell, setting.key).toBe(text);
+    }
+  });
+});
+
+describe('docs/emulator.md', () => {
+  it("gives each number flag of inlet emulate the schema's default", () => {
+    const rows = read('docs/emulator.md')
+      .split('\n')
+      .filter((line) => line.startsWith('| `--'))
+      .map((line) => line.split(' | ').map((cell) => cell.replace(/^\| /, '').replace(/`/g, '').trim()));
+    for (const schema of Object.values(EmulateSettingsSchema.shape)) {
+      const [flags, help, fallback] = flagOption(schema);
+      const row = rows.find(([flag]) => flag?.split(' ')[0] === flags.split(' ')[0]);
+      expect(row, flags).toBeDefined();
+      const expected = fallback ?? /\(default: ([^)]*)\)$/.exec(help)?.[1];
+      expect(row![1], flags).toBe(expected);
     }
   });
 });

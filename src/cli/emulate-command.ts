@@ -1,10 +1,15 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { checkSecret, readSecretsFromEnv } from '../config.js';
+import {
+  EmulateSettingsSchema,
+  checkSecret,
+  flagOption,
+  parseNumberFlag,
+  readSecretsFromEnv,
+} from '../config.js';
 import {
   createEmulator,
-  EMULATOR_DEFAULTS,
   FAKE_MODELS,
   loadOrCreateCertificate,
   type EmulatorCertificate,
@@ -35,27 +40,6 @@ interface EmulateFlags {
   quiet?: boolean;
 }
 
-function parseNumberFlag(
-  flag: string,
-  text: string,
-  options: { min: number; max: number; integer?: boolean; minExclusive?: boolean },
-): number {
-  const trimmed = text.trim();
-  const pattern = options.integer === true ? /^\d+$/ : /^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
-  const value = pattern.test(trimmed) ? Number(trimmed) : NaN;
-  const tooLow = options.minExclusive === true ? value <= options.min : value < options.min;
-  if (!Number.isFinite(value) || tooLow || value > options.max) {
-    const kind = options.integer === true ? 'a whole number' : 'a number';
-    const low = options.minExclusive === true ? `greater than ${options.min}` : `from ${options.min}`;
-    throw new UsageError(
-      `${flag} must be ${kind} ${low} ${options.minExclusive === true ? 'and at most' : 'to'} ${options.max}; got "${text}".`,
-    );
-  }
-  return value;
-}
-
-const DAY_MS = 24 * 3600 * 1000;
-
 /** Where the generated certificate is kept between runs: `$XDG_CACHE_HOME/inlet/emulator`. */
 function defaultTlsDir(env: NodeJS.ProcessEnv): string {
   const cache =
@@ -77,44 +61,30 @@ function lineLogger(ctx: CliContext): EmulatorLogger {
   return { info: write, warn: write };
 }
 
+const E = EmulateSettingsSchema.shape;
+
 export function registerEmulateCommand(program: Command, ctx: CliContext): void {
   program
     .command('emulate')
     .description('run a local Replicate API emulator that sends real, signed webhooks (docs/emulator.md)')
-    .option('--port <port>', 'listen port (0 picks a free port and prints it)', '5555')
+    .option(...flagOption(E.port))
     .option('--host <host>', 'listen address', '127.0.0.1')
     .option(
       '--secret <whsec>',
       'webhook signing secret (default: REPLICATE_WEBHOOK_SECRET, else a fresh random one)',
     )
-    .option(
-      '--time-scale <x>',
-      'multiply model timings, throttle, backoff, retry window and fault delays',
-      '1',
-    )
-    .option(
-      '--retry-window-ms <ms>',
-      'how long the terminal webhook is retried after completion',
-      String(EMULATOR_DEFAULTS.retryWindowMs),
-    )
-    .option(
-      '--output-ttl-ms <ms>',
-      'outputs, inputs, logs and files are removed this long after completion',
-      String(EMULATOR_DEFAULTS.outputTtlMs),
-    )
-    .option(
-      '--attempt-timeout-ms <ms>',
-      'longest wait for a webhook answer',
-      String(EMULATOR_DEFAULTS.attemptTimeoutMs),
-    )
-    .option('--fault-drop <fraction>', 'share of webhooks never sent (a dropped terminal one is lost)')
-    .option('--fault-duplicate <fraction>', 'share of webhooks sent twice (same webhook-id)')
-    .option('--fault-reorder <fraction>', 'share of intermediate webhooks sent after the next one')
-    .option('--fault-delay <fraction>', 'share of webhooks held back for --fault-delay-ms')
-    .option('--fault-delay-ms <ms>', 'how long a delayed webhook waits (scaled by --time-scale)', '2000')
-    .option('--fault-rate-limit <fraction>', 'share of API calls answered 429 with Retry-After')
-    .option('--fault-retry-after <seconds>', 'Retry-After of a rate-limited answer', '1')
-    .option('--seed <n>', 'seed for the fault PRNG (default: random, printed)')
+    .option(...flagOption(E.timeScale))
+    .option(...flagOption(E.retryWindowMs))
+    .option(...flagOption(E.outputTtlMs))
+    .option(...flagOption(E.attemptTimeoutMs))
+    .option(...flagOption(E.faultDrop))
+    .option(...flagOption(E.faultDuplicate))
+    .option(...flagOption(E.faultReorder))
+    .option(...flagOption(E.faultDelay))
+    .option(...flagOption(E.faultDelayMs))
+    .option(...flagOption(E.faultRateLimit))
+    .option(...flagOption(E.faultRetryAfter))
+    .option(...flagOption(E.seed))
     .option('--public-url <url>', 'origin clients reach the emulator at, when not http://HOST:PORT')
     .option('--no-tls', 'answer plain HTTP only (no HTTPS on the same port, no certificate)')
     .option(
@@ -128,46 +98,23 @@ export function registerEmulateCommand(program: Command, ctx: CliContext): void 
 }
 
 export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<void> {
-  const port = parseNumberFlag('--port', flags.port, { min: 0, max: 65535, integer: true });
+  const number = (schema: (typeof E)[keyof typeof E], text: string | undefined): number =>
+    parseNumberFlag(schema, text) ?? 0;
+  const port = number(E.port, flags.port);
   const host = flags.host.trim();
   if (host === '') throw new UsageError('--host must not be empty.');
-  const timeScale = parseNumberFlag('--time-scale', flags.timeScale, {
-    min: 0,
-    max: 1000,
-    minExclusive: true,
-  });
-  const retryWindowMs = parseNumberFlag('--retry-window-ms', flags.retryWindowMs, {
-    min: 0,
-    max: DAY_MS,
-    integer: true,
-  });
-  const outputTtlMs = parseNumberFlag('--output-ttl-ms', flags.outputTtlMs, {
-    min: 1,
-    max: 365 * DAY_MS,
-    integer: true,
-  });
-  const attemptTimeoutMs = parseNumberFlag('--attempt-timeout-ms', flags.attemptTimeoutMs, {
-    min: 1,
-    max: 600_000,
-    integer: true,
-  });
-  const fraction = (flag: string, text: string | undefined) =>
-    text === undefined ? 0 : parseNumberFlag(flag, text, { min: 0, max: 1 });
+  const timeScale = number(E.timeScale, flags.timeScale);
+  const retryWindowMs = number(E.retryWindowMs, flags.retryWindowMs);
+  const outputTtlMs = number(E.outputTtlMs, flags.outputTtlMs);
+  const attemptTimeoutMs = number(E.attemptTimeoutMs, flags.attemptTimeoutMs);
   const faults = {
-    drop: fraction('--fault-drop', flags.faultDrop),
-    duplicate: fraction('--fault-duplicate', flags.faultDuplicate),
-    reorder: fraction('--fault-reorder', flags.faultReorder),
-    delay: fraction('--fault-delay', flags.faultDelay),
-    delayMs: parseNumberFlag('--fault-delay-ms', flags.faultDelayMs ?? '2000', {
-      min: 0,
-      max: DAY_MS,
-      integer: true,
-    }),
+    drop: number(E.faultDrop, flags.faultDrop),
+    duplicate: number(E.faultDuplicate, flags.faultDuplicate),
+    reorder: number(E.faultReorder, flags.faultReorder),
+    delay: number(E.faultDelay, flags.faultDelay),
+    delayMs: number(E.faultDelayMs, flags.faultDelayMs),
   };
-  const seed =
-    flags.seed === undefined
-      ? undefined
-      : parseNumberFlag('--seed', flags.seed, { min: 0, max: 2 ** 32 - 1, integer: true });
+  const seed = parseNumberFlag(E.seed, flags.seed);
   let publicUrl: string | undefined;
   if (flags.publicUrl !== undefined) {
     try {
@@ -210,12 +157,8 @@ export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<
     attemptTimeoutMs,
     faults,
     rateLimit: {
-      fraction: fraction('--fault-rate-limit', flags.faultRateLimit),
-      retryAfterSec: parseNumberFlag('--fault-retry-after', flags.faultRetryAfter ?? '1', {
-        min: 0,
-        max: 3600,
-        integer: true,
-      }),
+      fraction: number(E.faultRateLimit, flags.faultRateLimit),
+      retryAfterSec: number(E.faultRetryAfter, flags.faultRetryAfter),
     },
     ...(seed === undefined ? {} : { seed }),
     ...(publicUrl === undefined ? {} : { publicUrl }),

@@ -1,6 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ConfigError, SECRET_HELP, checkSecret, parseSecretList, readSecretsFromEnv } from '../config.js';
+import {
+  ConfigError,
+  SECRET_HELP,
+  VerifySettingsSchema,
+  checkSecret,
+  flagOption,
+  parseNumberFlag,
+  parseSecretList,
+  readSecretsFromEnv,
+} from '../config.js';
 import { verifyWebhook } from '../verify/index.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, println, readBodyArg } from './context.js';
 
@@ -8,9 +17,6 @@ export const SECRET_OPTION = [
   '--secret <secrets>',
   'whsec_… secret(s), separated by spaces or commas [env: REPLICATE_WEBHOOK_SECRET, REPLICATE_WEBHOOK_SIGNING_SECRET]',
 ] as const;
-
-const DEFAULT_TOLERANCE_SEC = 300;
-const MAX_TOLERANCE_SEC = 10 * 365 * 24 * 3600;
 
 /** `--secret`, else the environment (CONTRACT §6); every secret must be usable. */
 export function resolveSecrets(flag: string | undefined, ctx: CliContext): string[] {
@@ -34,18 +40,6 @@ export function resolveSecrets(flag: string | undefined, ctx: CliContext): strin
   }
   for (const secret of secrets) checkSecret(secret, source);
   return secrets;
-}
-
-function parseTolerance(value: string): number {
-  const text = value.trim();
-  const seconds = /^[0-9]+$/.test(text) ? Number(text) : Number.NaN;
-  if (!Number.isSafeInteger(seconds) || seconds > MAX_TOLERANCE_SEC) {
-    throw new ConfigError(
-      '--tolerance',
-      `--tolerance must be a whole number of seconds from 0 to ${MAX_TOLERANCE_SEC} (0 skips the clock check); got "${value}".`,
-    );
-  }
-  return seconds;
 }
 
 interface VerifyFlags {
@@ -111,11 +105,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
       '--headers <file>',
       'read the three webhook-* headers from a file of "name: value" lines (what `inlet sign` prints); flags win',
     )
-    .option(
-      '--tolerance <seconds>',
-      'allowed clock skew, both directions; 0 skips the clock check',
-      String(DEFAULT_TOLERANCE_SEC),
-    )
+    .option(...flagOption(VerifySettingsSchema.shape.toleranceSec))
     .action(async (file: string | undefined, flags: VerifyFlags) => {
       await runVerify(file, flags, ctx);
     });
@@ -123,7 +113,7 @@ export function registerVerifyCommand(program: Command, ctx: CliContext): void {
 
 async function runVerify(file: string | undefined, flags: VerifyFlags, ctx: CliContext): Promise<void> {
   const secrets = resolveSecrets(flags.secret, ctx);
-  const toleranceSec = parseTolerance(flags.tolerance);
+  const toleranceSec = parseNumberFlag(VerifySettingsSchema.shape.toleranceSec, flags.tolerance) ?? 0;
   const fromFile = flags.headers === undefined ? {} : await readHeadersFile(flags.headers);
   const body = await readBodyArg(file, ctx);
   const headers = {

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ErrorCode } from '../errors.js';
 import {
@@ -10,7 +11,7 @@ import {
 import type { InletMetrics } from '../metrics/metrics.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { discardBody } from './discard-body.js';
-import { readBodyWithin, type RequestReservation } from './inflight-bytes.js';
+import { meterBody, readBodyWithin, type RequestReservation } from './inflight-bytes.js';
 import { webhookPathHint } from './path-hint.js';
 import { sendError } from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
@@ -140,33 +141,39 @@ export function registerWebhookRoute(
     reservationFor(raw: IncomingMessage): RequestReservation;
   },
 ): void {
+  const readBody = (raw: IncomingMessage, payload: Readable) => {
+    const declared = raw.headers['content-length'];
+    return readBodyWithin(payload, deps.reservationFor(raw), {
+      contentLength: declared === undefined ? undefined : Number(declared),
+      maxBytes: deps.maxBodyBytes,
+    });
+  };
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: IncomingMessage) => {
-      const declared = request.raw.headers['content-length'];
-      return readBodyWithin(payload, deps.reservationFor(request.raw), {
-        contentLength: declared === undefined ? undefined : Number(declared),
-        maxBytes: deps.maxBodyBytes,
-      });
-    });
+    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: IncomingMessage) =>
+      readBody(request.raw, payload),
+    );
     // Any other POST lands here rather than in the not-found handler, so its body is read raw too
     // (never parsed as JSON first) and kept in the rejections log.
     scope.post('/*', (request, reply) => intake.notFound(request, reply));
     for (const path of intake.paths)
       scope.all(path, {
+        // The whole delivery is read and answered here, before Fastify's body parsing: its media-type
+        // check would answer 415 to a malformed Content-Type first, and ingest judges the content type
+        // itself (CONTRACT §3: size first, an empty header counts as absent).
         onRequest: async (request, reply) => {
           if (request.method !== 'POST') return intake.rejectMethod(request, reply);
-          // Ingest judges the content type (CONTRACT §3: size first, an empty header counts as absent), so
-          // Fastify's own media-type check must not answer 415 first; ingest reads the raw headers.
-          const type = request.raw.headers['content-type'];
-          if (type !== undefined && type !== 'application/json') {
-            request.headers = { 'content-type': 'application/octet-stream' };
-          }
-        },
-        handler: async (request, reply) => {
-          const body = Buffer.isBuffer(request.body) ? request.body : Buffer.alloc(0);
+          // No preParsing hook runs before this one: a body of unknown length is metered here.
+          const raw = request.raw;
+          const length = raw.headers['content-length'];
+          const body = await readBody(
+            raw,
+            length === undefined ? meterBody(raw, deps.reservationFor(raw)) : raw,
+          );
           return intake.answer(reply, await deps.ingest.accept({ ...intake.requestMeta(request), body }));
         },
+        // Never reached: onRequest answers every request on the webhook path.
+        handler: async (_request, reply) => reply,
       });
   });
 }

@@ -9,9 +9,9 @@ import { ConfigError, EmulateSettingsSchema, VerifySettingsSchema, settingsJsonS
 import { CONFIG_ERROR_CODE } from './errors.js';
 import { DestinationSchema, type DestinationConfig } from './jobs/destination-config.js';
 
-export const DEFAULT_CONFIG_FILE = 'inlet.config.json';
+const DEFAULT_CONFIG_FILE = 'inlet.config.json';
 
-export const ConfigFileSchema = z
+const ConfigFileSchema = z
   .strictObject({
     $schema: z.string().optional().describe('The JSON Schema this file follows (editors use it).'),
     destinations: z
@@ -66,7 +66,7 @@ export function configJsonSchema(): Record<string, unknown> {
 }
 
 /** An `invalid_config` failure at start: exit 2 with this message. */
-export class InvalidConfigError extends ConfigError {
+class InvalidConfigError extends ConfigError {
   readonly code = CONFIG_ERROR_CODE;
   constructor(path: string, detail: string) {
     super('config', `${CONFIG_ERROR_CODE}: ${path}: ${detail}`);
@@ -74,7 +74,7 @@ export class InvalidConfigError extends ConfigError {
 }
 
 /** Which file to read: the flag, else `INLET_CONFIG`, else the default in `cwd` if it exists. */
-export function configFilePath(
+function configFilePath(
   flag: string | undefined,
   env: NodeJS.ProcessEnv,
   cwd: string = process.cwd(),
@@ -108,7 +108,7 @@ export function loadConfigFile(
 }
 
 /** Parses a config file's text (exported for tests and `inlet config check`). */
-export function parseConfigText(text: string, env: NodeJS.ProcessEnv, path: string): ConfigFile {
+function parseConfigText(text: string, env: NodeJS.ProcessEnv, path: string): ConfigFile {
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -131,7 +131,7 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv, path: stri
 }
 
 /** `$.destinations[0].url` */
-export function jsonPath(path: readonly PropertyKey[]): string {
+function jsonPath(path: readonly PropertyKey[]): string {
   return (
     '$' +
     path

@@ -18,12 +18,12 @@ import { secretProblem } from './verify/secret.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-export const LOG_FORMATS = ['pretty', 'json'] as const;
+const LOG_FORMATS = ['pretty', 'json'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];
 
-export const SECRET_ENV_NAMES = ['REPLICATE_WEBHOOK_SECRET', 'REPLICATE_WEBHOOK_SIGNING_SECRET'] as const;
+const SECRET_ENV_NAMES = ['REPLICATE_WEBHOOK_SECRET', 'REPLICATE_WEBHOOK_SIGNING_SECRET'] as const;
 
 export interface ServeConfig {
   readonly port: number;
@@ -122,7 +122,7 @@ const DURATION = z.string().refine((text) => parseDurationMs(text) !== undefined
  * names, ranges and defaults are stated. `parseServeConfig` reads each through it; `--help`, `dev` and
  * the other verbs' shared flags, `docs/configuration.md`'s test and `inlet config schema` derive from it.
  */
-export const ServeSettingsSchema = z.object({
+const ServeSettingsSchema = z.object({
   port: setting(z.int().min(0).max(65535).default(5000), {
     flag: 'port',
     valueName: 'port',

@@ -37,7 +37,7 @@ const REPLICATE_FIELDS = [
  * Sets an own property whatever its name: `out[name] = value` would set the prototype for `__proto__`
  * (and the field would vanish from the JSON), and `name in out` is true for `constructor`, `toString`….
  */
-export function setOwn(out: Record<string, unknown>, name: string, value: unknown): void {
+function setOwn(out: Record<string, unknown>, name: string, value: unknown): void {
   Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
 }
 
@@ -110,7 +110,7 @@ const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const lenientUtf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** `body` when the bytes are valid UTF-8 (byte-exact), else `body_base64`. */
-export function bodyFields(body: Buffer): { body: string } | { body_base64: string } {
+function bodyFields(body: Buffer): { body: string } | { body_base64: string } {
   try {
     return { body: strictUtf8.decode(body) };
   } catch {

@@ -100,10 +100,3 @@ export function parseArchiveDestination(text: string, env: S3Env): ArchiveDestin
     `--archive must be file:DIR or s3://BUCKET/PREFIX; got "${value}".`,
   );
 }
-
-/** How `location` is shown in logs and errors. */
-export function describeArchiveDestination(destination: ArchiveDestination): string {
-  return destination.kind === 'file'
-    ? `file:${destination.dir}`
-    : `s3://${destination.bucket}/${destination.prefix}`;
-}

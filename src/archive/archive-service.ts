@@ -37,7 +37,7 @@ export interface ArchiveServiceOptions {
   onResult?: (file: ArchiveFileRecord, result: ArchiveResult) => void;
 }
 
-export const ARCHIVE_DEFAULTS = Object.freeze({
+const ARCHIVE_DEFAULTS = Object.freeze({
   concurrency: 4,
   pollIntervalMs: 5000,
   // Replicate removes API outputs after an hour: try often at first, then keep at it through outages.

@@ -11,7 +11,7 @@ export interface ArchiveReader {
   readonly publicUrl: string | undefined;
 }
 
-export function filePath(sha256: string): string {
+function filePath(sha256: string): string {
   return `/api/files/${sha256}`;
 }
 

@@ -29,7 +29,7 @@ export class FileTooLargeError extends Error {
   }
 }
 
-export class IdleTimeoutError extends Error {
+class IdleTimeoutError extends Error {
   override readonly name = 'IdleTimeoutError';
   constructor(ms: number) {
     super(`no bytes from the source for ${ms} ms`);
@@ -39,7 +39,7 @@ export class IdleTimeoutError extends Error {
 const MEDIA_TYPE = /^[A-Za-z0-9!#$&^_.+-]+\/[A-Za-z0-9!#$&^_.+-]+(\s*;[\x20-\x7e]*)?$/;
 
 /** The source's content type when it is a well-formed one (it is served again later), else bytes. */
-export function safeContentType(value: string | null): string {
+function safeContentType(value: string | null): string {
   const text = value?.trim() ?? '';
   return text.length <= 200 && MEDIA_TYPE.test(text) ? text : 'application/octet-stream';
 }

@@ -42,7 +42,7 @@ export function registerDevCommand(program: Command, ctx: CliContext): void {
     });
 }
 
-export async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
+async function runDev(flags: DevFlags, ctx: CliContext): Promise<void> {
   // One generated secret shared by both sides: nothing to copy, nothing real to leak.
   const secret = newWebhookSecret();
   const withSecret = {

@@ -97,7 +97,7 @@ export function registerEmulateCommand(program: Command, ctx: CliContext): void 
     });
 }
 
-export async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<void> {
+async function runEmulate(flags: EmulateFlags, ctx: CliContext): Promise<void> {
   const number = (schema: (typeof E)[keyof typeof E], text: string | undefined): number =>
     parseNumberFlag(schema, text) ?? 0;
   const port = number(E.port, flags.port);

@@ -65,7 +65,7 @@ export function parseSse(text: string): { events: SseEvent[]; rest: string } {
 }
 
 /** The host name as a listener name (letters, digits, `.`, `_`, `-`). */
-export function defaultListenName(host = hostname()): string {
+function defaultListenName(host = hostname()): string {
   const cleaned = host.replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
   return cleaned.slice(0, 100) || 'listen';
 }

@@ -18,7 +18,7 @@ function packageVersion(): string {
   return pkg.version;
 }
 
-export function buildProgram(ctx: CliContext): Command {
+function buildProgram(ctx: CliContext): Command {
   const program = new Command('inlet')
     .description(
       'Receive Replicate webhooks: verified, durable, deduplicated, folded into one state per prediction.',

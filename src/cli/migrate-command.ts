@@ -19,7 +19,7 @@ export function registerMigrateCommand(program: Command, ctx: CliContext): void 
 }
 
 /** Runs the pending migrations and prints what it applied; answers the exit code. */
-export async function runMigrate(flags: ServeFlags, ctx: CliContext): Promise<number> {
+async function runMigrate(flags: ServeFlags, ctx: CliContext): Promise<number> {
   const database = parseDatabaseSetting(flags, ctx.env);
   const location = describeDatabase(database);
 

@@ -64,7 +64,7 @@ export function parseInputValue(text: string): unknown {
 }
 
 /** A file as a data URL (`data:<type>;base64,…`), as Replicate's clients send files without an upload. */
-export function fileDataUrl(path: string, bytes: Buffer): string {
+function fileDataUrl(path: string, bytes: Buffer): string {
   const type = MIME_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream';
   return `data:${type};base64,${bytes.toString('base64')}`;
 }

@@ -27,7 +27,7 @@ export function registerReconcileCommand(program: Command, ctx: CliContext): voi
 }
 
 /** One line per object: `ID  old → new  what happened`. */
-export function reportLine(report: PollReport): string {
+function reportLine(report: PollReport): string {
   const from = report.from ?? '(never received)';
   const to = report.to ?? from;
   const what: Record<PollReport['outcome'], string> = {

@@ -24,7 +24,7 @@ export function registerServeCommand(program: Command, ctx: CliContext): void {
   });
 }
 
-export async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void> {
+async function runServe(flags: ServeFlags, ctx: CliContext): Promise<void> {
   // A token and no secret: the account's secret is fetched (exit 2 when that fails).
   const fetched = await fetchMissingSecret(ctx.env);
   const config = parseServeConfig(flags, fetched?.env ?? ctx.env, { isTty: ctx.stdout.isTTY === true });

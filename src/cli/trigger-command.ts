@@ -13,7 +13,7 @@ import {
 import { newMessageId, signWebhook } from '../verify/index.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, UsageError, println } from './context.js';
 
-export const DEFAULT_TRIGGER_URL = 'http://127.0.0.1:5000/replicate-webhook';
+const DEFAULT_TRIGGER_URL = 'http://127.0.0.1:5000/replicate-webhook';
 /** Where the sample prediction's own URLs (files, get) point: a default `inlet emulate`. */
 const SAMPLE_ORIGIN = 'http://127.0.0.1:5555';
 const ATTEMPT_TIMEOUT_MS = 10_000;
@@ -63,7 +63,7 @@ export function registerTriggerCommand(program: Command, ctx: CliContext): void 
     });
 }
 
-export async function runTrigger(url: string, flags: TriggerFlags, ctx: CliContext): Promise<void> {
+async function runTrigger(url: string, flags: TriggerFlags, ctx: CliContext): Promise<void> {
   try {
     const parsed = new URL(url);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('not http');

@@ -58,7 +58,7 @@ type WebhookHeaders = Partial<Record<(typeof WEBHOOK_HEADERS)[number], string>>;
  * The `webhook-*` headers of a file of `name: value` lines: what `inlet sign` prints, or headers copied
  * from a log or `curl -v` (`> ` prefixes and other headers are skipped). Names are case-insensitive.
  */
-export function parseHeadersText(text: string): WebhookHeaders {
+function parseHeadersText(text: string): WebhookHeaders {
   const found: WebhookHeaders = {};
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.replace(/^[<>]\s*/, '');

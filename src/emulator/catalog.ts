@@ -1,7 +1,7 @@
 import type { FakeModel, JsonSchema } from './models.js';
 
 /** When each fake model's one version was "pushed": fixed, so answers are stable. */
-export const FAKE_VERSION_CREATED_AT = '2026-01-01T00:00:00.000000Z';
+const FAKE_VERSION_CREATED_AT = '2026-01-01T00:00:00.000000Z';
 const COG_VERSION = '0.14.0';
 
 export interface VersionInfo {

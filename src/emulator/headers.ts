@@ -33,7 +33,7 @@ function positive(ms: number, text: string): HeaderResult<number> {
   return { ok: true, value: Math.round(ms) };
 }
 
-export const MAX_WAIT_SEC = 60;
+const MAX_WAIT_SEC = 60;
 
 /**
  * `Prefer: wait` (60 s) or `Prefer: wait=N` with N from 1 to 60. Other preferences are ignored.

@@ -235,7 +235,7 @@ const stream: FakeModel = {
   },
 };
 
-export const DEFAULT_FAILURE = 'CUDA out of memory. Tried to allocate 2.00 GiB (emulated failure)';
+const DEFAULT_FAILURE = 'CUDA out of memory. Tried to allocate 2.00 GiB (emulated failure)';
 
 export function pythonTraceback(message: string): string {
   return [

@@ -47,7 +47,7 @@ export interface SimulatedWebhook {
 const FORCED_FAILURE = 'Emulated failure (forced by --status failed)';
 
 /** The model's steps, with the end replaced when a status is forced. */
-export function stepsEndingWith(
+function stepsEndingWith(
   steps: readonly ModelStep[],
   status: ForcedStatus | undefined,
 ): (ModelStep | (EndStep & { readonly atMs: number }))[] {

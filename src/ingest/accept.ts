@@ -49,7 +49,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true });
  * Where every accepted delivery enters, whatever way it came (HTTP, or reconcile's poll of Replicate's
  * API): one commit through the batcher, so it dedupes, folds and transitions alike, and one log line.
  */
-export class EventIngest {
+class EventIngest {
   readonly #batcher: CommitBatcher;
   readonly #logger: Logger;
   readonly #previewOutput: boolean;

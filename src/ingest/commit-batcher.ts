@@ -20,7 +20,7 @@ export interface ReadinessOptions {
   now?: () => number;
 }
 
-export const DEFAULT_READINESS = Object.freeze({
+const DEFAULT_READINESS = Object.freeze({
   probeAfterMs: 5000,
   probeAfterFailureMs: 1000,
   probeTimeoutMs: 2000,

@@ -13,7 +13,7 @@ export const REDACTED_HEADERS = [
   'set-cookie',
   'x-api-key',
 ] as const;
-export const REDACTED = '[redacted]';
+const REDACTED = '[redacted]';
 
 /** Lower-case names, one string per header, secrets replaced by "[redacted]". */
 export function redactHeaders(headers: IncomingHttpHeaders): Record<string, string> {

@@ -1,5 +1,5 @@
 /** Longest preview of a prediction's output in a log line. */
-export const OUTPUT_PREVIEW_CHARS = 100;
+const OUTPUT_PREVIEW_CHARS = 100;
 
 /**
  * A short, one-line preview of `output` for the human log line (the tutorial printed each output):

@@ -10,7 +10,7 @@ export interface RejectionRates {
   bytesPerSecond: number;
 }
 
-export const DEFAULT_REJECTION_RATES: RejectionRates = { perSecond: 10, bytesPerSecond: 256 * 1024 };
+const DEFAULT_REJECTION_RATES: RejectionRates = { perSecond: 10, bytesPerSecond: 256 * 1024 };
 
 /** Sources tracked at once; beyond, new sources share one bucket (a flood from many addresses). */
 const MAX_SOURCES = 10_000;

@@ -3,11 +3,10 @@
  * parsing and the checks the config schema runs on them.
  */
 
-export const BROKER_SCHEMES = ['nats', 'redis', 'rediss'] as const;
-export type BrokerScheme = (typeof BROKER_SCHEMES)[number];
+const BROKER_SCHEMES = ['nats', 'redis', 'rediss'] as const;
 
-export const DEFAULT_NATS_PORT = 4222;
-export const DEFAULT_REDIS_PORT = 6379;
+const DEFAULT_NATS_PORT = 4222;
+const DEFAULT_REDIS_PORT = 6379;
 
 /** A NATS subject a message can be published to: dot-separated tokens, no wildcards or spaces. */
 const NATS_SUBJECT = /^[^\s.*>]+(\.[^\s.*>]+)*$/;

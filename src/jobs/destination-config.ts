@@ -7,7 +7,7 @@ export const DEFAULT_RETRY_DELAYS_MS = [
   5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000, 14_400_000, 28_800_000, 28_800_000,
 ] as const;
 
-export const DEFAULT_DESTINATION_EVENTS = ['prediction.completed', 'training.completed'] as const;
+const DEFAULT_DESTINATION_EVENTS = ['prediction.completed', 'training.completed'] as const;
 
 /** `prediction.completed`, `training.*`, `prediction.*`, `*`. */
 const EVENT_PATTERN = /^(\*|(prediction|training|inlet)\.(\*|[a-z_]+))$/;

@@ -38,7 +38,7 @@ export function destinationDetailView(
   return { ...destinationView(consumer, stats), secret: consumer.secret, config: consumer.config };
 }
 
-export function messageView(message: MessageRecord): Record<string, unknown> {
+function messageView(message: MessageRecord): Record<string, unknown> {
   return {
     id: message.id,
     destination: message.consumer,

@@ -17,7 +17,7 @@ export interface NatsDelivererOptions {
  * within the window, so a message repeated after a crash (same id) is stored once; a day covers the
  * lease expiry and the first retries.
  */
-export const CREATED_STREAM_DUPLICATE_WINDOW_MS = 24 * 60 * 60 * 1000;
+const CREATED_STREAM_DUPLICATE_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 /** The stream Inlet creates for a subject no stream captures: `inlet.jobs` → `INLET_JOBS`. */
 export function streamNameFor(subject: string): string {

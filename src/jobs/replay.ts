@@ -31,10 +31,7 @@ function storedPatterns(consumer: ConsumerRecord, key: 'events' | 'models'): str
 }
 
 /** Whether a transition is one the replay asks for, within what the destination takes. */
-export function replayMatcher(
-  consumer: ConsumerRecord,
-  request: ReplayRequest,
-): (t: TransitionRecord) => boolean {
+function replayMatcher(consumer: ConsumerRecord, request: ReplayRequest): (t: TransitionRecord) => boolean {
   const types = request.types ?? storedPatterns(consumer, 'events') ?? ['*'];
   const models = storedPatterns(consumer, 'models');
   const statuses = request.statuses === undefined ? undefined : new Set(request.statuses);

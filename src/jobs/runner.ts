@@ -66,7 +66,7 @@ export interface RunnerOptions {
   busyPassMaxIntervalMs?: number;
 }
 
-export const RUNNER_DEFAULTS = Object.freeze({
+const RUNNER_DEFAULTS = Object.freeze({
   pollIntervalMs: 1000,
   fanOutBatch: 500,
   stopGraceMs: 5000,

@@ -52,7 +52,7 @@ export const HANDLER_DEFAULTS = {
 } as const;
 
 /** Handlers share the consumers' namespace with HTTP destinations; the prefix keeps them apart. */
-export const HANDLER_CONSUMER_PREFIX = 'handler:';
+const HANDLER_CONSUMER_PREFIX = 'handler:';
 
 const HANDLER_NAME = /^[A-Za-z0-9*][A-Za-z0-9_.,*:-]{0,62}$/;
 
@@ -65,7 +65,7 @@ function describe(error: unknown): string {
 }
 
 /** Calls a handler in this process: one attempt, the outcome as a value. */
-export class HandlerDeliverer implements Deliverer {
+class HandlerDeliverer implements Deliverer {
   constructor(readonly handler: Handler) {}
 
   async deliver(message: OutboundMessage, signal: AbortSignal): Promise<AttemptResult> {

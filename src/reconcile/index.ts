@@ -39,7 +39,7 @@ export function logRetries(logger: RunnerLogger | undefined): ReplicateClientOpt
 }
 
 /** A sleep that ends early, rejecting, when `signal` aborts (stopping must not wait out a `Retry-After`). */
-export function abortableSleep(signal: AbortSignal): (ms: number) => Promise<void> {
+function abortableSleep(signal: AbortSignal): (ms: number) => Promise<void> {
   return (ms) =>
     new Promise<void>((resolve, reject) => {
       if (signal.aborted) {

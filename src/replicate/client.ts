@@ -20,7 +20,7 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
 }
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
+const DEFAULT_RETRY_POLICY: RetryPolicy = Object.freeze({
   maxAttempts: 6,
   baseDelayMs: 1000,
   maxDelayMs: 60_000,

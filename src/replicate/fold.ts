@@ -13,8 +13,7 @@ export interface FoldFacts {
   outputLength: number;
 }
 
-export const OUTPUT_KINDS = ['array', 'string', 'other'] as const;
-export type OutputKind = (typeof OUTPUT_KINDS)[number];
+export type OutputKind = 'array' | 'string' | 'other';
 
 export type FoldDecision = 'apply' | 'ignore' | 'conflict';
 

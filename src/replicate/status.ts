@@ -12,7 +12,7 @@ export type KnownStatus = (typeof KNOWN_STATUSES)[number];
 export const TERMINAL_STATUSES = ['succeeded', 'failed', 'canceled', 'aborted'] as const;
 export type TerminalStatus = (typeof TERMINAL_STATUSES)[number];
 
-export const UNKNOWN_RANK = -1;
+const UNKNOWN_RANK = -1;
 export const TERMINAL_RANK = 2;
 
 /** Unknown statuses rank -1 so they never replace a known one. */

@@ -15,7 +15,7 @@ export interface PruneWindowSettings {
   busyRetries: number;
 }
 
-export const PRUNE_WINDOW_DEFAULTS: Readonly<PruneWindowSettings> = Object.freeze({
+const PRUNE_WINDOW_DEFAULTS: Readonly<PruneWindowSettings> = Object.freeze({
   initialRows: 250,
   minRows: 50,
   maxRows: 2000,

@@ -12,7 +12,7 @@ export interface RetentionSchedule {
   retryMs: number;
 }
 
-export const RETENTION_SCHEDULE: Readonly<RetentionSchedule> = Object.freeze({
+const RETENTION_SCHEDULE: Readonly<RetentionSchedule> = Object.freeze({
   firstRunMs: 60_000,
   intervalMs: 86_400_000,
   retryMs: 3_600_000,

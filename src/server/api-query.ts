@@ -8,8 +8,8 @@ export class InvalidQueryError extends Error {
 
 export type QueryParams = Record<string, string | string[] | undefined>;
 
-export const DEFAULT_LIMIT = 50;
-export const MAX_LIMIT = 200;
+const DEFAULT_LIMIT = 50;
+const MAX_LIMIT = 200;
 
 /** An empty parameter counts as absent; a repeated one is refused rather than guessed at. */
 function param(query: QueryParams, name: string): string | undefined {
@@ -28,8 +28,8 @@ export function parseLimit(query: QueryParams): number {
   return value;
 }
 
-export const DEFAULT_STATS_MINUTES = 60;
-export const MAX_STATS_MINUTES = 1440;
+const DEFAULT_STATS_MINUTES = 60;
+const MAX_STATS_MINUTES = 1440;
 
 /** `minutes` of `GET /api/stats/deliveries`: 1 to a day, 60 when absent. */
 export function parseStatsMinutes(query: QueryParams): number {

@@ -4,7 +4,7 @@ import { Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 
 /** A keep-alive connection silent for this long while closing is ended (a request sent in it is answered). */
-export const DRAIN_IDLE_GRACE_MS = 250;
+const DRAIN_IDLE_GRACE_MS = 250;
 
 export interface ConnectionDrainOptions {
   /** After this long, connections still open (a stalled upload, a slow reader) are cut. */

@@ -10,12 +10,12 @@ const CANDIDATE_DIRS = ['../dashboard/', '../../dist/dashboard/'].map((path) =>
   fileURLToPath(new URL(path, import.meta.url)),
 );
 
-export function findDashboardDir(): string | undefined {
+function findDashboardDir(): string | undefined {
   return CANDIDATE_DIRS.find((dir) => existsSync(join(dir, 'index.html')));
 }
 
 /** The SPA's own routes: each answers index.html, and the page reads the path (CONTRACT §12). */
-export const DASHBOARD_PAGES = ['/', '/predictions/*', '/rejections', '/destinations'] as const;
+const DASHBOARD_PAGES = ['/', '/predictions/*', '/rejections', '/destinations'] as const;
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',

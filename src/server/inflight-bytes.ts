@@ -40,7 +40,7 @@ export class InflightLimitError extends Error {
 }
 
 /** A body that cannot be read as declared (413 over the limit, 400 short or aborted): Fastify's own codes. */
-export class BodyReadError extends Error {
+class BodyReadError extends Error {
   override readonly name = 'BodyReadError';
   constructor(
     readonly statusCode: 400 | 413,

@@ -60,7 +60,7 @@ function stringList(body: Record<string, unknown>, name: string): string[] | und
 }
 
 /** The body of `POST /api/replays` as a replay request; throws `InvalidQueryError` on a bad field. */
-export function parseReplayBody(raw: unknown): ReplayRequest {
+function parseReplayBody(raw: unknown): ReplayRequest {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new InvalidQueryError('The body must be a JSON object naming a "destination".');
   }

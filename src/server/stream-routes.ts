@@ -30,14 +30,14 @@ export interface StreamRoutesDeps {
   now?: () => number;
 }
 
-export const DEFAULT_STREAM_POLL_MS = 1_000;
-export const DEFAULT_STREAM_HEARTBEAT_MS = 15_000;
+const DEFAULT_STREAM_POLL_MS = 1_000;
+const DEFAULT_STREAM_HEARTBEAT_MS = 15_000;
 /** Transitions read per query while catching up. */
 const STREAM_PAGE = 200;
 /** A connected listen consumer's last-seen time is refreshed this often (so it never expires while connected). */
 const TOUCH_INTERVAL_MS = 3_600_000;
 /** The consumer name of `inlet listen --name NAME`: its own namespace, so it can never take a destination's row. */
-export const LISTEN_PREFIX = 'listen:';
+const LISTEN_PREFIX = 'listen:';
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 function oneParam(query: QueryParams, name: string): string | undefined {
@@ -68,10 +68,7 @@ function parseEvents(query: QueryParams): string[] {
 }
 
 /** One transition as the stream's `data:` line carries it (and `inlet listen` reads it). */
-export function streamTransitionView(
-  record: TransitionRecord,
-  withRawBody: boolean,
-): Record<string, unknown> {
+function streamTransitionView(record: TransitionRecord, withRawBody: boolean): Record<string, unknown> {
   const view: Record<string, unknown> = {
     id: record.id,
     type: record.type,

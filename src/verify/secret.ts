@@ -1,4 +1,4 @@
-export const SECRET_PREFIX = 'whsec_';
+const SECRET_PREFIX = 'whsec_';
 
 // Lenient like the Standard Webhooks libraries: padded or not, url-safe characters allowed.
 const LENIENT_BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;

@@ -11,7 +11,7 @@ import { newWebhookSecret } from '../emulator/random.js';
 import { isTerminalStatus } from '../replicate/status.js';
 import { type CliContext, EXIT_OK, UsageError, println } from './context.js';
 import type { Store } from '../store/types.js';
-import type { RunningServer } from '../server/run.js';
+import type { RunningServer } from '../run.js';
 import { startServerForCli } from './serve-command.js';
 import { waitForStopSignal } from './signals.js';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Logger } from 'pino';
 import { parseServeConfig, SERVE_SETTINGS, type ServeConfig, type ServeFlags } from '../config.js';
-import type { RunningServer } from '../server/run.js';
+import type { RunningServer } from '../run.js';
 import { StoreOpenError } from '../store/errors.js';
 import { type CliContext, CommandFailedError, EXIT_OK, UsageError, println } from './context.js';
 import { fetchMissingSecret } from './secret-command.js';
@@ -74,7 +74,7 @@ export async function startServerForCli(
   ctx: CliContext,
 ): Promise<RunningServer> {
   // The server's modules (Fastify, prom-client: ~0.2 s) load only for the verbs that run it.
-  const { startServer } = await import('../server/run.js');
+  const { startServer } = await import('../run.js');
   try {
     return await startServer(config, logger, {
       env: ctx.env,

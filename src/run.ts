@@ -1,14 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { createSecureContext, type Server as TlsServer } from 'node:tls';
 import type { Logger } from 'pino';
-import { archiveOptionsOf } from '../archive/archive-options.js';
-import { loadConfigFile } from '../config-file.js';
-import { ConfigError, parseTimeScale, type Env, type ServeConfig } from '../config.js';
-import { createInlet, type Inlet } from '../inlet.js';
-import { parseReplicateApiConfig } from '../replicate-settings.js';
-import { DeferredStore } from '../store/deferred-store.js';
-import type { StoreOpenError } from '../store/errors.js';
-import { describeDatabase, openStore } from '../store/index.js';
+import { archiveOptionsOf } from './archive/archive-options.js';
+import { loadConfigFile } from './config-file.js';
+import { ConfigError, parseTimeScale, type Env, type ServeConfig } from './config.js';
+import { createInlet, type Inlet } from './inlet.js';
+import { parseReplicateApiConfig } from './replicate-settings.js';
+import { DeferredStore } from './store/deferred-store.js';
+import type { StoreOpenError } from './store/errors.js';
+import { describeDatabase, openStore } from './store/index.js';
 
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;

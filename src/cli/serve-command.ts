@@ -65,7 +65,7 @@ function storeOpenExit(error: StoreOpenError): Error {
 }
 
 /**
- * The core's start-up (`server/run.ts`) with the CLI's part: the URL line on stdout, and a store that
+ * The core's start-up (`src/run.ts`) with the CLI's part: the URL line on stdout, and a store that
  * cannot open mapped to its exit code.
  */
 export async function startServerForCli(

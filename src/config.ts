@@ -397,7 +397,10 @@ function optionOf(
 }
 
 /** `inlet dev`'s own setting, beside serve's (which it takes too). */
-const EMULATOR_PORT = setting(z.int().min(0).max(65535).default(5555), {
+/** Where the emulator listens unless told otherwise (`inlet emulate --port`, `inlet dev --emulator-port`). */
+export const EMULATOR_DEFAULT_PORT = 5555;
+
+const EMULATOR_PORT = setting(z.int().min(0).max(65535).default(EMULATOR_DEFAULT_PORT), {
   flag: 'emulator-port',
   valueName: 'port',
   env: ['INLET_EMULATOR_PORT'],
@@ -472,7 +475,7 @@ const fraction = (flag: string, description: string) =>
 
 /** `inlet emulate`'s number flags: names, ranges and defaults stated once (docs/emulator.md). */
 export const EmulateSettingsSchema = z.object({
-  port: setting(z.int().min(0).max(65535).default(5555), {
+  port: setting(z.int().min(0).max(65535).default(EMULATOR_DEFAULT_PORT), {
     flag: 'port',
     valueName: 'port',
     description: 'listen port (0 picks a free port and prints it)',

@@ -1,5 +1,11 @@
 import type { Command } from 'commander';
-import { checkSecret, readSecretsFromEnv, SECRET_HELP } from '../config.js';
+import {
+  checkSecret,
+  EMULATOR_DEFAULT_PORT,
+  readSecretsFromEnv,
+  SECRET_HELP,
+  SETTING_DEFAULTS,
+} from '../config.js';
 import {
   FAKE_MODELS,
   FORCED_STATUSES,
@@ -13,9 +19,9 @@ import {
 import { newMessageId, signWebhook } from '../verify/index.js';
 import { type CliContext, EXIT_CHECK_FAILED, EXIT_OK, UsageError, println } from './context.js';
 
-const DEFAULT_TRIGGER_URL = 'http://127.0.0.1:5000/replicate-webhook';
+const DEFAULT_TRIGGER_URL = `http://127.0.0.1:${SETTING_DEFAULTS.port}${SETTING_DEFAULTS.webhookPath}`;
 /** Where the sample prediction's own URLs (files, get) point: a default `inlet emulate`. */
-const SAMPLE_ORIGIN = 'http://127.0.0.1:5555';
+const SAMPLE_ORIGIN = `http://127.0.0.1:${EMULATOR_DEFAULT_PORT}`;
 const ATTEMPT_TIMEOUT_MS = 10_000;
 const MAX_PRINTED_BODY = 300;
 

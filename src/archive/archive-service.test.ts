@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Clock } from '../jobs/runner.js';
+import type { Clock } from '../clock.js';
 import { openStore } from '../store/index.js';
 import { makeEvent } from '../store/store-contract.test-suite.js';
 import type { Store } from '../store/types.js';

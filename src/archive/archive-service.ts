@@ -1,7 +1,7 @@
-import type { Clock, RunnerLogger } from '../jobs/runner.js';
+import { SYSTEM_CLOCK, type Clock } from '../clock.js';
+import type { RunnerLogger } from '../jobs/runner.js';
 import { PassLoop } from '../jobs/pass-loop.js';
 import { withJitter } from '../backoff.js';
-import { SYSTEM_CLOCK } from '../jobs/runner.js';
 import type { ArchiveFileRecord, ArchiveResult } from '../store/recover-types.js';
 import type { Store } from '../store/types.js';
 import type { ArchiveStorage } from './archive-storage.js';

@@ -4,7 +4,7 @@ import type {
   TransitionRecord,
   TransitionType,
 } from '../store/transition-types.js';
-import type { Clock } from './runner.js';
+import type { Clock } from '../clock.js';
 
 /** The transitions log as the runner reads it, kept in memory. */
 export class FakeTransitionLog implements TransitionLog {

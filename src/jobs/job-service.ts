@@ -4,7 +4,8 @@ import type { TransitionLog } from '../store/transition-types.js';
 import type { ConsumerDefinition } from './consumer.js';
 import type { DestinationConfig } from './destination-config.js';
 import { destinationConsumer, type DestinationConsumerOptions } from './destinations.js';
-import { Runner, type Clock, type RunnerLogger, type RunnerMetrics } from './runner.js';
+import type { Clock } from '../clock.js';
+import { Runner, type RunnerLogger, type RunnerMetrics } from './runner.js';
 
 export interface JobServiceOptions {
   jobs: JobStore;

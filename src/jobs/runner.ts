@@ -16,7 +16,6 @@ import type { AttemptResult, Deliverer, OutboundMessage } from './deliverer.js';
 import { PassLoop } from './pass-loop.js';
 
 // The clock moved to src/clock.ts (shared with ingest, the store and retention); kept here for importers.
-export { SYSTEM_CLOCK, type Clock } from '../clock.js';
 
 /** The few logger methods the runner uses (a pino logger fits). */
 export interface RunnerLogger {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CommitBatcher } from '../ingest/commit-batcher.js';
-import type { Clock } from '../jobs/runner.js';
+import type { Clock } from '../clock.js';
 import type { FetchedObject } from '../replicate/client.js';
 import { openStore } from '../store/index.js';
 import type { IncomingEvent, Store } from '../store/types.js';

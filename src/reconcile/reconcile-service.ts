@@ -1,5 +1,6 @@
 import type { CommitResult } from '../ingest/commit-batcher.js';
-import { SYSTEM_CLOCK, type Clock, type RunnerLogger } from '../jobs/runner.js';
+import { SYSTEM_CLOCK, type Clock } from '../clock.js';
+import type { RunnerLogger } from '../jobs/runner.js';
 import type { FetchedObject } from '../replicate/client.js';
 import { isTerminalStatus } from '../replicate/status.js';
 import type { ObjectKind } from '../replicate/types.js';

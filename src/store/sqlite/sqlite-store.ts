@@ -30,7 +30,6 @@ import {
   eventFromRow,
   GET_EVENT_SQL,
   GET_PREDICTION_SQL,
-  INSERT_EVENT_SQL,
   insertEventParams,
   listEventsQuery,
   listPredictionsQuery,
@@ -75,6 +74,7 @@ import { readinessProbeEvent } from '../readiness-probe.js';
 import { SqliteJobs } from './sqlite-jobs.js';
 import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { createSqliteRetentionStore } from './sqlite-retention.js';
+import { INSERT_EVENT_SQL } from './commit-sql.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
 import { restoreKeptWal, WalCheckpointer } from './wal-checkpoint.js';
 import { type SyncFunction, WalSync } from './wal-sync.js';

@@ -20,48 +20,14 @@ import {
   type FoundTables,
 } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
-import {
-  COUNT_PREDICTIONS_SQL,
-  deliveriesPerMinuteQuery,
-  deliveryMinutesFromRows,
-  type DeliveryMinuteRow,
-  eventDetailFromRow,
-  eventFromRow,
-  GET_EVENT_SQL,
-  GET_PREDICTION_SQL,
-  listEventsQuery,
-  listPredictionsQuery,
-  GET_REJECTION_SQL,
-  listRejectionsQuery,
-  numberPlaceholders,
-  predictionFromRow,
-  rejectionFromRow,
-  summaryFromRow,
-  toNumber,
-  toPage,
-  type EventDetailRow,
-  type EventRow,
-  type PredictionRow,
-  type RejectionRow,
-  type SqlQuery,
-  type SummaryRow,
-  transitionLogOver,
-} from '../statements.js';
+import { numberPlaceholders, toNumber, type SqlQuery, transitionLogOver } from '../statements.js';
+import { SqlReadStore } from '../sql-read-store.js';
 import type { TransitionLog } from '../transition-types.js';
 import type {
   CommitOutcome,
-  DeliveryMinute,
-  EventDetailRecord,
-  EventRecord,
   IncomingEvent,
   NewRejection,
-  ObjectRecord,
-  ObjectSummaryRecord,
-  Page,
-  PredictionQuery,
   RejectionLimits,
-  RejectionRecord,
-  SeqQuery,
   Store,
   StoreCapabilities,
 } from '../types.js';
@@ -305,7 +271,7 @@ async function eventSequence(pool: pg.Pool): Promise<string> {
 }
 
 /** The store many Inlet instances share: a `pg` pool, row locks and one transaction per group commit. */
-export class PostgresStore implements Store {
+export class PostgresStore extends SqlReadStore implements Store {
   readonly dialect = 'postgres';
   readonly capabilities = POSTGRES_CAPABILITIES;
   readonly location: string;
@@ -328,6 +294,7 @@ export class PostgresStore implements Store {
     options: PostgresStoreOptions,
     eventSequence: string | undefined,
   ) {
+    super();
     this.#pool = pool;
     this.location = location;
     this.mode = options.mode;
@@ -363,56 +330,8 @@ export class PostgresStore implements Store {
     );
   }
 
-  async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
-    const rows = await this.#all<SummaryRow>('listing predictions', listPredictionsQuery(query));
-    return toPage(rows, query.limit, summaryFromRow);
-  }
-
-  async countPredictions(): Promise<number> {
-    const [row] = await this.#all<{ n: unknown }>('counting predictions', {
-      sql: COUNT_PREDICTIONS_SQL,
-      params: [],
-    });
-    return toNumber(row?.n ?? 0);
-  }
-
-  async getPrediction(id: string): Promise<ObjectRecord | undefined> {
-    const [row] = await this.#all<PredictionRow>('reading a prediction', {
-      sql: GET_PREDICTION_SQL,
-      params: [id],
-    });
-    return row === undefined ? undefined : predictionFromRow(row);
-  }
-
-  async listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>> {
-    const rows = await this.#all<EventRow>('listing events', listEventsQuery(objectId, query));
-    return toPage(rows, query.limit, eventFromRow);
-  }
-
-  async getEvent(key: string): Promise<EventDetailRecord | undefined> {
-    const [row] = await this.#all<EventDetailRow>('reading an event', { sql: GET_EVENT_SQL, params: [key] });
-    return row === undefined ? undefined : eventDetailFromRow(row);
-  }
-
-  async listRejections(query: SeqQuery): Promise<Page<RejectionRecord>> {
-    const rows = await this.#all<RejectionRow>('listing rejections', listRejectionsQuery(query));
-    return toPage(rows, query.limit, rejectionFromRow);
-  }
-
-  async getRejection(id: string): Promise<RejectionRecord | undefined> {
-    const [row] = await this.#all<RejectionRow>('reading a rejection', {
-      sql: GET_REJECTION_SQL,
-      params: [id],
-    });
-    return row === undefined ? undefined : rejectionFromRow(row);
-  }
-
-  async deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]> {
-    const rows = await this.#all<DeliveryMinuteRow>(
-      'counting deliveries per minute',
-      deliveriesPerMinuteQuery(sinceMs, untilMs),
-    );
-    return deliveryMinutesFromRows(rows);
+  protected queryRows<Row>(doing: string, query: SqlQuery): Row[] | Promise<Row[]> {
+    return this.#all<Row>(doing, query);
   }
 
   async ping(): Promise<void> {

@@ -22,48 +22,19 @@ import {
 } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
-  COUNT_PREDICTIONS_SQL,
-  deliveriesPerMinuteQuery,
-  deliveryMinutesFromRows,
-  type DeliveryMinuteRow,
-  eventDetailFromRow,
-  eventFromRow,
-  GET_EVENT_SQL,
-  GET_PREDICTION_SQL,
   insertEventParams,
-  listEventsQuery,
-  listPredictionsQuery,
-  GET_REJECTION_SQL,
-  listRejectionsQuery,
-  predictionFromRow,
-  rejectionFromRow,
-  summaryFromRow,
   toNumber,
-  toPage,
-  type EventDetailRow,
-  type EventRow,
-  type PredictionRow,
-  type RejectionRow,
   type SqlQuery,
   type SqlValue,
-  type SummaryRow,
   transitionLogOver,
 } from '../statements.js';
+import { SqlReadStore } from '../sql-read-store.js';
 import type { TransitionLog } from '../transition-types.js';
 import type {
   CommitOutcome,
-  DeliveryMinute,
-  EventDetailRecord,
-  EventRecord,
   IncomingEvent,
   NewRejection,
-  ObjectRecord,
-  ObjectSummaryRecord,
-  Page,
-  PredictionQuery,
   RejectionLimits,
-  RejectionRecord,
-  SeqQuery,
   Store,
   StoreCapabilities,
 } from '../types.js';
@@ -308,7 +279,7 @@ interface Writing {
 }
 
 /** The single-node store: one better-sqlite3 connection, WAL, commits made durable off the event loop. */
-export class SqliteStore implements Store {
+export class SqliteStore extends SqlReadStore implements Store {
   readonly dialect = 'sqlite';
   readonly capabilities = SQLITE_CAPABILITIES;
   readonly location: string;
@@ -325,8 +296,6 @@ export class SqliteStore implements Store {
   #unanswered = new Map<string, CommitOutcome>();
   #closed = false;
   #dynamic = new Map<string, Statement>();
-  #getPrediction: Statement;
-  #getEvent: Statement;
   #ping: Statement;
   #probe: Database.Transaction<(event: IncomingEvent) => void> | undefined;
 
@@ -337,13 +306,12 @@ export class SqliteStore implements Store {
     mode: OpenStoreOptions['mode'],
     writing: Writing | undefined,
   ) {
+    super();
     this.#db = db;
     this.#writing = writing;
     this.location = location;
     this.mode = mode;
     const prepare = (sql: string) => db.prepare<SqlValue[]>(sql);
-    this.#getPrediction = prepare(GET_PREDICTION_SQL);
-    this.#getEvent = prepare(GET_EVENT_SQL);
     this.#ping = prepare('SELECT 1');
     this.transitions = transitionLogOver(async (doing, query) => this.#all(doing, query));
     this.jobs = new SqliteJobs({
@@ -409,53 +377,8 @@ export class SqliteStore implements Store {
     await this.#write('recording rejections', rows.length, (writer) => writer.recordRejections(rows, limits));
   }
 
-  async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
-    const rows = this.#all<SummaryRow>('listing predictions', listPredictionsQuery(query));
-    return toPage(rows, query.limit, summaryFromRow);
-  }
-
-  async countPredictions(): Promise<number> {
-    const [row] = this.#all<{ n: unknown }>('counting predictions', {
-      sql: COUNT_PREDICTIONS_SQL,
-      params: [],
-    });
-    return toNumber(row?.n ?? 0);
-  }
-
-  async getPrediction(id: string): Promise<ObjectRecord | undefined> {
-    const row = this.#run(
-      'reading a prediction',
-      () => this.#getPrediction.get(id) as PredictionRow | undefined,
-    );
-    return row === undefined ? undefined : predictionFromRow(row);
-  }
-
-  async listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>> {
-    const rows = this.#all<EventRow>('listing events', listEventsQuery(objectId, query));
-    return toPage(rows, query.limit, eventFromRow);
-  }
-
-  async getEvent(key: string): Promise<EventDetailRecord | undefined> {
-    const row = this.#run('reading an event', () => this.#getEvent.get(key) as EventDetailRow | undefined);
-    return row === undefined ? undefined : eventDetailFromRow(row);
-  }
-
-  async listRejections(query: SeqQuery): Promise<Page<RejectionRecord>> {
-    const rows = this.#all<RejectionRow>('listing rejections', listRejectionsQuery(query));
-    return toPage(rows, query.limit, rejectionFromRow);
-  }
-
-  async getRejection(id: string): Promise<RejectionRecord | undefined> {
-    const [row] = this.#all<RejectionRow>('reading a rejection', { sql: GET_REJECTION_SQL, params: [id] });
-    return row === undefined ? undefined : rejectionFromRow(row);
-  }
-
-  async deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]> {
-    const rows = this.#all<DeliveryMinuteRow>(
-      'counting deliveries per minute',
-      deliveriesPerMinuteQuery(sinceMs, untilMs),
-    );
-    return deliveryMinutesFromRows(rows);
+  protected queryRows<Row>(doing: string, query: SqlQuery): Row[] | Promise<Row[]> {
+    return this.#all<Row>(doing, query);
   }
 
   async ping(): Promise<void> {

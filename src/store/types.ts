@@ -141,12 +141,16 @@ export interface DeliveryMinute {
   rejected: number;
 }
 
-/** What differs between dialects, as flags (never `if (postgres)` outside store/). */
+/** What differs between dialects, as flags (never `if (postgres)` outside store/); each dialect's are in dialects.ts. */
 export interface StoreCapabilities {
   /** How many group commits may run at once (SQLite has one writer). */
   readonly maxConcurrentCommits: number;
   /** Several processes may share this store (PostgreSQL). */
   readonly multiInstance: boolean;
+  /** Claims skip rows another transaction holds (`FOR UPDATE SKIP LOCKED`). */
+  readonly skipLocked: boolean;
+  /** Commits wake other processes' job runners (`LISTEN`/`NOTIFY`); otherwise `watchTransitions` is a no-op. */
+  readonly crossProcessNotify: boolean;
 }
 
 /** What every store is and does whatever it is used for: where it lives, what it can, and its life. */

@@ -21,16 +21,10 @@ import {
 } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import { numberPlaceholders, toNumber, type SqlQuery, transitionLogOver } from '../statements.js';
+import { POSTGRES_CAPABILITIES } from '../dialects.js';
 import { SqlReadStore } from '../sql-read-store.js';
 import type { TransitionLog } from '../transition-types.js';
-import type {
-  CommitOutcome,
-  IncomingEvent,
-  NewRejection,
-  RejectionLimits,
-  Store,
-  StoreCapabilities,
-} from '../types.js';
+import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import {
   describePostgresError,
   isPostgresUnavailable,
@@ -52,12 +46,6 @@ export const POSTGRES_TYPES: DialectTypes = {
   // A sequence never hands a value out twice, so cursors over trimmed rejections stay valid.
   serialPrimaryKey: 'BIGSERIAL PRIMARY KEY',
 };
-
-export const POSTGRES_CAPABILITIES: StoreCapabilities = Object.freeze({
-  // Row locks let commits run side by side; a few at once keep the pool free for reads and pings.
-  maxConcurrentCommits: 4,
-  multiInstance: true,
-});
 
 export interface PostgresStoreOptions extends OpenStoreOptions {
   /** Connections in the pool (default 10 for serve, 2 for read). */

@@ -28,16 +28,10 @@ import {
   type SqlValue,
   transitionLogOver,
 } from '../statements.js';
+import { SQLITE_CAPABILITIES } from '../dialects.js';
 import { SqlReadStore } from '../sql-read-store.js';
 import type { TransitionLog } from '../transition-types.js';
-import type {
-  CommitOutcome,
-  IncomingEvent,
-  NewRejection,
-  RejectionLimits,
-  Store,
-  StoreCapabilities,
-} from '../types.js';
+import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import type { RecoverStore } from '../recover-types.js';
 import type { RetentionStore } from '../retention-types.js';
 import { openFailure, toStoreError } from './sqlite-errors.js';
@@ -56,15 +50,6 @@ export const SQLITE_TYPES: DialectTypes = {
   // AUTOINCREMENT: a trimmed rejection's seq is never handed out again, so cursors stay valid.
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
 };
-
-/**
- * One writer, and each transaction runs to its end on the event loop; but a committed batch waits for
- * its fsync off the loop, so later batches may commit meanwhile (each waits for a sync of its own).
- */
-export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
-  maxConcurrentCommits: 8,
-  multiInstance: false,
-});
 
 export interface SqliteStoreOptions extends OpenStoreOptions {
   /**

@@ -1,27 +1,19 @@
 import pg from 'pg';
 import type { PoolClient, PoolConfig, QueryResultRow } from 'pg';
-import {
-  DatabaseNotFoundError,
-  foreignSchemaError,
-  InvalidDatabaseUrlError,
-  newerSchemaError,
-  StoreUnavailableError,
-} from '../errors.js';
-import {
-  createSchemaMigrationsSql,
-  foreignMigrationsTable,
-  foreignSchemaProblem,
-  INLET_TABLE_NAMES,
-  INSERT_APPLIED_MIGRATION_SQL,
-  planMigrations,
-  SCHEMA_MIGRATIONS_TABLE,
-  SELECT_APPLIED_MIGRATIONS_SQL,
-  type DialectTypes,
-  type FoundTables,
-} from '../migrations.js';
+import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../errors.js';
+import { INLET_TABLE_NAMES, type DialectTypes, type FoundTables } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
-import { numberPlaceholders, toNumber, type SqlQuery, transitionLogOver } from '../statements.js';
+import { numberPlaceholders, type SqlQuery, transitionLogOver } from '../statements.js';
 import { POSTGRES_CAPABILITIES } from '../dialects.js';
+import {
+  applyMigrations,
+  appliedMigrations,
+  assertInletSchema,
+  INLET_REQUIRED_TABLES,
+  logAppliedMigrations,
+  type SchemaConnection,
+  warnIfSchemaOlder,
+} from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
 import type { TransitionLog } from '../transition-types.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
@@ -74,7 +66,6 @@ export const DEFAULT_POSTGRES_SETTINGS = Object.freeze({
   migrationLockTimeoutMs: 60_000,
 });
 
-const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
 /** Thrown by a readiness probe's work so its transaction rolls back. */
 const PROBE_ROLLBACK = new Error('readiness probe done; rolling back');
 
@@ -167,30 +158,11 @@ async function migrate(pool: pg.Pool, location: string, logger: StoreLogger | un
     await client.query(
       "SELECT pg_advisory_xact_lock(hashtextextended('inlet.migrations.' || current_schema(), 0))",
     );
-    const found = await postgresTables(client);
-    const appliedIds = async () =>
-      (await client.query<{ id: unknown }>(SELECT_APPLIED_MIGRATIONS_SQL)).rows.map((r) => toNumber(r.id));
-    // Its own columns first: the applied ids are read from it.
-    const problem =
-      foreignMigrationsTable(found) ??
-      foreignSchemaProblem(found, found.has(SCHEMA_MIGRATIONS_TABLE) ? await appliedIds() : []);
-    if (problem !== undefined) throw foreignSchemaError(location, problem);
-    await client.query(createSchemaMigrationsSql(POSTGRES_TYPES));
-    const applied = await appliedIds();
-    const plan = planMigrations(applied);
-    if (plan.unknown.length > 0) throw newerSchemaError(location, plan.unknown);
-    for (const migration of plan.pending) {
-      for (const statement of migration.up(POSTGRES_TYPES)) await client.query(statement);
-      await client.query(numberPlaceholders(INSERT_APPLIED_MIGRATION_SQL), [
-        migration.id,
-        migration.name,
-        Date.now(),
-      ]);
-    }
+    const connection = schemaConnection(client);
+    await assertInletSchema(connection, location);
+    const applied = await applyMigrations(connection, POSTGRES_TYPES, location);
     await client.query('COMMIT');
-    if (plan.pending.length > 0) {
-      logger?.info({ location, migrations: plan.pending.map((m) => m.id) }, 'Applied database migrations');
-    }
+    logAppliedMigrations(logger, location, applied);
   } catch (error) {
     if (broken === undefined && isPostgresUnavailable(error)) broken = error as Error;
     if (broken === undefined) broken = await rollback(client);
@@ -199,6 +171,18 @@ async function migrate(pool: pg.Pool, location: string, logger: StoreLogger | un
     client.removeListener('error', onError);
     client.release(broken ?? false);
   }
+}
+
+/** The schema checks' and migration runner's view of one connection. */
+function schemaConnection(client: PoolClient): SchemaConnection {
+  return {
+    tables: () => postgresTables(client),
+    run: async (sql, params) => {
+      if (params === undefined) await client.query(sql);
+      else await client.query(numberPlaceholders(sql), params);
+    },
+    rows: async <Row>(sql: string) => (await client.query<Row & QueryResultRow>(sql)).rows,
+  };
 }
 
 /** Inlet's tables as the current schema holds them (where Inlet creates its own). */
@@ -228,7 +212,7 @@ async function checkInletTables(
   const missing = (
     await pool.query<{ name: string }>(
       'SELECT t.name FROM unnest($1::text[]) AS t(name) WHERE to_regclass(t.name) IS NULL',
-      [INLET_TABLES],
+      [INLET_REQUIRED_TABLES],
     )
   ).rows.map((r) => r.name);
   if (missing.length > 0) {
@@ -236,16 +220,10 @@ async function checkInletTables(
       `PostgreSQL database ${location} is not an Inlet database (no ${missing.join(', ')} table; \`inlet serve\` or \`inlet migrate\` creates them).`,
     );
   }
-  const applied = (await pool.query<{ id: unknown }>(SELECT_APPLIED_MIGRATIONS_SQL)).rows.map((r) =>
-    toNumber(r.id),
-  );
-  const plan = planMigrations(applied);
-  if (plan.pending.length > 0) {
-    logger?.warn(
-      { location, pending: plan.pending.map((m) => m.id) },
-      'Database schema is older than this Inlet; run `inlet migrate` (or `inlet serve`) once to migrate it',
-    );
-  }
+  const applied = await appliedMigrations({
+    rows: async <Row>(sql: string) => (await pool.query<Row & QueryResultRow>(sql)).rows,
+  });
+  warnIfSchemaOlder(applied, location, logger, '`inlet migrate` (or `inlet serve`)');
 }
 
 /** The qualified name of `events.seq`'s sequence, as a SQL literal. */

@@ -1,25 +1,8 @@
 import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import {
-  DatabaseNotFoundError,
-  foreignSchemaError,
-  newerSchemaError,
-  StoreOpenError,
-  StoreUnavailableError,
-} from '../errors.js';
-import {
-  createSchemaMigrationsSql,
-  foreignMigrationsTable,
-  foreignSchemaProblem,
-  INLET_TABLE_NAMES,
-  INSERT_APPLIED_MIGRATION_SQL,
-  planMigrations,
-  SCHEMA_MIGRATIONS_TABLE,
-  SELECT_APPLIED_MIGRATIONS_SQL,
-  type DialectTypes,
-  type FoundTables,
-} from '../migrations.js';
+import { DatabaseNotFoundError, StoreOpenError, StoreUnavailableError } from '../errors.js';
+import { INLET_TABLE_NAMES, type DialectTypes, type FoundTables } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
 import {
   insertEventParams,
@@ -29,6 +12,15 @@ import {
   transitionLogOver,
 } from '../statements.js';
 import { SQLITE_CAPABILITIES } from '../dialects.js';
+import {
+  applyMigrations,
+  appliedMigrations,
+  assertInletSchema,
+  INLET_REQUIRED_TABLES,
+  logAppliedMigrations,
+  type SchemaConnection,
+  warnIfSchemaOlder,
+} from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
 import type { TransitionLog } from '../transition-types.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
@@ -75,7 +67,6 @@ const MEMORY_PATH = ':memory:';
 const MAX_CACHED_STATEMENTS = 64;
 /** Deliveries remembered as committed but never answered 200 (a failed WAL sync), newest kept. */
 const MAX_UNANSWERED = 100_000;
-const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
 const DELETE_EVENT_SQL = 'DELETE FROM events WHERE delivery_key = ?';
 
 export interface SqlitePragmas {
@@ -93,7 +84,7 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions)
   return options.mode === 'serve' ? openForServe(location, options) : openForRead(location, options);
 }
 
-function openForServe(location: string, options: SqliteStoreOptions): SqliteStore {
+async function openForServe(location: string, options: SqliteStoreOptions): Promise<SqliteStore> {
   let db: Database.Database | undefined;
   try {
     if (location !== MEMORY_PATH) {
@@ -104,7 +95,7 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     db = new Database(location);
     db.pragma(`busy_timeout = ${MIGRATION_BUSY_TIMEOUT_MS}`);
     // Before anything is written (WAL mode included): someone else's tables are left as they are.
-    checkInletSchema(db, location);
+    await assertInletSchema(schemaConnection(db), location);
     // WAL: readers (the CLI) never block the writer and see only committed data.
     const journalMode = db.pragma('journal_mode = WAL', { simple: true });
     if (journalMode !== 'wal' && location !== MEMORY_PATH) {
@@ -114,7 +105,7 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     // and its checkpoints sync off the event loop too (wal-checkpoint.ts).
     const onDisk = location !== MEMORY_PATH;
     configureConnection(db, MIGRATION_BUSY_TIMEOUT_MS, onDisk ? 'NORMAL' : 'FULL');
-    migrate(db, location, options.logger);
+    await migrate(db, location, options.logger);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_SERVE_BUSY_TIMEOUT_MS}`);
     const wal = onDisk ? new WalSync(location, options.walSync) : undefined;
     const checkpoints =
@@ -160,20 +151,19 @@ function sqliteTables(db: Database.Database): FoundTables {
   return found;
 }
 
-function checkInletSchema(db: Database.Database, location: string): void {
-  const found = sqliteTables(db);
-  // Its own columns first: the applied ids are read from it.
-  const problem =
-    foreignMigrationsTable(found) ??
-    foreignSchemaProblem(found, found.has(SCHEMA_MIGRATIONS_TABLE) ? appliedMigrations(db) : []);
-  if (problem !== undefined) throw foreignSchemaError(location, problem);
+/** The schema checks' and migration runner's view of the connection (synchronous underneath). */
+function schemaConnection(db: Database.Database): SchemaConnection {
+  return {
+    tables: async () => sqliteTables(db),
+    run: async (sql, params) => {
+      if (params === undefined) db.exec(sql);
+      else db.prepare<SqlValue[]>(sql).run(...params);
+    },
+    rows: async <Row>(sql: string) => db.prepare(sql).all() as Row[],
+  };
 }
 
-function appliedMigrations(db: Database.Database): number[] {
-  return (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) => toNumber(r.id));
-}
-
-function openForRead(location: string, options: SqliteStoreOptions): SqliteStore {
+async function openForRead(location: string, options: SqliteStoreOptions): Promise<SqliteStore> {
   if (location === MEMORY_PATH) {
     throw new DatabaseNotFoundError('An in-memory SQLite database holds no Inlet data to read.');
   }
@@ -201,21 +191,13 @@ function openForRead(location: string, options: SqliteStoreOptions): SqliteStore
         (row) => row.name,
       ),
     );
-    if (!INLET_TABLES.every((table) => found.has(table))) {
+    if (!INLET_REQUIRED_TABLES.every((table) => found.has(table))) {
       throw new DatabaseNotFoundError(
         `${location} is not an Inlet database (it has no Inlet tables; \`inlet serve\` creates them).`,
       );
     }
-    const applied = (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) =>
-      toNumber(r.id),
-    );
-    const plan = planMigrations(applied);
-    if (plan.pending.length > 0) {
-      options.logger?.warn(
-        { location, pending: plan.pending.map((m) => m.id) },
-        'Database schema is older than this Inlet; run `inlet serve` once to migrate it',
-      );
-    }
+    const applied = await appliedMigrations(schemaConnection(db));
+    warnIfSchemaOlder(applied, location, options.logger, '`inlet serve`');
     return new SqliteStore(db, location, 'read', undefined);
   } catch (error) {
     db?.close();
@@ -229,25 +211,21 @@ function openForRead(location: string, options: SqliteStoreOptions): SqliteStore
   }
 }
 
-function migrate(db: Database.Database, location: string, logger: StoreLogger | undefined): void {
-  const applyAll = db.transaction(() => {
-    db.exec(createSchemaMigrationsSql(SQLITE_TYPES));
-    const applied = (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) =>
-      toNumber(r.id),
-    );
-    const plan = planMigrations(applied);
-    if (plan.unknown.length > 0) {
-      throw newerSchemaError(location, plan.unknown);
-    }
-    const record = db.prepare(INSERT_APPLIED_MIGRATION_SQL);
-    for (const migration of plan.pending) {
-      for (const statement of migration.up(SQLITE_TYPES)) db.exec(statement);
-      record.run(migration.id, migration.name, Date.now());
-    }
-    return plan.pending.map((m) => m.id);
-  });
-  const done = applyAll.immediate();
-  if (done.length > 0) logger?.info({ location, migrations: done }, 'Applied database migrations');
+/** The pending migrations in one IMMEDIATE transaction (nothing else uses the connection while it opens). */
+async function migrate(
+  db: Database.Database,
+  location: string,
+  logger: StoreLogger | undefined,
+): Promise<void> {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const applied = await applyMigrations(schemaConnection(db), SQLITE_TYPES, location);
+    db.exec('COMMIT');
+    logAppliedMigrations(logger, location, applied);
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
 }
 
 type Statement = Database.Statement<SqlValue[]>;

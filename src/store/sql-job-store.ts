@@ -1,15 +1,11 @@
 import type {
-  AttemptOutcome,
-  ClaimRequest,
   ConsumerKind,
   ConsumerRecord,
   ConsumerStats,
-  ConsumerUpsert,
   JobStore,
   MessageDetailRecord,
   MessageQuery,
   MessageRecord,
-  NewMessage,
   RetryResult,
 } from './job-types.js';
 import {
@@ -38,35 +34,21 @@ import type { RecoverExecutor } from './sql-recover.js';
 import { toPage } from './statements.js';
 import type { Page } from './types.js';
 
+/** What a dialect's job store adds to `SqlJobStore`. */
+type DialectJobMethods = Exclude<keyof JobStore, keyof SqlJobStore>;
+
 /**
  * The job store's reads and its plain writes, the same SQL on every dialect (through the executor
- * recover uses too); a dialect supplies the transactions that lock or branch its own way: claims,
- * fan-out, attempts, consumer changes, replays, and how other processes are woken.
+ * recover uses too). A dialect's class extends it and implements `JobStore`, adding the transactions
+ * that lock or branch its own way (claims, fan-out, attempts, consumer changes, replays, release) and
+ * how other processes are woken.
  */
-export abstract class SqlJobStore implements JobStore {
+export abstract class SqlJobStore implements Omit<JobStore, DialectJobMethods> {
   readonly #sql: RecoverExecutor;
 
   constructor(executor: RecoverExecutor) {
     this.#sql = executor;
   }
-
-  abstract upsertConsumer(consumer: ConsumerUpsert): Promise<ConsumerRecord>;
-  abstract fanOut(
-    consumer: string,
-    fromPosition: number,
-    toPosition: number,
-    messages: readonly NewMessage[],
-    nowMs: number,
-  ): Promise<boolean>;
-  abstract claim(request: ClaimRequest): Promise<MessageRecord[]>;
-  abstract complete(outcomes: readonly AttemptOutcome[], nowMs: number): Promise<void>;
-  abstract release(messageIds: readonly string[], owner: string): Promise<void>;
-  abstract setConsumerEnabled(
-    name: string,
-    change: { enabled: boolean; reason?: string; position?: number; nowMs: number },
-  ): Promise<boolean>;
-  abstract requeue(consumer: string, messages: readonly NewMessage[], nowMs: number): Promise<number>;
-  abstract watchTransitions(onNotify: () => void): Promise<() => Promise<void>>;
 
   async getConsumer(name: string): Promise<ConsumerRecord | undefined> {
     const [row] = await this.#sql.all<ConsumerRow>('reading a consumer', {

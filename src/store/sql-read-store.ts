@@ -22,7 +22,9 @@ import {
   type RejectionRow,
   type SqlQuery,
   type SummaryRow,
+  transitionLogOver,
 } from './statements.js';
+import type { TransitionLog } from './transition-types.js';
 import type {
   DeliveryMinute,
   EventDetailRecord,
@@ -38,6 +40,11 @@ import type {
 
 /** The read queries of statements.ts, the same for every dialect; a dialect supplies only `queryRows`. */
 export abstract class SqlReadStore implements ReadStore {
+  /** The transitions log, read through the same queries. */
+  readonly transitions: TransitionLog = transitionLogOver(async (doing, query) =>
+    this.queryRows(doing, query),
+  );
+
   /** Runs one query (`?` placeholders), errors mapped to store errors. */
   protected abstract queryRows<Row>(doing: string, query: SqlQuery): Row[] | Promise<Row[]>;
 

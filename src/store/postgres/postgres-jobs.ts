@@ -4,6 +4,7 @@ import type {
   ClaimRequest,
   ConsumerRecord,
   ConsumerUpsert,
+  JobStore,
   MessageRecord,
   NewMessage,
 } from '../job-types.js';
@@ -52,7 +53,7 @@ const CLAIM_LOCK_SQL = `SELECT c.enabled FROM (
 ) AS l, consumers c WHERE c.name = $1::text`;
 
 /** Several instances share this: claims lock the consumer's row, then skip rows others hold. */
-export class PostgresJobs extends SqlJobStore {
+export class PostgresJobs extends SqlJobStore implements JobStore {
   readonly #access: PostgresAccess;
 
   constructor(access: PostgresAccess) {

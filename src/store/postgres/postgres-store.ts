@@ -3,7 +3,7 @@ import type { PoolClient, PoolConfig, QueryResultRow } from 'pg';
 import { DatabaseNotFoundError, InvalidDatabaseUrlError, StoreUnavailableError } from '../errors.js';
 import { INLET_TABLE_NAMES, type DialectTypes, type FoundTables } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
-import { numberPlaceholders, type SqlQuery, transitionLogOver } from '../statements.js';
+import { numberPlaceholders, type SqlQuery } from '../statements.js';
 import { POSTGRES_CAPABILITIES } from '../dialects.js';
 import {
   applyMigrations,
@@ -15,7 +15,7 @@ import {
   warnIfSchemaOlder,
 } from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
-import type { TransitionLog } from '../transition-types.js';
+import type {} from '../transition-types.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import {
   describePostgresError,
@@ -242,7 +242,6 @@ export class PostgresStore extends SqlReadStore implements Store {
   readonly capabilities = POSTGRES_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
-  readonly transitions: TransitionLog;
   readonly jobs: PostgresJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
@@ -266,7 +265,6 @@ export class PostgresStore extends SqlReadStore implements Store {
     this.mode = options.mode;
     this.#writer = eventSequence === undefined ? undefined : new PostgresWriter(eventSequence);
     this.#pingTimeoutMs = options.pingTimeoutMs ?? DEFAULT_POSTGRES_SETTINGS.pingTimeoutMs;
-    this.transitions = transitionLogOver((doing, query) => this.#all(doing, query));
     this.jobs = new PostgresJobs({
       transaction: (doing, work) => this.#transaction(doing, work),
       query: (doing, query) => this.#all(doing, query),

@@ -4,6 +4,7 @@ import type {
   ClaimRequest,
   ConsumerRecord,
   ConsumerUpsert,
+  JobStore,
   MessageRecord,
   NewMessage,
 } from '../job-types.js';
@@ -54,7 +55,7 @@ type Statement = Database.Statement<SqlValue[]>;
  * SQLite has one writer and each transaction runs to its end on the event loop, so a claim needs no
  * row locks: reading the due messages and leasing them is one synchronous transaction.
  */
-export class SqliteJobs extends SqlJobStore {
+export class SqliteJobs extends SqlJobStore implements JobStore {
   readonly #access: SqliteAccess;
   readonly #statements = new Map<string, Statement>();
 

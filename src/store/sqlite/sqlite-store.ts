@@ -4,13 +4,7 @@ import Database from 'better-sqlite3';
 import { DatabaseNotFoundError, StoreOpenError, StoreUnavailableError } from '../errors.js';
 import { INLET_TABLE_NAMES, type DialectTypes, type FoundTables } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
-import {
-  insertEventParams,
-  toNumber,
-  type SqlQuery,
-  type SqlValue,
-  transitionLogOver,
-} from '../statements.js';
+import { insertEventParams, toNumber, type SqlQuery, type SqlValue } from '../statements.js';
 import { SQLITE_CAPABILITIES } from '../dialects.js';
 import {
   applyMigrations,
@@ -22,7 +16,7 @@ import {
   warnIfSchemaOlder,
 } from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
-import type { TransitionLog } from '../transition-types.js';
+import type {} from '../transition-types.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import type { RecoverStore } from '../recover-types.js';
 import type { RetentionStore } from '../retention-types.js';
@@ -247,7 +241,6 @@ export class SqliteStore extends SqlReadStore implements Store {
   readonly capabilities = SQLITE_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
-  readonly transitions: TransitionLog;
   readonly jobs: SqliteJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
@@ -276,7 +269,6 @@ export class SqliteStore extends SqlReadStore implements Store {
     this.mode = mode;
     const prepare = (sql: string) => db.prepare<SqlValue[]>(sql);
     this.#ping = prepare('SELECT 1');
-    this.transitions = transitionLogOver(async (doing, query) => this.#all(doing, query));
     this.jobs = new SqliteJobs({
       db,
       read: (doing, work) => this.#run(doing, work),

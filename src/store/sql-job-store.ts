@@ -30,7 +30,7 @@ import {
   type MessageRow,
   type StatsRow,
 } from './sql-jobs.js';
-import type { RecoverExecutor } from './sql-recover.js';
+import type { SqlExecutor } from './sql-recover.js';
 import { toPage } from './statements.js';
 import type { Page } from './types.js';
 
@@ -44,9 +44,9 @@ type DialectJobMethods = Exclude<keyof JobStore, keyof SqlJobStore>;
  * how other processes are woken.
  */
 export abstract class SqlJobStore implements Omit<JobStore, DialectJobMethods> {
-  readonly #sql: RecoverExecutor;
+  readonly #sql: SqlExecutor;
 
-  constructor(executor: RecoverExecutor) {
+  constructor(executor: SqlExecutor) {
     this.#sql = executor;
   }
 

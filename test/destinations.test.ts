@@ -16,6 +16,7 @@ import { JobService } from '../src/jobs/job-service.js';
 import { openPostgresStore } from '../src/store/postgres/postgres-store.js';
 import { openSqliteStore } from '../src/store/sqlite/sqlite-store.js';
 import type { Store } from '../src/store/types.js';
+import { DIALECT_CAPABILITIES } from '../src/store/dialects.js';
 import { createTestDatabase, postgresOrSkip, type TestDatabase } from './pg-helpers.js';
 
 const DEST_SECRET = 'whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD';
@@ -107,7 +108,7 @@ afterAll(async () => {
 
 type Opener = () => Promise<{ open(): Promise<Store>; cleanup(): Promise<void> }>;
 
-const DIALECTS: [string, Opener | undefined][] = [
+const DIALECTS: [keyof typeof DIALECT_CAPABILITIES, Opener | undefined][] = [
   [
     'sqlite',
     async () => {
@@ -244,7 +245,7 @@ for (const [dialect, opener] of DIALECTS) {
       ]);
     });
 
-    if (dialect === 'postgres') {
+    if (DIALECT_CAPABILITIES[dialect].multiInstance) {
       it('two runners on one database: every message once at a time, in order per prediction', async () => {
         receiver.answer = async (r) => {
           await new Promise((resolve) => setTimeout(resolve, Math.random() * 5));

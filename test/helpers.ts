@@ -6,7 +6,7 @@ import { parseServeConfig, type ServeConfig } from '../src/config.js';
 import { createInlet, type Inlet } from '../src/inlet.js';
 import { openStore } from '../src/store/index.js';
 import { StoreUnavailableError } from '../src/store/errors.js';
-import type { Store } from '../src/store/types.js';
+import type { IngestStore, Store } from '../src/store/types.js';
 import { signWebhook } from '../src/verify/index.js';
 
 export const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
@@ -106,32 +106,17 @@ export function signedHeaders(
 
 /** A store whose commits (and readiness probes) fail with `StoreUnavailableError` while `isFailing()` says so. */
 export function flakyStore(store: Store, isFailing: () => boolean): Store {
-  return {
-    dialect: store.dialect,
-    capabilities: store.capabilities,
-    location: store.location,
-    commitEvents: async (events) => {
-      if (isFailing()) throw new StoreUnavailableError('disk on fire');
-      return store.commitEvents(events);
+  const failing: ReadonlySet<PropertyKey> = new Set<keyof IngestStore>(['commitEvents', 'probeWrite']);
+  return new Proxy(store, {
+    get: (target, name) => {
+      const value: unknown = Reflect.get(target, name, target);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => unknown;
+      if (!failing.has(name)) return method.bind(target);
+      return async (...args: unknown[]) => {
+        if (isFailing()) throw new StoreUnavailableError('disk on fire');
+        return method.apply(target, args);
+      };
     },
-    recordRejections: (rows, limits) => store.recordRejections(rows, limits),
-    listPredictions: (q) => store.listPredictions(q),
-    countPredictions: () => store.countPredictions(),
-    getPrediction: (id) => store.getPrediction(id),
-    listEvents: (id, q) => store.listEvents(id, q),
-    getEvent: (k) => store.getEvent(k),
-    listRejections: (q) => store.listRejections(q),
-    getRejection: (id) => store.getRejection(id),
-    deliveriesPerMinute: (since, until) => store.deliveriesPerMinute(since, until),
-    transitions: store.transitions,
-    jobs: store.jobs,
-    recover: store.recover,
-    retention: store.retention,
-    ping: () => store.ping(),
-    probeWrite: async () => {
-      if (isFailing()) throw new StoreUnavailableError('disk on fire');
-      return store.probeWrite();
-    },
-    close: () => store.close(),
-  };
+  });
 }

@@ -21,7 +21,12 @@ function setup(options: Partial<IngestOptions> = {}, commitTimeoutMs = 10_000) {
   const rejections: NewRejection[] = [];
   const state: { fail?: () => Promise<never> } = {};
   const store = {
-    capabilities: { maxConcurrentCommits: 1, multiInstance: false },
+    capabilities: {
+      maxConcurrentCommits: 1,
+      multiInstance: false,
+      skipLocked: false,
+      crossProcessNotify: false,
+    },
     commitEvents: async (events: readonly IncomingEvent[]): Promise<CommitOutcome[]> => {
       if (state.fail !== undefined) return state.fail();
       return events.map((event) => {

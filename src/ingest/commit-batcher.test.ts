@@ -11,7 +11,12 @@ function fakeStore(failure: () => Error | undefined) {
   const calls = { commits: 0, probes: 0 };
   let holdProbe: Promise<void> | undefined;
   const store = {
-    capabilities: { maxConcurrentCommits: 1, multiInstance: false },
+    capabilities: {
+      maxConcurrentCommits: 1,
+      multiInstance: false,
+      skipLocked: false,
+      crossProcessNotify: false,
+    },
     commitEvents: async (events: readonly IncomingEvent[]) => {
       calls.commits++;
       const error = failure();
@@ -157,7 +162,12 @@ function recordingStore(
 ) {
   const commits: { keys: string[]; atMs: number }[] = [];
   const store = {
-    capabilities: { maxConcurrentCommits, multiInstance: false },
+    capabilities: {
+      maxConcurrentCommits,
+      multiInstance: false,
+      skipLocked: false,
+      crossProcessNotify: false,
+    },
     commitEvents: async (events: readonly IncomingEvent[]) => {
       const keys = events.map((e) => e.key);
       commits.push({ keys, atMs: Date.now() });

@@ -4,7 +4,11 @@ import { backoffDelay } from '../backoff.js';
 import { HOLDING_CLOCK, type Clock } from '../clock.js';
 import type { InletMetrics } from '../metrics/metrics.js';
 import { StoreUnavailableError } from '../store/errors.js';
-import type { CommitOutcome, IncomingEvent, Store } from '../store/types.js';
+import type { CommitOutcome, IncomingEvent, IngestStore, StoreLifecycle } from '../store/types.js';
+
+/** What the batcher needs of a store: its commit path and how many commits may run at once. */
+export type CommitStore = Pick<IngestStore, 'commitEvents' | 'probeWrite'> &
+  Pick<StoreLifecycle, 'capabilities'>;
 
 export type CommitResult = { ok: true; outcome: CommitOutcome } | { ok: false; reason: 'timeout' | 'error' };
 
@@ -56,7 +60,7 @@ interface Pending {
  * in the background, never by blocking the event loop.
  */
 export class CommitBatcher {
-  readonly #store: Store;
+  readonly #store: CommitStore;
   readonly #timeoutMs: number;
   readonly #maxBatch: number;
   readonly #retryDelayMs: number;
@@ -76,7 +80,7 @@ export class CommitBatcher {
   #idleWaiters: (() => void)[] = [];
   #transitionListeners = new Set<() => void>();
 
-  constructor(store: Store, options: CommitBatcherOptions) {
+  constructor(store: CommitStore, options: CommitBatcherOptions) {
     this.#store = store;
     this.#timeoutMs = options.commitTimeoutMs;
     this.#maxBatch = options.maxBatch ?? 512;

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { InletMetrics } from '../metrics/metrics.js';
-import type { NewRejection, RejectionLimits, Store } from '../store/types.js';
+import type { IngestStore, NewRejection, RejectionLimits } from '../store/types.js';
 
 /** How much of the rejection log one source (client address) may fill: a token bucket per source. */
 export interface RejectionRates {
@@ -60,7 +60,7 @@ export function sourceKey(address: string): string {
  * grows the database.
  */
 export class RejectionLog {
-  readonly #store: Store;
+  readonly #store: Pick<IngestStore, 'recordRejections'>;
   readonly #limits: RejectionLimits;
   readonly #logger: Logger;
   readonly #metrics: InletMetrics | undefined;
@@ -79,7 +79,7 @@ export class RejectionLog {
   #reportTimer: NodeJS.Timeout | undefined;
 
   constructor(
-    store: Store,
+    store: Pick<IngestStore, 'recordRejections'>,
     limits: RejectionLimits,
     logger: Logger,
     metrics?: InletMetrics,

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { archivedOutput, publicBase, type ArchiveReader } from '../archive/archive-views.js';
 import { sendError } from './send-error.js';
 import { jsonText } from '../json-text.js';
-import type { RejectionRecord, Store } from '../store/types.js';
+import type { ReadStore, RejectionRecord, StoreParts } from '../store/types.js';
 import {
   eventDetailView,
   eventView,
@@ -58,7 +58,7 @@ function withoutCutCharacter(body: Buffer): Buffer {
 /** The read side of CONTRACT §5. */
 export function registerApiRoutes(
   app: FastifyInstance,
-  store: Store,
+  store: ReadStore & Pick<StoreParts, 'recover' | 'transitions'>,
   archive?: ArchiveReader,
   now: () => number = Date.now,
 ): void {

@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import { archiveFileView, byOutputPath, type ArchiveReader } from '../archive/archive-views.js';
 import { sendError } from './send-error.js';
-import type { Store } from '../store/types.js';
+import type { ReadStore, StoreParts } from '../store/types.js';
 
 const SHA256 = /^[0-9a-fA-F]{64}$/;
 
 /** The archive's side of the admin API (CONTRACT §11): a prediction's files, and the bytes of each. */
 export function registerFilesRoutes(
   app: FastifyInstance,
-  store: Store,
+  store: Pick<ReadStore, 'getPrediction'> & Pick<StoreParts, 'recover'>,
   archive: ArchiveReader | undefined,
 ): void {
   app.get<{ Params: { id: string } }>('/predictions/:id/files', async (request, reply) => {

@@ -5,7 +5,12 @@ import { StoreOpenError, StoreUnavailableError } from './errors.js';
 import type { Store, StoreCapabilities } from './types.js';
 
 const logger = pino({ level: 'silent' });
-const FALLBACK: StoreCapabilities = { maxConcurrentCommits: 1, multiInstance: false };
+const FALLBACK: StoreCapabilities = {
+  maxConcurrentCommits: 1,
+  multiInstance: false,
+  skipLocked: false,
+  crossProcessNotify: false,
+};
 
 /** The methods a store forwards, by role (`''`: the store itself), with how many arguments each takes. */
 const METHODS: Record<string, Record<string, number>> = {

@@ -6,7 +6,46 @@ import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
 import type { RetentionStore } from './retention-types.js';
 import type { TransitionLog } from './transition-types.js';
-import type { Store, StoreCapabilities } from './types.js';
+import type { IngestStore, ReadStore, Store, StoreCapabilities, StoreLifecycle } from './types.js';
+
+/** The store's own methods that go to the connected store (`close` and the facts are its own). */
+type ForwardedMethods = IngestStore & ReadStore & Pick<StoreLifecycle, 'ping'>;
+/** Every forwarded method, once: the compiler finds one missing when a role gains a method. */
+const FORWARDED_METHODS = {
+  commitEvents: true,
+  recordRejections: true,
+  probeWrite: true,
+  listPredictions: true,
+  countPredictions: true,
+  getPrediction: true,
+  listEvents: true,
+  getEvent: true,
+  listRejections: true,
+  getRejection: true,
+  deliveriesPerMinute: true,
+  ping: true,
+} as const satisfies Record<keyof ForwardedMethods, true>;
+
+/**
+ * An object whose every method calls the same method of `current()`, looked up at each call; what
+ * `current` throws comes out as the call's rejection.
+ */
+export function forwarding<T extends object>(current: () => T): T {
+  return new Proxy({} as T, {
+    get: (_target, name) => {
+      // Not a thenable (so it can be returned from async code), and no symbol-keyed methods.
+      if (name === 'then' || typeof name === 'symbol') return undefined;
+      return async (...args: unknown[]) => {
+        const target = current();
+        return (target[name as keyof T] as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+      };
+    },
+  });
+}
+
+// The forwarded methods are set in the constructor, from FORWARDED_METHODS.
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging, @typescript-eslint/no-empty-object-type
+export interface DeferredStore extends ForwardedMethods {}
 
 /**
  * A store that may not be reachable yet: `serve` listens at once and answers 503 until the first
@@ -15,6 +54,7 @@ import type { Store, StoreCapabilities } from './types.js';
  * mend (`StoreOpenError`: a wrong path, a database that does not exist, a foreign schema) ends the
  * retries and resolves `failed`.
  */
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class DeferredStore implements Store {
   readonly location: string;
   #inner: Store | undefined;
@@ -41,6 +81,10 @@ export class DeferredStore implements Store {
     this.location = location;
     this.#open = open;
     this.#logger = logger;
+    const store = forwarding<ForwardedMethods>(() => this.#store());
+    for (const name of Object.keys(FORWARDED_METHODS) as (keyof ForwardedMethods)[]) {
+      Object.defineProperty(this, name, { value: Reflect.get(store, name), enumerable: true });
+    }
   }
 
   /** Starts connecting (retrying until it works); resolves after the first attempt, whether it worked or not. */
@@ -112,55 +156,11 @@ export class DeferredStore implements Store {
     return this.#inner;
   }
 
-  commitEvents: Store['commitEvents'] = async (events) => this.#store().commitEvents(events);
-  recordRejections: Store['recordRejections'] = async (rows, limits) =>
-    this.#store().recordRejections(rows, limits);
-  listPredictions: Store['listPredictions'] = async (query) => this.#store().listPredictions(query);
-  countPredictions: Store['countPredictions'] = async () => this.#store().countPredictions();
-  getPrediction: Store['getPrediction'] = async (id) => this.#store().getPrediction(id);
-  listEvents: Store['listEvents'] = async (objectId, query) => this.#store().listEvents(objectId, query);
-  getEvent: Store['getEvent'] = async (key) => this.#store().getEvent(key);
-  listRejections: Store['listRejections'] = async (query) => this.#store().listRejections(query);
-  getRejection: Store['getRejection'] = async (id) => this.#store().getRejection(id);
-  deliveriesPerMinute: Store['deliveriesPerMinute'] = async (sinceMs, untilMs) =>
-    this.#store().deliveriesPerMinute(sinceMs, untilMs);
-  ping: Store['ping'] = async () => this.#store().ping();
-  probeWrite: Store['probeWrite'] = async () => this.#store().probeWrite();
-  /** Each call goes to the connected store's log (or fails as unavailable, like the rest). */
-  readonly transitions: TransitionLog = {
-    listTransitions: async (query) => this.#store().transitions.listTransitions(query),
-    lastTransitionSeq: async () => this.#store().transitions.lastTransitionSeq(),
-    getTransition: async (id) => this.#store().transitions.getTransition(id),
-  };
-  /** Each call goes to the connected store's job store (or fails as unavailable, like the rest). */
-  readonly jobs: JobStore = new Proxy({} as JobStore, {
-    get: (_target, name: keyof JobStore | 'then' | symbol) => {
-      // Not a thenable (so it can be returned from async code), and no symbol-keyed methods.
-      if (name === 'then' || typeof name === 'symbol') return undefined;
-      return async (...args: unknown[]) => {
-        const jobs = this.#store().jobs;
-        return (jobs[name] as (...a: unknown[]) => Promise<unknown>).apply(jobs, args);
-      };
-    },
-  });
-  /** Each call goes to the connected store's (or fails as unavailable, like the rest). */
-  readonly recover: RecoverStore = new Proxy({} as RecoverStore, {
-    get: (_target, name: keyof RecoverStore) => {
-      return async (...args: unknown[]) => {
-        const recover = this.#store().recover;
-        return (recover[name] as (...a: unknown[]) => Promise<unknown>).apply(recover, args);
-      };
-    },
-  });
-  /** Each call goes to the connected store's (or fails as unavailable, like the rest). */
-  readonly retention: RetentionStore = new Proxy({} as RetentionStore, {
-    get: (_target, name: keyof RetentionStore) => {
-      return async (...args: unknown[]) => {
-        const retention = this.#store().retention;
-        return (retention[name] as (...a: unknown[]) => Promise<unknown>).apply(retention, args);
-      };
-    },
-  });
+  /** Each part's calls go to the connected store's part (or fail as unavailable, like the rest). */
+  readonly transitions: TransitionLog = forwarding(() => this.#store().transitions);
+  readonly jobs: JobStore = forwarding(() => this.#store().jobs);
+  readonly recover: RecoverStore = forwarding(() => this.#store().recover);
+  readonly retention: RetentionStore = forwarding(() => this.#store().retention);
 
   async close(): Promise<void> {
     this.#closed = true;

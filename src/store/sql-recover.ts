@@ -17,8 +17,11 @@ import type {
 } from './recover-types.js';
 import { toNumber, type SqlQuery, type SqlValue } from './statements.js';
 
-/** How a dialect runs the statements: reads, and writes made durable in one transaction. */
-export interface RecoverExecutor {
+/**
+ * How a dialect runs the shared statements of recover, retention and the job store: reads, and writes
+ * in one transaction.
+ */
+export interface SqlExecutor {
   all<Row>(doing: string, query: SqlQuery): Promise<Row[]>;
   /** Runs the statements in order in one transaction; answers the affected row count of each. */
   write(doing: string, queries: readonly SqlQuery[]): Promise<number[]>;
@@ -87,9 +90,9 @@ const q = (sql: string, ...params: SqlValue[]): SqlQuery => ({ sql, params });
 
 /** The `RecoverStore` on any dialect's executor. */
 export class SqlRecoverStore implements RecoverStore {
-  readonly #db: RecoverExecutor;
+  readonly #db: SqlExecutor;
 
-  constructor(executor: RecoverExecutor) {
+  constructor(executor: SqlExecutor) {
     this.#db = executor;
   }
 

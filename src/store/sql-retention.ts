@@ -10,11 +10,11 @@ import type {
   PruneWindowResult,
   RetentionStore,
 } from './retention-types.js';
-import type { RecoverExecutor } from './sql-recover.js';
+import type { SqlExecutor } from './sql-recover.js';
 import { toNumber, type SqlQuery, type SqlValue } from './statements.js';
 
 /** Reads, and writes in one transaction; the same executor the recover tables use. */
-export type RetentionExecutor = RecoverExecutor;
+export type RetentionExecutor = SqlExecutor;
 
 /** The time each table's rows are numbered in (rows arrive in `seq` order, give or take a batch). */
 const TIME_COLUMN: Record<PruneTable, string> = {

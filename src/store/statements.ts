@@ -1,7 +1,8 @@
 /**
- * The SQL every dialect runs, with `?` placeholders (`numberPlaceholders` turns them into `$1…`),
- * the parameter lists in the order the statements expect, and row → record mappers that accept what
- * any driver returns (numbers as number, bigint or string; bytes as Buffer or Uint8Array).
+ * What both dialects share: the read SQL, with `?` placeholders (`numberPlaceholders` turns them into
+ * `$1…`), the column lists and parameter orders each dialect's writer builds on, and row → record
+ * mappers that accept what any driver returns (numbers as number, bigint or string; bytes as Buffer or
+ * Uint8Array). The commit statements live with each writer (sqlite/commit-sql.ts, postgres/postgres-writer.ts).
  */
 import type { OutputKind } from '../replicate/fold.js';
 import type { ObjectKind, ReplicateObject } from '../replicate/types.js';
@@ -28,13 +29,9 @@ export interface SqlQuery {
   params: SqlValue[];
 }
 
-// ---- commit path ----
+// ---- what the writers write ----
 
-export const INSERT_EVENT_SQL = `INSERT INTO events
-  (delivery_key, object_id, status, scheme, received_at, webhook_ts, headers, body, duplicates, conflict)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0)
-  ON CONFLICT (delivery_key) DO NOTHING`;
-
+/** An event as `events` values: key, object id, status, scheme, received at, webhook ts, headers, body. */
 export function insertEventParams(event: IncomingEvent): SqlValue[] {
   return [
     event.key,
@@ -47,11 +44,6 @@ export function insertEventParams(event: IncomingEvent): SqlValue[] {
     event.body,
   ];
 }
-
-/** Params: delivery key. */
-export const COUNT_DUPLICATE_SQL = 'UPDATE events SET duplicates = duplicates + 1 WHERE delivery_key = ?';
-/** Params: delivery key. */
-export const FLAG_CONFLICT_SQL = 'UPDATE events SET conflict = 1 WHERE delivery_key = ?';
 
 /** The `objects` columns that hold an `ObjectState`, in the one order every statement writes them. */
 export const OBJECT_STATE_COLUMNS = [
@@ -73,8 +65,6 @@ export const OBJECT_STATE_COLUMNS = [
 ] as const;
 export type ObjectStateColumn = (typeof OBJECT_STATE_COLUMNS)[number];
 
-const STATE_COLUMNS = OBJECT_STATE_COLUMNS.join(', ');
-
 /** An `ObjectState` as values in `OBJECT_STATE_COLUMNS` order. */
 export function objectStateValues(state: ObjectState): SqlValue[] {
   const { facts } = state;
@@ -95,35 +85,6 @@ export function objectStateValues(state: ObjectState): SqlValue[] {
     state.lastReceivedAtMs,
     state.outputDigest,
   ];
-}
-
-/** Params: object id. A dialect with row locks appends its locking clause. */
-export const SELECT_OBJECT_STATE_SQL = `SELECT ${STATE_COLUMNS} FROM objects WHERE id = ?`;
-
-export const INSERT_OBJECT_SQL = `INSERT INTO objects (${STATE_COLUMNS}, summary)
-  VALUES (${[...OBJECT_STATE_COLUMNS, 'summary'].map(() => '?').join(', ')})`;
-
-export function insertObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
-  return [...objectStateValues(state), summaryJson];
-}
-
-/** The event replaced the folded object. */
-export const REPLACE_OBJECT_SQL = `UPDATE objects SET
-  ${OBJECT_STATE_COLUMNS.slice(1)
-    .map((column) => `${column} = ?`)
-    .join(', ')}, summary = ?
-  WHERE id = ?`;
-
-export function replaceObjectParams(state: ObjectState, summaryJson: string): SqlValue[] {
-  return [...objectStateValues(state).slice(1), summaryJson, state.id];
-}
-
-/** The event was kept but not applied (ignored or conflict): only counters and times move. */
-export const TOUCH_OBJECT_SQL = `UPDATE objects SET kind = ?, event_count = ?, conflict_count = ?, last_received_at = ?
-  WHERE id = ?`;
-
-export function touchObjectParams(state: ObjectState): SqlValue[] {
-  return [state.kind, state.eventCount, state.conflictCount, state.lastReceivedAtMs, state.id];
 }
 
 export interface ObjectStateRow {
@@ -182,9 +143,6 @@ export const TRANSITION_COLUMNS = [
   'first_received_at',
   'last_received_at',
 ] as const;
-
-export const INSERT_TRANSITION_SQL = `INSERT INTO transitions (${TRANSITION_COLUMNS.join(', ')})
-  VALUES (${TRANSITION_COLUMNS.map(() => '?').join(', ')})`;
 
 export function newTransitionValues(transition: NewTransition, recordedAtMs: number): SqlValue[] {
   return [
@@ -293,9 +251,23 @@ export function transitionLogOver(
 
 // ---- rejections ----
 
-export const INSERT_REJECTION_SQL = `INSERT INTO rejections
-  (id, received_at, code, message, remote_address, headers, body, body_len)
-  VALUES (?, ?, ?, ?, ?, ?, ?, ?)`;
+/** The `rejections` columns every insert writes, in `insertRejectionParams` order. */
+export const REJECTION_INSERT_COLUMNS = [
+  'id',
+  'received_at',
+  'code',
+  'message',
+  'remote_address',
+  'headers',
+  'body',
+  'body_len',
+] as const;
+
+/** Inserts `rowCount` rejections; params: each row's `insertRejectionParams`, one after another. */
+export function insertRejectionsSql(rowCount: number): string {
+  const row = `(${REJECTION_INSERT_COLUMNS.map(() => '?').join(', ')})`;
+  return `INSERT INTO rejections (${REJECTION_INSERT_COLUMNS.join(', ')}) VALUES ${Array.from({ length: rowCount }, () => row).join(', ')}`;
+}
 
 export function insertRejectionParams(id: string, row: NewRejection): SqlValue[] {
   return [
@@ -378,7 +350,6 @@ export function listPredictionsQuery(query: PredictionQuery): SqlQuery {
   };
 }
 
-/** Params: object id. */
 export const COUNT_PREDICTIONS_SQL = 'SELECT count(*) AS n FROM objects';
 
 export const GET_PREDICTION_SQL = `SELECT o.id, o.kind, o.status, o.model, o.event_count, o.conflict_count,

@@ -141,20 +141,31 @@ export interface DeliveryMinute {
   rejected: number;
 }
 
-/** What differs between dialects, as flags (never `if (postgres)` outside store/). */
+/** What differs between dialects, as flags (never `if (postgres)` outside store/); each dialect's are in dialects.ts. */
 export interface StoreCapabilities {
   /** How many group commits may run at once (SQLite has one writer). */
   readonly maxConcurrentCommits: number;
   /** Several processes may share this store (PostgreSQL). */
   readonly multiInstance: boolean;
+  /** Claims skip rows another transaction holds (`FOR UPDATE SKIP LOCKED`). */
+  readonly skipLocked: boolean;
+  /** Commits wake other processes' job runners (`LISTEN`/`NOTIFY`); otherwise `watchTransitions` is a no-op. */
+  readonly crossProcessNotify: boolean;
 }
 
-export interface Store {
+/** What every store is and does whatever it is used for: where it lives, what it can, and its life. */
+export interface StoreLifecycle {
   readonly dialect: string;
   readonly capabilities: StoreCapabilities;
   /** Where the data lives, for messages (a file path, or a URL without its password). */
   readonly location: string;
+  /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
 
+/** What ingest writes through. */
+export interface IngestStore {
   /**
    * Commits every event in one transaction: insert (dedupe on key), fold, all or nothing.
    * Returns one outcome per event, in order. Repeated keys inside one batch: the first is stored,
@@ -163,7 +174,15 @@ export interface Store {
   commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]>;
   /** Appends rejections and trims the log to its limits. */
   recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void>;
+  /**
+   * Resolves when a write through the commit path works now, leaving nothing behind (readiness when no
+   * delivery was committed lately); throws what a commit would throw otherwise.
+   */
+  probeWrite(): Promise<void>;
+}
 
+/** What the API, the dashboard and the CLI read. */
+export interface ReadStore {
   listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>>;
   /** How many predictions and trainings are stored, whatever their state. */
   countPredictions(): Promise<number>;
@@ -177,7 +196,10 @@ export interface Store {
   getRejection(id: string): Promise<RejectionRecord | undefined>;
   /** Minutes in `[sinceMs, untilMs)` that saw a delivery or a rejection, oldest first. */
   deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]>;
+}
 
+/** The parts with their own interfaces. */
+export interface StoreParts {
   /** The transitions log ingest appends to (CONTRACT §8). */
   readonly transitions: TransitionLog;
   /** Consumers, messages and attempts (CONTRACT §8, §9). */
@@ -186,13 +208,7 @@ export interface Store {
   readonly recover: RecoverStore;
   /** Deleting what is older than a cutoff, in small windows (CONTRACT §13). */
   readonly retention: RetentionStore;
-
-  /** Resolves when the store answers a trivial query; throws `StoreUnavailableError` otherwise. */
-  ping(): Promise<void>;
-  /**
-   * Resolves when a write through the commit path works now, leaving nothing behind (readiness when no
-   * delivery was committed lately); throws what a commit would throw otherwise.
-   */
-  probeWrite(): Promise<void>;
-  close(): Promise<void>;
 }
+
+/** Every role in one object, as `openStore` returns it. */
+export interface Store extends StoreLifecycle, IngestStore, ReadStore, StoreParts {}

@@ -2,57 +2,38 @@ import type { PoolClient, QueryResultRow } from 'pg';
 import type {
   AttemptOutcome,
   ClaimRequest,
-  ConsumerKind,
   ConsumerRecord,
-  ConsumerStats,
   ConsumerUpsert,
   JobStore,
-  MessageDetailRecord,
-  MessageQuery,
   MessageRecord,
   NewMessage,
-  RetryResult,
 } from '../job-types.js';
+import { SqlJobStore } from '../sql-job-store.js';
+import { createPostgresExecutor } from './postgres-recover.js';
 import {
   ADVANCE_POSITION_SQL,
-  attemptFromRow,
   claimAndLeaseSql,
   combinedStatement,
-  CONSUMER_STATS_SQL,
-  DELETE_CONSUMER_SQL,
   consumerFromRow,
   DISABLE_CONSUMER_SQL,
-  earliest,
   ENABLE_CONSUMER_SQL,
   GET_CONSUMER_SQL,
-  GET_MESSAGE_SQL,
   INSERT_CONSUMER_SQL,
   INSERT_MESSAGE_SQL,
   insertConsumerParams,
   insertMessageParams,
-  LIST_ATTEMPTS_SQL,
-  LIST_CONSUMERS_OF_KIND_SQL,
-  LIST_CONSUMERS_SQL,
-  listMessagesQuery,
   messageFromRow,
   MOVE_POSITION_SQL,
-  NEXT_DUE_SQL,
   outcomeStatements,
   releaseSql,
   REQUEUE_MESSAGE_SQL,
-  RETRY_DEAD_SQL,
-  retryAllDeadQuery,
   SKIP_PENDING_SQL,
-  statsFromRow,
   UPDATE_CONSUMER_SQL,
   updateConsumerParams,
-  type AttemptRow,
   type ConsumerRow,
   type MessageRow,
-  type StatsRow,
 } from '../sql-jobs.js';
-import { numberPlaceholders, toNumber, toPage, type SqlQuery, type SqlValue } from '../statements.js';
-import type { Page } from '../types.js';
+import { numberPlaceholders, toNumber, type SqlQuery, type SqlValue } from '../statements.js';
 
 /** How the job store reaches the pool: the store's own transaction (retries on deadlocks) and queries. */
 export interface PostgresAccess {
@@ -72,10 +53,11 @@ const CLAIM_LOCK_SQL = `SELECT c.enabled FROM (
 ) AS l, consumers c WHERE c.name = $1::text`;
 
 /** Several instances share this: claims lock the consumer's row, then skip rows others hold. */
-export class PostgresJobs implements JobStore {
+export class PostgresJobs extends SqlJobStore implements JobStore {
   readonly #access: PostgresAccess;
 
   constructor(access: PostgresAccess) {
+    super(createPostgresExecutor(access));
     this.#access = access;
   }
 
@@ -88,28 +70,6 @@ export class PostgresJobs implements JobStore {
       const [row] = await rows<ConsumerRow>(client, GET_CONSUMER_SQL, [consumer.name]);
       return consumerFromRow(row!);
     });
-  }
-
-  async getConsumer(name: string): Promise<ConsumerRecord | undefined> {
-    const [row] = await this.#query<ConsumerRow>('reading a consumer', GET_CONSUMER_SQL, [name]);
-    return row === undefined ? undefined : consumerFromRow(row);
-  }
-
-  async listConsumers(kind?: ConsumerKind): Promise<ConsumerRecord[]> {
-    const found =
-      kind === undefined
-        ? await this.#query<ConsumerRow>('listing consumers', LIST_CONSUMERS_SQL, [])
-        : await this.#query<ConsumerRow>('listing consumers', LIST_CONSUMERS_OF_KIND_SQL, [kind]);
-    return found.map(consumerFromRow);
-  }
-
-  async consumerStats(name: string): Promise<ConsumerStats> {
-    const [row] = await this.#query<StatsRow>('reading consumer stats', CONSUMER_STATS_SQL, [
-      name,
-      name,
-      name,
-    ]);
-    return statsFromRow(row);
   }
 
   async fanOut(
@@ -168,15 +128,6 @@ export class PostgresJobs implements JobStore {
     await this.#query('releasing leases', releaseSql(messageIds.length), [owner, ...messageIds]);
   }
 
-  async nextDueAtMs(consumer: string): Promise<number | undefined> {
-    const [row] = await this.#query<{ due: unknown; lease_end: unknown }>(
-      'reading the next due message',
-      NEXT_DUE_SQL,
-      [consumer, consumer],
-    );
-    return earliest(row?.due, row?.lease_end);
-  }
-
   async setConsumerEnabled(
     name: string,
     change: { enabled: boolean; reason?: string; position?: number; nowMs: number },
@@ -196,39 +147,6 @@ export class PostgresJobs implements JobStore {
       }
       return true;
     });
-  }
-
-  async deleteConsumer(name: string): Promise<boolean> {
-    return this.#access.transaction('deleting a consumer', async (client) => {
-      let changes = 0;
-      for (const sql of DELETE_CONSUMER_SQL) changes = await run(client, sql, [name]);
-      return changes > 0;
-    });
-  }
-
-  async listMessages(query: MessageQuery): Promise<Page<MessageRecord>> {
-    const q = listMessagesQuery(query);
-    const found = await this.#query<MessageRow>('listing messages', q.sql, q.params);
-    return toPage(found, query.limit, messageFromRow);
-  }
-
-  async getMessage(id: string): Promise<MessageDetailRecord | undefined> {
-    const [row] = await this.#query<MessageRow>('reading a message', GET_MESSAGE_SQL, [id]);
-    if (row === undefined) return undefined;
-    const attempts = await this.#query<AttemptRow>('reading attempts', LIST_ATTEMPTS_SQL, [id]);
-    return { ...messageFromRow(row), attemptLog: attempts.map(attemptFromRow) };
-  }
-
-  async retryMessage(id: string, nowMs: number): Promise<RetryResult> {
-    return this.#access.transaction('retrying a message', async (client) => {
-      if ((await run(client, RETRY_DEAD_SQL, [nowMs, id])) > 0) return 'retried';
-      return (await rows(client, GET_MESSAGE_SQL, [id])).length === 0 ? 'not_found' : 'not_dead';
-    });
-  }
-
-  async retryDead(consumer: string | undefined, nowMs: number): Promise<number> {
-    const q = retryAllDeadQuery(consumer, nowMs);
-    return this.#access.transaction('retrying dead messages', (client) => run(client, q.sql, q.params));
   }
 
   async requeue(consumer: string, messages: readonly NewMessage[], nowMs: number): Promise<number> {

@@ -1,5 +1,5 @@
 import type { PoolClient } from 'pg';
-import { SqlRecoverStore, type RecoverExecutor } from '../sql-recover.js';
+import { SqlRecoverStore, type SqlExecutor } from '../sql-recover.js';
 import { numberPlaceholders, type SqlQuery } from '../statements.js';
 
 export interface PostgresRecoverHooks {
@@ -8,7 +8,7 @@ export interface PostgresRecoverHooks {
 }
 
 /** The shared SQL's executor on PostgreSQL: each write's statements in one transaction. */
-export function createPostgresExecutor(hooks: PostgresRecoverHooks): RecoverExecutor {
+export function createPostgresExecutor(hooks: PostgresRecoverHooks): SqlExecutor {
   return {
     all: (doing, query) => hooks.query(doing, query),
     write: (doing, queries) =>

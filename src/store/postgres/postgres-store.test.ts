@@ -83,7 +83,12 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     const store = await openStore(url.replace('postgres://', 'postgresql://'), { mode: 'serve' });
     opened.push(store);
     expect(store.dialect).toBe('postgres');
-    expect(store.capabilities).toEqual({ maxConcurrentCommits: 4, multiInstance: true });
+    expect(store.capabilities).toEqual({
+      maxConcurrentCommits: 4,
+      multiInstance: true,
+      skipLocked: true,
+      crossProcessNotify: true,
+    });
     expect(store.location).toContain(db.name);
   });
 

@@ -2,59 +2,40 @@ import type Database from 'better-sqlite3';
 import type {
   AttemptOutcome,
   ClaimRequest,
-  ConsumerKind,
   ConsumerRecord,
-  ConsumerStats,
   ConsumerUpsert,
   JobStore,
-  MessageDetailRecord,
-  MessageQuery,
   MessageRecord,
   NewMessage,
-  RetryResult,
 } from '../job-types.js';
+import { SqlJobStore } from '../sql-job-store.js';
+import { createSqliteExecutor } from './sqlite-recover.js';
 import {
   ADVANCE_POSITION_SQL,
-  attemptFromRow,
-  CONSUMER_STATS_SQL,
-  DELETE_CONSUMER_SQL,
   consumerFromRow,
   COUNT_LEASED_SQL,
   DISABLE_CONSUMER_SQL,
   dueMessagesSql,
-  earliest,
   ENABLE_CONSUMER_SQL,
   GET_CONSUMER_SQL,
-  GET_MESSAGE_SQL,
   INSERT_CONSUMER_SQL,
   INSERT_MESSAGE_SQL,
   insertConsumerParams,
   insertMessageParams,
   leaseMessagesSql,
-  LIST_ATTEMPTS_SQL,
-  LIST_CONSUMERS_OF_KIND_SQL,
-  LIST_CONSUMERS_SQL,
-  listMessagesQuery,
   messageFromRow,
   MOVE_POSITION_SQL,
-  NEXT_DUE_SQL,
   outcomeStatements,
   releaseSql,
   REQUEUE_MESSAGE_SQL,
-  RETRY_DEAD_SQL,
-  retryAllDeadQuery,
   selectMessagesBySeqSql,
   SKIP_PENDING_SQL,
-  statsFromRow,
   UPDATE_CONSUMER_SQL,
   updateConsumerParams,
-  type AttemptRow,
   type ConsumerRow,
   type MessageRow,
-  type StatsRow,
 } from '../sql-jobs.js';
-import { toNumber, toPage, type SqlValue } from '../statements.js';
-import type { Page } from '../types.js';
+import { toNumber, type SqlValue } from '../statements.js';
 
 /** How the job store reaches the store's one connection. */
 export interface SqliteAccess {
@@ -74,11 +55,12 @@ type Statement = Database.Statement<SqlValue[]>;
  * SQLite has one writer and each transaction runs to its end on the event loop, so a claim needs no
  * row locks: reading the due messages and leasing them is one synchronous transaction.
  */
-export class SqliteJobs implements JobStore {
+export class SqliteJobs extends SqlJobStore implements JobStore {
   readonly #access: SqliteAccess;
   readonly #statements = new Map<string, Statement>();
 
   constructor(access: SqliteAccess) {
+    super(createSqliteExecutor(access));
     this.#access = access;
   }
 
@@ -96,30 +78,6 @@ export class SqliteJobs implements JobStore {
           return consumerFromRow(this.#get<ConsumerRow>(GET_CONSUMER_SQL, [consumer.name])!);
         })
         .immediate(),
-    );
-  }
-
-  async getConsumer(name: string): Promise<ConsumerRecord | undefined> {
-    const row = this.#access.read('reading a consumer', () =>
-      this.#get<ConsumerRow>(GET_CONSUMER_SQL, [name]),
-    );
-    return row === undefined ? undefined : consumerFromRow(row);
-  }
-
-  async listConsumers(kind?: ConsumerKind): Promise<ConsumerRecord[]> {
-    const rows = this.#access.read('listing consumers', () =>
-      kind === undefined
-        ? this.#all<ConsumerRow>(LIST_CONSUMERS_SQL, [])
-        : this.#all<ConsumerRow>(LIST_CONSUMERS_OF_KIND_SQL, [kind]),
-    );
-    return rows.map(consumerFromRow);
-  }
-
-  async consumerStats(name: string): Promise<ConsumerStats> {
-    return statsFromRow(
-      this.#access.read('reading consumer stats', () =>
-        this.#get<StatsRow>(CONSUMER_STATS_SQL, [name, name, name]),
-      ),
     );
   }
 
@@ -188,13 +146,6 @@ export class SqliteJobs implements JobStore {
     });
   }
 
-  async nextDueAtMs(consumer: string): Promise<number | undefined> {
-    const row = this.#access.read('reading the next due message', () =>
-      this.#get<{ due: unknown; lease_end: unknown }>(NEXT_DUE_SQL, [consumer, consumer]),
-    );
-    return earliest(row?.due, row?.lease_end);
-  }
-
   async setConsumerEnabled(
     name: string,
     change: { enabled: boolean; reason?: string; position?: number; nowMs: number },
@@ -218,47 +169,6 @@ export class SqliteJobs implements JobStore {
         })
         .immediate(),
     );
-  }
-
-  async deleteConsumer(name: string): Promise<boolean> {
-    return this.#access.write('deleting a consumer', () =>
-      this.#db
-        .transaction(() => {
-          let changes = 0;
-          for (const sql of DELETE_CONSUMER_SQL) changes = this.#run(sql, [name]).changes;
-          return changes > 0;
-        })
-        .immediate(),
-    );
-  }
-
-  async listMessages(query: MessageQuery): Promise<Page<MessageRecord>> {
-    const q = listMessagesQuery(query);
-    const rows = this.#access.read('listing messages', () => this.#all<MessageRow>(q.sql, q.params));
-    return toPage(rows, query.limit, messageFromRow);
-  }
-
-  async getMessage(id: string): Promise<MessageDetailRecord | undefined> {
-    return this.#access.read('reading a message', () => {
-      const row = this.#get<MessageRow>(GET_MESSAGE_SQL, [id]);
-      if (row === undefined) return undefined;
-      return {
-        ...messageFromRow(row),
-        attemptLog: this.#all<AttemptRow>(LIST_ATTEMPTS_SQL, [id]).map(attemptFromRow),
-      };
-    });
-  }
-
-  async retryMessage(id: string, nowMs: number): Promise<RetryResult> {
-    return this.#access.write('retrying a message', () => {
-      if (this.#run(RETRY_DEAD_SQL, [nowMs, id]).changes > 0) return 'retried';
-      return this.#get(GET_MESSAGE_SQL, [id]) === undefined ? 'not_found' : 'not_dead';
-    });
-  }
-
-  async retryDead(consumer: string | undefined, nowMs: number): Promise<number> {
-    const q = retryAllDeadQuery(consumer, nowMs);
-    return this.#access.write('retrying dead messages', () => this.#run(q.sql, q.params).changes);
   }
 
   async requeue(consumer: string, messages: readonly NewMessage[], nowMs: number): Promise<number> {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { SqlRecoverStore, type RecoverExecutor } from '../sql-recover.js';
+import { SqlRecoverStore, type SqlExecutor } from '../sql-recover.js';
 import type { SqlQuery, SqlValue } from '../statements.js';
 
 export interface SqliteRecoverHooks {
@@ -14,7 +14,7 @@ export interface SqliteRecoverHooks {
  * The shared SQL's executor on SQLite: statements prepared once, each write's statements in one
  * better-sqlite3 transaction (`BEGIN IMMEDIATE`: it takes the write lock before reading).
  */
-export function createSqliteExecutor(hooks: SqliteRecoverHooks): RecoverExecutor {
+export function createSqliteExecutor(hooks: SqliteRecoverHooks): SqlExecutor {
   const { db } = hooks;
   const statements = new Map<string, Database.Statement<SqlValue[]>>();
   const prepare = (sql: string) => {

@@ -1,73 +1,23 @@
 import { mkdirSync, statSync, type Stats } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import {
-  DatabaseNotFoundError,
-  foreignSchemaError,
-  newerSchemaError,
-  StoreOpenError,
-  StoreUnavailableError,
-} from '../errors.js';
-import {
-  createSchemaMigrationsSql,
-  foreignMigrationsTable,
-  foreignSchemaProblem,
-  INLET_TABLE_NAMES,
-  INSERT_APPLIED_MIGRATION_SQL,
-  planMigrations,
-  SCHEMA_MIGRATIONS_TABLE,
-  SELECT_APPLIED_MIGRATIONS_SQL,
-  type DialectTypes,
-  type FoundTables,
-} from '../migrations.js';
+import { DatabaseNotFoundError, StoreOpenError, StoreUnavailableError } from '../errors.js';
+import { INLET_TABLE_NAMES, type DialectTypes, type FoundTables } from '../migrations.js';
 import type { OpenStoreOptions, StoreLogger } from '../options.js';
+import { insertEventParams, toNumber, type SqlQuery, type SqlValue } from '../statements.js';
+import { SQLITE_CAPABILITIES } from '../dialects.js';
 import {
-  COUNT_PREDICTIONS_SQL,
-  deliveriesPerMinuteQuery,
-  deliveryMinutesFromRows,
-  type DeliveryMinuteRow,
-  eventDetailFromRow,
-  eventFromRow,
-  GET_EVENT_SQL,
-  GET_PREDICTION_SQL,
-  INSERT_EVENT_SQL,
-  insertEventParams,
-  listEventsQuery,
-  listPredictionsQuery,
-  GET_REJECTION_SQL,
-  listRejectionsQuery,
-  predictionFromRow,
-  rejectionFromRow,
-  summaryFromRow,
-  toNumber,
-  toPage,
-  type EventDetailRow,
-  type EventRow,
-  type PredictionRow,
-  type RejectionRow,
-  type SqlQuery,
-  type SqlValue,
-  type SummaryRow,
-  transitionLogOver,
-} from '../statements.js';
-import type { TransitionLog } from '../transition-types.js';
-import type {
-  CommitOutcome,
-  DeliveryMinute,
-  EventDetailRecord,
-  EventRecord,
-  IncomingEvent,
-  NewRejection,
-  ObjectRecord,
-  ObjectSummaryRecord,
-  Page,
-  PredictionQuery,
-  RejectionLimits,
-  RejectionRecord,
-  SeqQuery,
-  Store,
-  StoreCapabilities,
-} from '../types.js';
+  applyMigrations,
+  appliedMigrations,
+  assertInletSchema,
+  INLET_REQUIRED_TABLES,
+  logAppliedMigrations,
+  type SchemaConnection,
+  warnIfSchemaOlder,
+} from '../schema-setup.js';
+import { SqlReadStore } from '../sql-read-store.js';
+import type {} from '../transition-types.js';
+import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import type { RecoverStore } from '../recover-types.js';
 import type { RetentionStore } from '../retention-types.js';
 import { openFailure, toStoreError } from './sqlite-errors.js';
@@ -75,6 +25,7 @@ import { readinessProbeEvent } from '../readiness-probe.js';
 import { SqliteJobs } from './sqlite-jobs.js';
 import { createSqliteRecoverStore } from './sqlite-recover.js';
 import { createSqliteRetentionStore } from './sqlite-retention.js';
+import { INSERT_EVENT_SQL } from './commit-sql.js';
 import { configureConnection, SqliteWriter } from './sqlite-writer.js';
 import { restoreKeptWal, WalCheckpointer } from './wal-checkpoint.js';
 import { type SyncFunction, WalSync } from './wal-sync.js';
@@ -85,15 +36,6 @@ export const SQLITE_TYPES: DialectTypes = {
   // AUTOINCREMENT: a trimmed rejection's seq is never handed out again, so cursors stay valid.
   serialPrimaryKey: 'INTEGER PRIMARY KEY AUTOINCREMENT',
 };
-
-/**
- * One writer, and each transaction runs to its end on the event loop; but a committed batch waits for
- * its fsync off the loop, so later batches may commit meanwhile (each waits for a sync of its own).
- */
-export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
-  maxConcurrentCommits: 8,
-  multiInstance: false,
-});
 
 export interface SqliteStoreOptions extends OpenStoreOptions {
   /**
@@ -119,7 +61,6 @@ const MEMORY_PATH = ':memory:';
 const MAX_CACHED_STATEMENTS = 64;
 /** Deliveries remembered as committed but never answered 200 (a failed WAL sync), newest kept. */
 const MAX_UNANSWERED = 100_000;
-const INLET_TABLES = ['schema_migrations', 'events', 'objects', 'rejections'] as const;
 const DELETE_EVENT_SQL = 'DELETE FROM events WHERE delivery_key = ?';
 
 export interface SqlitePragmas {
@@ -137,7 +78,7 @@ export async function openSqliteStore(path: string, options: SqliteStoreOptions)
   return options.mode === 'serve' ? openForServe(location, options) : openForRead(location, options);
 }
 
-function openForServe(location: string, options: SqliteStoreOptions): SqliteStore {
+async function openForServe(location: string, options: SqliteStoreOptions): Promise<SqliteStore> {
   let db: Database.Database | undefined;
   try {
     if (location !== MEMORY_PATH) {
@@ -148,7 +89,7 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     db = new Database(location);
     db.pragma(`busy_timeout = ${MIGRATION_BUSY_TIMEOUT_MS}`);
     // Before anything is written (WAL mode included): someone else's tables are left as they are.
-    checkInletSchema(db, location);
+    await assertInletSchema(schemaConnection(db), location);
     // WAL: readers (the CLI) never block the writer and see only committed data.
     const journalMode = db.pragma('journal_mode = WAL', { simple: true });
     if (journalMode !== 'wal' && location !== MEMORY_PATH) {
@@ -158,7 +99,7 @@ function openForServe(location: string, options: SqliteStoreOptions): SqliteStor
     // and its checkpoints sync off the event loop too (wal-checkpoint.ts).
     const onDisk = location !== MEMORY_PATH;
     configureConnection(db, MIGRATION_BUSY_TIMEOUT_MS, onDisk ? 'NORMAL' : 'FULL');
-    migrate(db, location, options.logger);
+    await migrate(db, location, options.logger);
     db.pragma(`busy_timeout = ${options.busyTimeoutMs ?? DEFAULT_SERVE_BUSY_TIMEOUT_MS}`);
     const wal = onDisk ? new WalSync(location, options.walSync) : undefined;
     const checkpoints =
@@ -204,20 +145,19 @@ function sqliteTables(db: Database.Database): FoundTables {
   return found;
 }
 
-function checkInletSchema(db: Database.Database, location: string): void {
-  const found = sqliteTables(db);
-  // Its own columns first: the applied ids are read from it.
-  const problem =
-    foreignMigrationsTable(found) ??
-    foreignSchemaProblem(found, found.has(SCHEMA_MIGRATIONS_TABLE) ? appliedMigrations(db) : []);
-  if (problem !== undefined) throw foreignSchemaError(location, problem);
+/** The schema checks' and migration runner's view of the connection (synchronous underneath). */
+function schemaConnection(db: Database.Database): SchemaConnection {
+  return {
+    tables: async () => sqliteTables(db),
+    run: async (sql, params) => {
+      if (params === undefined) db.exec(sql);
+      else db.prepare<SqlValue[]>(sql).run(...params);
+    },
+    rows: async <Row>(sql: string) => db.prepare(sql).all() as Row[],
+  };
 }
 
-function appliedMigrations(db: Database.Database): number[] {
-  return (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) => toNumber(r.id));
-}
-
-function openForRead(location: string, options: SqliteStoreOptions): SqliteStore {
+async function openForRead(location: string, options: SqliteStoreOptions): Promise<SqliteStore> {
   if (location === MEMORY_PATH) {
     throw new DatabaseNotFoundError('An in-memory SQLite database holds no Inlet data to read.');
   }
@@ -245,21 +185,13 @@ function openForRead(location: string, options: SqliteStoreOptions): SqliteStore
         (row) => row.name,
       ),
     );
-    if (!INLET_TABLES.every((table) => found.has(table))) {
+    if (!INLET_REQUIRED_TABLES.every((table) => found.has(table))) {
       throw new DatabaseNotFoundError(
         `${location} is not an Inlet database (it has no Inlet tables; \`inlet serve\` creates them).`,
       );
     }
-    const applied = (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) =>
-      toNumber(r.id),
-    );
-    const plan = planMigrations(applied);
-    if (plan.pending.length > 0) {
-      options.logger?.warn(
-        { location, pending: plan.pending.map((m) => m.id) },
-        'Database schema is older than this Inlet; run `inlet serve` once to migrate it',
-      );
-    }
+    const applied = await appliedMigrations(schemaConnection(db));
+    warnIfSchemaOlder(applied, location, options.logger, '`inlet serve`');
     return new SqliteStore(db, location, 'read', undefined);
   } catch (error) {
     db?.close();
@@ -273,25 +205,21 @@ function openForRead(location: string, options: SqliteStoreOptions): SqliteStore
   }
 }
 
-function migrate(db: Database.Database, location: string, logger: StoreLogger | undefined): void {
-  const applyAll = db.transaction(() => {
-    db.exec(createSchemaMigrationsSql(SQLITE_TYPES));
-    const applied = (db.prepare(SELECT_APPLIED_MIGRATIONS_SQL).all() as { id: unknown }[]).map((r) =>
-      toNumber(r.id),
-    );
-    const plan = planMigrations(applied);
-    if (plan.unknown.length > 0) {
-      throw newerSchemaError(location, plan.unknown);
-    }
-    const record = db.prepare(INSERT_APPLIED_MIGRATION_SQL);
-    for (const migration of plan.pending) {
-      for (const statement of migration.up(SQLITE_TYPES)) db.exec(statement);
-      record.run(migration.id, migration.name, Date.now());
-    }
-    return plan.pending.map((m) => m.id);
-  });
-  const done = applyAll.immediate();
-  if (done.length > 0) logger?.info({ location, migrations: done }, 'Applied database migrations');
+/** The pending migrations in one IMMEDIATE transaction (nothing else uses the connection while it opens). */
+async function migrate(
+  db: Database.Database,
+  location: string,
+  logger: StoreLogger | undefined,
+): Promise<void> {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const applied = await applyMigrations(schemaConnection(db), SQLITE_TYPES, location);
+    db.exec('COMMIT');
+    logAppliedMigrations(logger, location, applied);
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
 }
 
 type Statement = Database.Statement<SqlValue[]>;
@@ -308,12 +236,11 @@ interface Writing {
 }
 
 /** The single-node store: one better-sqlite3 connection, WAL, commits made durable off the event loop. */
-export class SqliteStore implements Store {
+export class SqliteStore extends SqlReadStore implements Store {
   readonly dialect = 'sqlite';
   readonly capabilities = SQLITE_CAPABILITIES;
   readonly location: string;
   readonly mode: OpenStoreOptions['mode'];
-  readonly transitions: TransitionLog;
   readonly jobs: SqliteJobs;
   /** Reconcile and archive rows (CONTRACT §11). */
   readonly recover: RecoverStore;
@@ -325,8 +252,6 @@ export class SqliteStore implements Store {
   #unanswered = new Map<string, CommitOutcome>();
   #closed = false;
   #dynamic = new Map<string, Statement>();
-  #getPrediction: Statement;
-  #getEvent: Statement;
   #ping: Statement;
   #probe: Database.Transaction<(event: IncomingEvent) => void> | undefined;
 
@@ -337,15 +262,13 @@ export class SqliteStore implements Store {
     mode: OpenStoreOptions['mode'],
     writing: Writing | undefined,
   ) {
+    super();
     this.#db = db;
     this.#writing = writing;
     this.location = location;
     this.mode = mode;
     const prepare = (sql: string) => db.prepare<SqlValue[]>(sql);
-    this.#getPrediction = prepare(GET_PREDICTION_SQL);
-    this.#getEvent = prepare(GET_EVENT_SQL);
     this.#ping = prepare('SELECT 1');
-    this.transitions = transitionLogOver(async (doing, query) => this.#all(doing, query));
     this.jobs = new SqliteJobs({
       db,
       read: (doing, work) => this.#run(doing, work),
@@ -409,53 +332,8 @@ export class SqliteStore implements Store {
     await this.#write('recording rejections', rows.length, (writer) => writer.recordRejections(rows, limits));
   }
 
-  async listPredictions(query: PredictionQuery): Promise<Page<ObjectSummaryRecord>> {
-    const rows = this.#all<SummaryRow>('listing predictions', listPredictionsQuery(query));
-    return toPage(rows, query.limit, summaryFromRow);
-  }
-
-  async countPredictions(): Promise<number> {
-    const [row] = this.#all<{ n: unknown }>('counting predictions', {
-      sql: COUNT_PREDICTIONS_SQL,
-      params: [],
-    });
-    return toNumber(row?.n ?? 0);
-  }
-
-  async getPrediction(id: string): Promise<ObjectRecord | undefined> {
-    const row = this.#run(
-      'reading a prediction',
-      () => this.#getPrediction.get(id) as PredictionRow | undefined,
-    );
-    return row === undefined ? undefined : predictionFromRow(row);
-  }
-
-  async listEvents(objectId: string, query: SeqQuery): Promise<Page<EventRecord>> {
-    const rows = this.#all<EventRow>('listing events', listEventsQuery(objectId, query));
-    return toPage(rows, query.limit, eventFromRow);
-  }
-
-  async getEvent(key: string): Promise<EventDetailRecord | undefined> {
-    const row = this.#run('reading an event', () => this.#getEvent.get(key) as EventDetailRow | undefined);
-    return row === undefined ? undefined : eventDetailFromRow(row);
-  }
-
-  async listRejections(query: SeqQuery): Promise<Page<RejectionRecord>> {
-    const rows = this.#all<RejectionRow>('listing rejections', listRejectionsQuery(query));
-    return toPage(rows, query.limit, rejectionFromRow);
-  }
-
-  async getRejection(id: string): Promise<RejectionRecord | undefined> {
-    const [row] = this.#all<RejectionRow>('reading a rejection', { sql: GET_REJECTION_SQL, params: [id] });
-    return row === undefined ? undefined : rejectionFromRow(row);
-  }
-
-  async deliveriesPerMinute(sinceMs: number, untilMs: number): Promise<DeliveryMinute[]> {
-    const rows = this.#all<DeliveryMinuteRow>(
-      'counting deliveries per minute',
-      deliveriesPerMinuteQuery(sinceMs, untilMs),
-    );
-    return deliveryMinutesFromRows(rows);
+  protected queryRows<Row>(doing: string, query: SqlQuery): Row[] | Promise<Row[]> {
+    return this.#all<Row>(doing, query);
   }
 
   async ping(): Promise<void> {

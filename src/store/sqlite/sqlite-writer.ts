@@ -2,30 +2,32 @@ import { randomBytes } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { foldBatch, type ObjectState } from '../object-state.js';
 import {
-  COUNT_DUPLICATE_SQL,
-  FLAG_CONFLICT_SQL,
-  INSERT_EVENT_SQL,
-  INSERT_OBJECT_SQL,
-  INSERT_REJECTION_SQL,
-  INSERT_TRANSITION_SQL,
-  newTransitionValues,
   insertEventParams,
-  insertObjectParams,
   insertRejectionParams,
+  insertRejectionsSql,
+  newTransitionValues,
   objectStateFromRow,
   REJECTION_TOTALS_SQL,
-  REPLACE_OBJECT_SQL,
-  replaceObjectParams,
-  SELECT_OBJECT_STATE_SQL,
   toNumber,
-  TOUCH_OBJECT_SQL,
-  touchObjectParams,
   TRIM_REJECTIONS_BY_BYTES_SQL,
   TRIM_REJECTIONS_BY_ROWS_SQL,
   type ObjectStateRow,
   type RejectionTotalsRow,
   type SqlValue,
 } from '../statements.js';
+import {
+  COUNT_DUPLICATE_SQL,
+  FLAG_CONFLICT_SQL,
+  INSERT_EVENT_SQL,
+  INSERT_OBJECT_SQL,
+  INSERT_TRANSITION_SQL,
+  insertObjectParams,
+  REPLACE_OBJECT_SQL,
+  replaceObjectParams,
+  SELECT_OBJECT_STATE_SQL,
+  TOUCH_OBJECT_SQL,
+  touchObjectParams,
+} from './commit-sql.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits } from '../types.js';
 
 // 8 MiB keeps `serve` under 150 MB RSS; list queries on a million deliveries stay ~2-3 ms (docs/benchmarks.md).
@@ -83,7 +85,7 @@ export class SqliteWriter {
     this.#insertObject = prepare(INSERT_OBJECT_SQL);
     this.#replaceObject = prepare(REPLACE_OBJECT_SQL);
     this.#touchObject = prepare(TOUCH_OBJECT_SQL);
-    this.#insertRejection = prepare(INSERT_REJECTION_SQL);
+    this.#insertRejection = prepare(insertRejectionsSql(1));
     this.#insertTransition = prepare(INSERT_TRANSITION_SQL);
     this.#rejectionTotals = prepare(REJECTION_TOTALS_SQL);
     this.#trimByRows = prepare(TRIM_REJECTIONS_BY_ROWS_SQL);

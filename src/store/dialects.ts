@@ -1,0 +1,34 @@
+import type { StoreCapabilities } from './types.js';
+
+/**
+ * SQLite: one writer, and each transaction runs to its end on the event loop; but a committed batch
+ * waits for its fsync off the loop, so later batches may commit meanwhile (each waits for a sync of its own).
+ */
+export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
+  maxConcurrentCommits: 8,
+  multiInstance: false,
+  skipLocked: false,
+  crossProcessNotify: false,
+});
+
+export const POSTGRES_CAPABILITIES: StoreCapabilities = Object.freeze({
+  // Row locks let commits run side by side; a few at once keep the pool free for reads and pings.
+  maxConcurrentCommits: 4,
+  multiInstance: true,
+  skipLocked: true,
+  crossProcessNotify: true,
+});
+
+/** What each dialect can, by the name `parseDatabaseUrl` gives it. */
+export const DIALECT_CAPABILITIES = Object.freeze({
+  sqlite: SQLITE_CAPABILITIES,
+  postgres: POSTGRES_CAPABILITIES,
+});
+
+/** What a store not open yet is taken to do: one commit at a time, on its own. */
+export const FALLBACK_CAPABILITIES: StoreCapabilities = Object.freeze({
+  maxConcurrentCommits: 1,
+  multiInstance: false,
+  skipLocked: false,
+  crossProcessNotify: false,
+});

@@ -198,6 +198,8 @@ export function createInlet(
     {
       name: 'streams',
       start: async () => {
+        // One process on its store: the batcher's wake-ups are all there is.
+        if (!store.capabilities.crossProcessNotify) return;
         try {
           unwatchStreams = await store.jobs.watchTransitions(wakeStreams);
         } catch (error) {

@@ -1,3 +1,4 @@
+import { HOLDING_CLOCK, type Clock } from '../../clock.js';
 import { randomBytes } from 'node:crypto';
 import type { PoolClient, QueryResultRow } from 'pg';
 import { foldBatch, type ObjectState } from '../object-state.js';
@@ -283,13 +284,15 @@ async function lockObjects(client: PoolClient, ids: readonly string[]): Promise<
 
 /**
  * Runs `work` in one transaction on a pooled connection; a deadlock or serialization failure runs the
- * whole transaction again (up to COMMIT_ATTEMPTS), and errors come out as store errors.
+ * whole transaction again (up to COMMIT_ATTEMPTS, after a pause timed by `clock`), and errors come out as
+ * store errors.
  */
 export async function transaction<T>(
   connect: (doing: string) => Promise<PoolClient>,
   location: string,
   doing: string,
   work: (client: PoolClient) => Promise<T>,
+  clock: Clock = HOLDING_CLOCK,
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const client = await connect(doing);
@@ -307,7 +310,7 @@ export async function transaction<T>(
       if (broken === undefined) broken = await rollback(client);
       if (isRetryableConflict(error) && attempt < COMMIT_ATTEMPTS) {
         // Another instance won a lock race: run the whole transaction again after a short, jittered pause.
-        await delay(5 * attempt + Math.random() * 20);
+        await new Promise<void>((resolve) => clock.setTimeout(resolve, 5 * attempt + Math.random() * 20));
         continue;
       }
       throw toStoreError(error, doing, location);
@@ -317,10 +320,6 @@ export async function transaction<T>(
       client.release(broken ?? false);
     }
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Ends a failed transaction; answers the error when the connection is no longer usable. */

@@ -40,6 +40,11 @@ const SCALE_DELIVERIES = Number(env.INLET_BENCH_SCALE_DELIVERIES ?? 1_000_000);
 const PG_ADMIN_URL = env.INLET_BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WRITE_DOCS = env.INLET_BENCH_WRITE_DOCS !== '0';
 const EXTRA_ARGS = (env.INLET_BENCH_SERVE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/**
+ * Another build's `dist/cli/bin.js` (a checkout of an earlier commit, built): its Inlet lines run in the
+ * same rounds as this build's, for "no slower than before" in one run.
+ */
+const BASELINE_BIN = env.INLET_BENCH_BASELINE_BIN;
 
 interface WrkResult {
   requests: number;
@@ -183,6 +188,7 @@ function inletServer(
   name: string,
   database: (work: string, round: number) => Promise<string>,
   args: () => string[] = () => [],
+  bin: string = BIN,
 ): ServerSpec {
   return {
     name,
@@ -191,7 +197,7 @@ function inletServer(
       const url = await database(work, round);
       return startProcess(
         process.execPath,
-        [BIN, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', url, ...args(), ...EXTRA_ARGS],
+        [bin, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', url, ...args(), ...EXTRA_ARGS],
         nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, INLET_LOG_FORMAT: 'json' }),
         join(work, `${name.replace(/\W+/g, '-')}-${round}.log`),
         /Inlet is receiving Replicate webhooks at http:\/\/127\.0\.0\.1:(\d+)\//,
@@ -356,7 +362,7 @@ async function postgresDatabase(): Promise<
   const created: string[] = [];
   return {
     async url(_work, round) {
-      const name = `inlet_bench_${process.pid}_${round}`;
+      const name = `inlet_bench_${process.pid}_${round}_${created.length}`;
       await admin.query(`DROP DATABASE IF EXISTS ${name}`);
       await admin.query(`CREATE DATABASE ${name}`);
       created.push(name);
@@ -589,6 +595,21 @@ async function main(): Promise<void> {
   } else {
     servers.push(inletServer('Inlet, PostgreSQL', pgDb.url));
   }
+  if (BASELINE_BIN !== undefined) {
+    if (!existsSync(BASELINE_BIN)) throw new Error(`INLET_BENCH_BASELINE_BIN: no file ${BASELINE_BIN}`);
+    notes.push(`Baseline lines run ${BASELINE_BIN}.`);
+    servers.push(
+      inletServer(
+        'baseline build, SQLite',
+        async (w, round) => `sqlite:${join(w, `baseline-${round}.db`)}`,
+        undefined,
+        BASELINE_BIN,
+      ),
+    );
+    if (typeof pgDb !== 'string') {
+      servers.push(inletServer('baseline build, PostgreSQL', pgDb.url, undefined, BASELINE_BIN));
+    }
+  }
   for (const t of tutorialServers()) {
     if (t.unavailable !== undefined)
       notes.push(`${t.name} not measured: ${t.unavailable} (not installed on purpose).`);
@@ -734,6 +755,15 @@ async function main(): Promise<void> {
     ...rows,
     '',
   ];
+  if (BASELINE_BIN !== undefined) {
+    const rps = (name: string) => summary.find((s) => s.name === name)?.rps ?? NaN;
+    const ratio = (mine: string, theirs: string) =>
+      `${fmt(rps(mine) / rps(theirs), 2)}× (${fmt(rps(mine))} ÷ ${fmt(rps(theirs))} req/s)`;
+    report.push(
+      `This build ÷ the baseline build, same rounds: SQLite ${ratio('Inlet, SQLite', 'baseline build, SQLite')}; PostgreSQL ${ratio('Inlet, PostgreSQL', 'baseline build, PostgreSQL')}.`,
+      '',
+    );
+  }
   if (scale !== undefined) {
     report.push(
       `Scale check: ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries (${Math.round(SCALE_DELIVERIES / 3).toLocaleString('en-US')} predictions, ${MODELS.length} models) bulk-loaded through the store's own commit path in ${fmt(scale.loadSeconds, 1)} s (database ${scale.dbMiB} MiB), then \`GET\` each list 32 times (first 2 not counted) on the idle server:`,

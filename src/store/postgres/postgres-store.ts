@@ -15,7 +15,6 @@ import {
   warnIfSchemaOlder,
 } from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
-import type {} from '../transition-types.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import {
   describePostgresError,

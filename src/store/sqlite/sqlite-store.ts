@@ -16,7 +16,6 @@ import {
   warnIfSchemaOlder,
 } from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
-import type {} from '../transition-types.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
 import type { RecoverStore } from '../recover-types.js';
 import type { RetentionStore } from '../retention-types.js';

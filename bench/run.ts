@@ -45,6 +45,11 @@ const EXTRA_ARGS = (env.INLET_BENCH_SERVE_ARGS ?? '').split(' ').filter((a) => a
  * same rounds as this build's, for "no slower than before" in one run.
  */
 const BASELINE_BIN = env.INLET_BENCH_BASELINE_BIN;
+/** Line names separated by `|` (names hold commas): only those lines run (a focused A/B); all when unset. */
+const ONLY = (env.INLET_BENCH_ONLY ?? '')
+  .split('|')
+  .map((name) => name.trim())
+  .filter((name) => name !== '');
 
 interface WrkResult {
   requests: number;
@@ -614,6 +619,11 @@ async function main(): Promise<void> {
     if (t.unavailable !== undefined)
       notes.push(`${t.name} not measured: ${t.unavailable} (not installed on purpose).`);
     else servers.push(t);
+  }
+  if (ONLY.length > 0) {
+    const kept = servers.filter((spec) => ONLY.includes(spec.name));
+    notes.push(`Only the lines named in INLET_BENCH_ONLY: ${kept.map((spec) => spec.name).join('; ')}.`);
+    servers.splice(0, servers.length, ...kept);
   }
   const m = machine(work);
   log(`machine: ${JSON.stringify(m)}`);

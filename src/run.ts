@@ -7,7 +7,7 @@ import { ConfigError, parseTimeScale, type Env, type ServeConfig } from './confi
 import { createInlet, type Inlet } from './inlet.js';
 import { parseReplicateApiConfig } from './replicate-settings.js';
 import { DeferredStore } from './store/deferred-store.js';
-import { FALLBACK_CAPABILITIES } from './store/dialects.js';
+import { capabilitiesBeforeOpen } from './store/dialects.js';
 import type { StoreOpenError } from './store/errors.js';
 import { describeDatabase, openStore } from './store/index.js';
 
@@ -105,7 +105,7 @@ export async function startServer(
     describeDatabase(config.database),
     () => openStore(config.database, { mode: 'serve', logger }),
     logger,
-    FALLBACK_CAPABILITIES,
+    capabilitiesBeforeOpen(config.database.dialect),
   );
   const tls = config.tlsCert === undefined ? undefined : readTlsFiles(config);
   const api = parseReplicateApiConfig(env);

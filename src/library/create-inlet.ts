@@ -11,7 +11,7 @@ import { Ingest } from '../ingest/accept.js';
 import { CommitBatcher } from '../ingest/commit-batcher.js';
 import { RejectionLog } from '../ingest/rejection-log.js';
 import { DeferredStore } from '../store/deferred-store.js';
-import { FALLBACK_CAPABILITIES } from '../store/dialects.js';
+import { capabilitiesBeforeOpen } from '../store/dialects.js';
 import { describeDatabase, openStore, parseDatabaseUrl } from '../store/index.js';
 import { createFetchHandler, type FetchHandler } from './fetch-handler.js';
 import { createNodeListener, type NodeListener } from './node-listener.js';
@@ -106,7 +106,7 @@ export function createInlet(options: CreateInletOptions): Inlet {
     describeDatabase(target),
     () => openStore(target, { mode: 'serve', logger }),
     logger,
-    FALLBACK_CAPABILITIES,
+    capabilitiesBeforeOpen(target.dialect),
   );
   const connecting = store.connect();
 

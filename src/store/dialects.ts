@@ -25,10 +25,10 @@ export const DIALECT_CAPABILITIES = Object.freeze({
   postgres: POSTGRES_CAPABILITIES,
 });
 
-/** What a store not open yet is taken to do: one commit at a time, on its own. */
-export const FALLBACK_CAPABILITIES: StoreCapabilities = Object.freeze({
-  maxConcurrentCommits: 1,
-  multiInstance: false,
-  skipLocked: false,
-  crossProcessNotify: false,
-});
+/**
+ * What a store of `dialect` not open yet is taken to do: its dialect's facts (so services started
+ * before it connects still know whether other processes notify), one commit at a time.
+ */
+export function capabilitiesBeforeOpen(dialect: keyof typeof DIALECT_CAPABILITIES): StoreCapabilities {
+  return Object.freeze({ ...DIALECT_CAPABILITIES[dialect], maxConcurrentCommits: 1 });
+}

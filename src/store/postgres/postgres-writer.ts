@@ -1,6 +1,6 @@
-import { HOLDING_CLOCK, type Clock } from '../../clock.js';
 import { randomBytes } from 'node:crypto';
 import type { PoolClient, QueryResultRow } from 'pg';
+import { HOLDING_CLOCK, type Clock } from '../../clock.js';
 import { foldBatch, type ObjectState } from '../object-state.js';
 import {
   insertEventParams,

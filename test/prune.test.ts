@@ -19,8 +19,6 @@ import { runCli, startServe, stop, type RunningServer } from './process-helpers.
 const DELIVERIES = Number(process.env.INLET_PRUNE_ROWS ?? 100_000);
 /** The longest any delivery may wait while a prune runs (the acceptance criterion). */
 const MAX_STALL_MS = Number(process.env.INLET_PRUNE_MAX_STALL_MS ?? 100);
-/** The loose bound on the single longest wait, which also catches the machine's own hiccups. */
-const MAX_LONGEST_MS = Number(process.env.INLET_PRUNE_MAX_COMMIT_MS ?? 250);
 const TIMEOUT_MS = Math.max(60_000, DELIVERIES / 5);
 
 interface Sample {
@@ -217,7 +215,7 @@ describe(`prune on ${DELIVERIES.toLocaleString('en-US')} deliveries`, () => {
         // The longest single commit also catches the machine's own hiccups (other processes on two cores,
         // a checkpoint's write stuck behind the kernel's writeback): it is bounded loosely here, and
         // measured on a quiet machine for docs/benchmarks.md. One transaction per table fails both.
-        expect(during.at(-1)).toBeLessThanOrEqual(MAX_LONGEST_MS);
+        expect(during.at(-1)).toBeLessThanOrEqual(Number(process.env.INLET_PRUNE_MAX_COMMIT_MS ?? 250));
       } finally {
         committing = false;
         await committer;
@@ -259,10 +257,7 @@ describe(`prune on ${DELIVERIES.toLocaleString('en-US')} deliveries`, () => {
       );
       expect(stall.deliveries).toBeGreaterThan(0);
       expect(stall.statuses).toEqual([200]);
-      // As for commits above: p99 within the criterion, the longest bounded loosely (an HTTP round trip
-      // also carries the machine's hiccups; the quiet-machine figure is in docs/benchmarks.md).
-      expect(stall.p99Ms).toBeLessThanOrEqual(MAX_STALL_MS);
-      expect(stall.maxMs).toBeLessThanOrEqual(Math.max(MAX_LONGEST_MS, 2 * baseline.maxMs));
+      expect(stall.maxMs).toBeLessThanOrEqual(Math.max(MAX_STALL_MS, 2 * baseline.maxMs));
       expect(deleted).toMatchObject(expectedPrune(fixture));
       await stop(server);
       server = undefined;
@@ -306,10 +301,7 @@ describe(`prune on ${DELIVERIES.toLocaleString('en-US')} deliveries`, () => {
           `max ${stall.maxMs} ms, p99 ${stall.p99Ms} ms (before it: ${baseline.deliveries} deliveries, max ${baseline.maxMs} ms, p99 ${baseline.p99Ms} ms)\n${pruned.stdout}`,
       );
       expect(stall.statuses).toEqual([200]);
-      // As for commits above: p99 within the criterion, the longest bounded loosely (an HTTP round trip
-      // also carries the machine's hiccups; the quiet-machine figure is in docs/benchmarks.md).
-      expect(stall.p99Ms).toBeLessThanOrEqual(MAX_STALL_MS);
-      expect(stall.maxMs).toBeLessThanOrEqual(Math.max(MAX_LONGEST_MS, 2 * baseline.maxMs));
+      expect(stall.maxMs).toBeLessThanOrEqual(Math.max(MAX_STALL_MS, 2 * baseline.maxMs));
       expect(pruned.stdout).toMatch(new RegExp(`events\\s+${expected.events.toLocaleString('en-US')}\\n`));
       await stop(server);
       server = undefined;

@@ -445,24 +445,40 @@ export function flagOption(schema: z.ZodType): [flags: string, help: string, def
  */
 export function parseNumberFlag(schema: z.ZodType, text: string | undefined): number | undefined {
   const meta = SETTING_META.get(schema);
-  let inner: z.ZodType = schema;
-  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+  const inner = unwrapped(schema);
   if (meta?.flag === undefined || !(inner instanceof z.ZodNumber))
     throw new Error('not a number flag setting');
   if (text === undefined) return schema.parse(undefined) as number | undefined;
+  return numberWithin(`--${meta.flag}`, text, inner);
+}
+
+/** A schema without its default or optional wrapper. */
+function unwrapped(schema: z.ZodType): z.ZodType {
+  let inner = schema;
+  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional) inner = inner.unwrap() as z.ZodType;
+  return inner;
+}
+
+/**
+ * `text` read as a number `schema` allows (whole or decimal, within its range); otherwise a
+ * `ConfigError` naming `setting`, the range and the text given. Every number setting is read here.
+ */
+function numberWithin(setting: string, text: string, schema: z.ZodNumber): number {
   const trimmed = text.trim();
-  const whole = inner.isInt;
-  const pattern = whole ? /^\d+$/ : /^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
+  const pattern = schema.isInt ? /^\d+$/ : /^(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?$/;
   const value = pattern.test(trimmed) ? Number(trimmed) : NaN;
-  if (inner.safeParse(value).success) return value;
-  const [min, max] = [inner.minValue, inner.maxValue];
-  const range = whole
+  if (schema.safeParse(value).success) return value;
+  const [min, max] = [schema.minValue, schema.maxValue];
+  const range = schema.isInt
     ? `a whole number from ${min} to ${max}`
-    : inner.safeParse(min).success
+    : schema.safeParse(min).success
       ? `a number from ${min} to ${max}`
       : `a number greater than ${min} and at most ${max}`;
-  throw new ConfigError(`--${meta.flag}`, `--${meta.flag} must be ${range}; got "${text}".`);
+  throw new ConfigError(setting, `${setting} must be ${range}; got "${trimmed}".`);
 }
+
+/** `INLET_TIME_SCALE` and `inlet emulate --time-scale`: how much faster (or slower) waits run. */
+const TIME_SCALE = z.number().gt(0).max(1000);
 
 const DAY_MS = 24 * 3600 * 1000;
 const fraction = (flag: string, description: string) =>
@@ -480,7 +496,7 @@ export const EmulateSettingsSchema = z.object({
     valueName: 'port',
     description: 'listen port (0 picks a free port and prints it)',
   }),
-  timeScale: setting(z.number().gt(0).max(1000).default(1), {
+  timeScale: setting(TIME_SCALE.default(1), {
     flag: 'time-scale',
     valueName: 'x',
     description: 'multiply model timings, throttle, backoff, retry window and fault delays',
@@ -703,10 +719,7 @@ function spec(key: SettingKey): SettingSpec {
 
 /** The value schema of a setting, without its default or optional wrapper. */
 function valueSchema(key: SettingKey): z.ZodType {
-  let schema: z.ZodType = ServeSettingsSchema.shape[key];
-  while (schema instanceof z.ZodDefault || schema instanceof z.ZodOptional)
-    schema = schema.unwrap() as z.ZodType;
-  return schema;
+  return unwrapped(ServeSettingsSchema.shape[key]);
 }
 
 /** A whole-number setting in the schema's range; its default, or `fallback` when one is worked out. */
@@ -716,15 +729,7 @@ function intSetting(flags: ServeFlags, env: Env, key: SettingKey, fallback?: num
   if (!(schema instanceof z.ZodNumber)) throw new Error(`${key} is not a number`);
   const got = pick(flags, s.flag, env, s.env);
   if (got === undefined) return fallback ?? (defaultOf(key) as number);
-  const text = String(got.value).trim();
-  const value = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!schema.safeParse(value).success) {
-    throw new ConfigError(
-      got.setting,
-      `${got.setting} must be a whole number from ${schema.minValue} to ${schema.maxValue}; got "${text}".`,
-    );
-  }
-  return value;
+  return numberWithin(got.setting, String(got.value), schema);
 }
 
 /** A duration with units (`7d`, `12h`, `90m`), in milliseconds; the default when not given (or blank). */
@@ -897,14 +902,7 @@ export function defaultWebhookUrl(env: Env): string | undefined {
 export function parseTimeScale(env: Env): number {
   const text = env.INLET_TIME_SCALE?.trim();
   if (text === undefined || text === '') return 1;
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0 || value > 1000) {
-    throw new ConfigError(
-      'INLET_TIME_SCALE',
-      `INLET_TIME_SCALE must be a number greater than 0 and at most 1000; got "${text}".`,
-    );
-  }
-  return value;
+  return numberWithin('INLET_TIME_SCALE', text, TIME_SCALE);
 }
 
 /** The database for the verbs that open one (`inlet predictions`, `inlet migrate`, `inlet worker`…). */

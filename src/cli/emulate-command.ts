@@ -64,7 +64,7 @@ function lineLogger(ctx: CliContext): EmulatorLogger {
 const E = EmulateSettingsSchema.shape;
 
 export function registerEmulateCommand(program: Command, ctx: CliContext): void {
-  program
+  const command = program
     .command('emulate')
     .description('run a local Replicate API emulator that sends real, signed webhooks (docs/emulator.md)')
     .option(...flagOption(E.port))
@@ -72,19 +72,10 @@ export function registerEmulateCommand(program: Command, ctx: CliContext): void 
     .option(
       '--secret <whsec>',
       'webhook signing secret (default: REPLICATE_WEBHOOK_SECRET, else a fresh random one)',
-    )
-    .option(...flagOption(E.timeScale))
-    .option(...flagOption(E.retryWindowMs))
-    .option(...flagOption(E.outputTtlMs))
-    .option(...flagOption(E.attemptTimeoutMs))
-    .option(...flagOption(E.faultDrop))
-    .option(...flagOption(E.faultDuplicate))
-    .option(...flagOption(E.faultReorder))
-    .option(...flagOption(E.faultDelay))
-    .option(...flagOption(E.faultDelayMs))
-    .option(...flagOption(E.faultRateLimit))
-    .option(...flagOption(E.faultRetryAfter))
-    .option(...flagOption(E.seed))
+    );
+  // The other number flags, in the schema's order.
+  for (const schema of Object.values(E)) if (schema !== E.port) command.option(...flagOption(schema));
+  command
     .option('--public-url <url>', 'origin clients reach the emulator at, when not http://HOST:PORT')
     .option('--no-tls', 'answer plain HTTP only (no HTTPS on the same port, no certificate)')
     .option(

@@ -5,10 +5,13 @@
  * message, now − the message's `timestamp` (when Inlet recorded the transition). Prints p50/p99/max.
  *
  *   npm run build && npx tsc -p bench/tsconfig.json && node dist/.bench/bench/destination-lag.js [RATE] [SECONDS]
+ *
+ * LAG_MAX_IN_FLIGHT sets both destinations' `maxInFlight` (default 10); LAG_CPU_PROF_DIR writes a CPU
+ * profile of `serve` there when it exits.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,12 +47,14 @@ writeFileSync(
       url: `http://127.0.0.1:${receiverPort}/${name}`,
       events: ['prediction.*'],
       allowPrivateNetwork: true,
+      ...(process.env.LAG_MAX_IN_FLIGHT ? { maxInFlight: Number(process.env.LAG_MAX_IN_FLIGHT) } : {}),
     })),
   }),
 );
 const serve = spawn(
   process.execPath,
   [
+    ...(process.env.LAG_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LAG_CPU_PROF_DIR}`] : []),
     BIN,
     'serve',
     '--port',
@@ -80,6 +85,10 @@ const base = await new Promise<string>((resolve) => {
   });
 });
 
+// node:http with keep-alive, not fetch: fetch costs more than a core at 1,000 requests/s on this
+// machine, and the load generator shares the two cores with the server it measures.
+const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+const target = new URL(`${base}/replicate-webhook`);
 let sent = 0;
 let failed = 0;
 const inFlight = new Set<Promise<void>>();
@@ -99,13 +108,18 @@ function deliver(n: number): void {
     'content-type': 'application/json',
     ...signWebhook(body, { secret: SECRET, id: `msg_${n}`, timestampSec: Math.floor(Date.now() / 1000) }),
   };
-  const p = fetch(`${base}/replicate-webhook`, { method: 'POST', body, headers })
-    .then(async (res) => {
-      if (res.status !== 200) failed++;
-      await res.arrayBuffer();
-    })
-    .catch(() => void failed++)
-    .finally(() => inFlight.delete(p));
+  const p = new Promise<void>((resolve) => {
+    const req = request(target, { method: 'POST', agent, headers }, (res) => {
+      if (res.statusCode !== 200) failed++;
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('error', () => {
+      failed++;
+      resolve();
+    });
+    req.end(body);
+  }).finally(() => inFlight.delete(p));
   inFlight.add(p);
 }
 
@@ -136,6 +150,7 @@ console.log(
 );
 serve.kill('SIGTERM');
 await new Promise((resolve) => serve.on('exit', resolve));
+agent.destroy();
 receiver.close();
 receiver.closeAllConnections();
 rmSync(work, { recursive: true, force: true });

@@ -194,6 +194,58 @@ for (const [dialect, factory] of DIALECTS) {
       expect(stored?.attemptLog).toHaveLength(1);
     });
 
+    it('reads the log once per pass for consumers at the same position, and no transition again to attempt it', async () => {
+      const counted = { list: 0, get: 0 };
+      const listTransitions = log.listTransitions.bind(log);
+      const getTransition = log.getTransition.bind(log);
+      log.listTransitions = (query) => {
+        counted.list++;
+        return listTransitions(query);
+      };
+      log.getTransition = (id) => {
+        counted.get++;
+        return getTransition(id);
+      };
+      const one = new ScriptedDeliverer(['delivered']);
+      const two = new ScriptedDeliverer(['delivered']);
+      const r = runner();
+      r.add(consumer(one, { maxInFlight: 50 }));
+      r.add(consumer(two, { name: 'other', maxInFlight: 50 }));
+      await r.idle();
+      for (let i = 0; i < 30; i++) log.append(`p${i}`, 'prediction.completed');
+      counted.list = 0;
+      await r.runOnce();
+      expect(counted.list).toBe(1);
+      expect(one.seen).toHaveLength(30);
+      expect(two.seen).toHaveLength(30);
+      expect(counted.get).toBe(0);
+    });
+
+    it("keeps fanned-out transitions by their bodies' size: large ones are read again, and every message goes out whole", async () => {
+      let reads = 0;
+      const getTransition = log.getTransition.bind(log);
+      log.getTransition = (id) => {
+        reads++;
+        return getTransition(id);
+      };
+      const d = new ScriptedDeliverer(['delivered']);
+      const r = runner();
+      r.add(consumer(d, { maxInFlight: 40 }));
+      await r.idle();
+      const logs = 'x'.repeat(1024 * 1024);
+      for (let i = 0; i < 40; i++) {
+        log.append(`p${i}`, 'prediction.completed', {
+          body: Buffer.from(JSON.stringify({ id: `p${i}`, status: 'succeeded', logs })),
+        });
+      }
+      await r.idle();
+      expect(d.seen).toHaveLength(40);
+      for (const m of d.seen) expect(m.data).toMatchObject({ id: m.objectId, logs });
+      // 40 MiB of bodies fanned out, 16 MiB kept: the older ones are read again for their attempts.
+      expect(reads).toBeGreaterThan(0);
+      expect(reads).toBeLessThan(40);
+    });
+
     it('while ingest is busy, a pass fans out only enough to fill the slots; the rest waits in the log', async () => {
       let busy = false;
       const d = new ScriptedDeliverer(['delivered']);

@@ -21,7 +21,7 @@ runRetentionContract('sqlite', async () => {
 });
 
 describe('sqlite retention SQL', () => {
-  it('reads each table\'s seq range from the ends of its primary key, never by scanning the table', async () => {
+  it("reads each table's seq range from the ends of its primary key, never by scanning the table", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'inlet-sqlite-retention-plan-'));
     const path = join(dir, 'inlet.db');
     try {
@@ -29,9 +29,9 @@ describe('sqlite retention SQL', () => {
       const db = new Database(path, { readonly: true });
       try {
         for (const table of PRUNE_TABLES) {
-          const plan = (db.prepare(`EXPLAIN QUERY PLAN ${seqRangeSql(table)}`).all() as { detail: string }[]).map(
-            (row) => row.detail,
-          );
+          const plan = (
+            db.prepare(`EXPLAIN QUERY PLAN ${seqRangeSql(table)}`).all() as { detail: string }[]
+          ).map((row) => row.detail);
           // `SCAN <table>` would read every row; `SEARCH <table>` reads one end of the primary key.
           expect(plan.filter((detail) => detail.startsWith(`SCAN ${table}`))).toEqual([]);
           expect(plan.filter((detail) => detail.startsWith(`SEARCH ${table}`))).toHaveLength(2);

@@ -80,10 +80,11 @@ export interface InletJobOptions {
 }
 
 /**
- * Webhooks waiting for their commit at which the runner defers to ingest (a saturated server, not a
- * steady one: at 1,000 deliveries/s a handful wait at a time).
+ * The runner defers to ingest while ingest is crowded (`CommitBatcher.crowdedWithin`: many webhooks
+ * waiting for their commit on average) and a webhook came this recently: at saturation all the time,
+ * at a steady 1,000 deliveries/s almost never.
  */
-const BUSY_PENDING_COMMITS = 16;
+const BUSY_WINDOW_MS = 200;
 
 /** On close, connections get the commit timeout and this much more to finish before they are cut. */
 const CLOSE_MARGIN_MS = 5_000;
@@ -125,7 +126,7 @@ export function createInlet(
     ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
     ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
     subscribe: (wake) => batcher.onTransitions(wake),
-    busy: () => batcher.pending >= BUSY_PENDING_COMMITS,
+    busy: () => batcher.crowdedWithin(BUSY_WINDOW_MS),
   });
   const archive =
     jobOptions.archive === undefined

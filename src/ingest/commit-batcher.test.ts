@@ -335,3 +335,54 @@ describe('CommitBatcher when commits fail', () => {
     expect(batcher.healthy).toBe(false);
   });
 });
+
+describe('CommitBatcher crowding', () => {
+  it('is crowded while many webhooks wait for their commit on average, not after a lone spike, and not once they stop coming', async () => {
+    let release!: () => void;
+    let gate: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
+    const store = {
+      capabilities: {
+        maxConcurrentCommits: 1,
+        multiInstance: false,
+        skipLocked: false,
+        crossProcessNotify: false,
+      },
+      commitEvents: async (events: readonly IncomingEvent[]) => {
+        await gate;
+        return events.map(() => ({ duplicate: false, applied: true, conflict: false }));
+      },
+    } as unknown as Store;
+    let nowMs = 1_000_000;
+    const time = {
+      now: () => nowMs,
+      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+      clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
+    };
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger, clock: time });
+    expect(batcher.crowdedWithin(200)).toBe(false);
+
+    // A spike: 20 wait at once, once. The average of the last ~64 arrivals stays low.
+    const spike = Array.from({ length: 20 }, (_, i) => batcher.submit(event(`s${i}`)));
+    expect(batcher.pending).toBe(20);
+    expect(batcher.crowdedWithin(200)).toBe(false);
+    release();
+    gate = undefined;
+    await Promise.all(spike);
+
+    // Saturated: every arrival finds 40 or more waiting.
+    gate = new Promise<void>((resolve) => (release = resolve));
+    const held = Array.from({ length: 200 }, (_, i) => batcher.submit(event(`h${i}`)));
+    expect(batcher.crowdedWithin(200)).toBe(true);
+    release();
+    gate = undefined;
+    await Promise.all(held);
+    // Still crowded on average right after; no longer once no webhook came for the window.
+    expect(batcher.crowdedWithin(200)).toBe(true);
+    nowMs += 201;
+    expect(batcher.crowdedWithin(200)).toBe(false);
+
+    // Steady, one at a time: the average decays below the threshold.
+    for (let i = 0; i < 200; i++) await batcher.submit(event(`q${i}`));
+    expect(batcher.crowdedWithin(200)).toBe(false);
+  });
+});

@@ -10,6 +10,7 @@ const logger = pino({ level: 'silent' });
 function fakeStore(failure: () => Error | undefined) {
   const calls = { commits: 0, probes: 0 };
   let holdProbe: Promise<void> | undefined;
+  let holdCommit: Promise<void> | undefined;
   const store = {
     capabilities: {
       maxConcurrentCommits: 1,
@@ -19,6 +20,7 @@ function fakeStore(failure: () => Error | undefined) {
     },
     commitEvents: async (events: readonly IncomingEvent[]) => {
       calls.commits++;
+      await holdCommit;
       const error = failure();
       if (error !== undefined) throw error;
       return events.map(() => ({ duplicate: false, applied: true, conflict: false }));
@@ -35,6 +37,9 @@ function fakeStore(failure: () => Error | undefined) {
     calls,
     holdProbes: (until: Promise<void> | undefined) => {
       holdProbe = until;
+    },
+    holdCommits: (until: Promise<void> | undefined) => {
+      holdCommit = until;
     },
   };
 }
@@ -339,19 +344,8 @@ describe('CommitBatcher when commits fail', () => {
 describe('CommitBatcher crowding', () => {
   it('is crowded while many webhooks wait for their commit on average, not after a lone spike, and not once they stop coming', async () => {
     let release!: () => void;
-    let gate: Promise<void> | undefined = new Promise<void>((resolve) => (release = resolve));
-    const store = {
-      capabilities: {
-        maxConcurrentCommits: 1,
-        multiInstance: false,
-        skipLocked: false,
-        crossProcessNotify: false,
-      },
-      commitEvents: async (events: readonly IncomingEvent[]) => {
-        await gate;
-        return events.map(() => ({ duplicate: false, applied: true, conflict: false }));
-      },
-    } as unknown as Store;
+    const { store, holdCommits } = fakeStore(() => undefined);
+    holdCommits(new Promise<void>((resolve) => (release = resolve)));
     let nowMs = 1_000_000;
     const time = {
       now: () => nowMs,
@@ -366,15 +360,15 @@ describe('CommitBatcher crowding', () => {
     expect(batcher.pending).toBe(20);
     expect(batcher.crowdedWithin(200)).toBe(false);
     release();
-    gate = undefined;
+    holdCommits(undefined);
     await Promise.all(spike);
 
     // Saturated: every arrival finds 40 or more waiting.
-    gate = new Promise<void>((resolve) => (release = resolve));
+    holdCommits(new Promise<void>((resolve) => (release = resolve)));
     const held = Array.from({ length: 200 }, (_, i) => batcher.submit(event(`h${i}`)));
     expect(batcher.crowdedWithin(200)).toBe(true);
     release();
-    gate = undefined;
+    holdCommits(undefined);
     await Promise.all(held);
     // Still crowded on average right after; no longer once no webhook came for the window.
     expect(batcher.crowdedWithin(200)).toBe(true);

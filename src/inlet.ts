@@ -79,13 +79,6 @@ export interface InletJobOptions {
   listenExpiryMs?: number;
 }
 
-/**
- * The runner defers to ingest while ingest is crowded (`CommitBatcher.crowdedWithin`: many webhooks
- * waiting for their commit on average) and a webhook came this recently: at saturation all the time,
- * at a steady 1,000 deliveries/s almost never.
- */
-const BUSY_WINDOW_MS = 200;
-
 /** On close, connections get the commit timeout and this much more to finish before they are cut. */
 const CLOSE_MARGIN_MS = 5_000;
 
@@ -126,7 +119,8 @@ export function createInlet(
     ...(jobOptions.timeScale === undefined ? {} : { timeScale: jobOptions.timeScale }),
     ...(jobOptions.pollIntervalMs === undefined ? {} : { pollIntervalMs: jobOptions.pollIntervalMs }),
     subscribe: (wake) => batcher.onTransitions(wake),
-    busy: () => batcher.crowdedWithin(BUSY_WINDOW_MS),
+    // Saturated, not steady: at a steady 1,000 deliveries/s ingest is almost never crowded.
+    busy: () => batcher.crowded,
   });
   const archive =
     jobOptions.archive === undefined

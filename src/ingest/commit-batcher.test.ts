@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { StoreUnavailableError } from '../store/errors.js';
@@ -342,23 +343,21 @@ describe('CommitBatcher when commits fail', () => {
 });
 
 describe('CommitBatcher crowding', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
   it('is crowded while many webhooks wait for their commit on average, not after a lone spike, and not once they stop coming', async () => {
     let release!: () => void;
     const { store, holdCommits } = fakeStore(() => undefined);
     holdCommits(new Promise<void>((resolve) => (release = resolve)));
-    let nowMs = 1_000_000;
-    const time = {
-      now: () => nowMs,
-      setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
-      clearTimeout: (handle: unknown) => clearTimeout(handle as NodeJS.Timeout),
-    };
-    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger, clock: time });
-    expect(batcher.crowdedWithin(200)).toBe(false);
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    expect(batcher.crowded).toBe(false);
 
     // A spike: 20 wait at once, once. The average of the last ~64 arrivals stays low.
     const spike = Array.from({ length: 20 }, (_, i) => batcher.submit(event(`s${i}`)));
     expect(batcher.pending).toBe(20);
-    expect(batcher.crowdedWithin(200)).toBe(false);
+    expect(batcher.crowded).toBe(false);
     release();
     holdCommits(undefined);
     await Promise.all(spike);
@@ -366,17 +365,19 @@ describe('CommitBatcher crowding', () => {
     // Saturated: every arrival finds 40 or more waiting.
     holdCommits(new Promise<void>((resolve) => (release = resolve)));
     const held = Array.from({ length: 200 }, (_, i) => batcher.submit(event(`h${i}`)));
-    expect(batcher.crowdedWithin(200)).toBe(true);
+    expect(batcher.crowded).toBe(true);
     release();
     holdCommits(undefined);
     await Promise.all(held);
     // Still crowded on average right after; no longer once no webhook came for the window.
-    expect(batcher.crowdedWithin(200)).toBe(true);
-    nowMs += 201;
-    expect(batcher.crowdedWithin(200)).toBe(false);
+    expect(batcher.crowded).toBe(true);
+    const now = performance.now();
+    const later = vi.spyOn(performance, 'now').mockReturnValue(now + 201); // past CROWDED_WINDOW_MS
+    expect(batcher.crowded).toBe(false);
+    later.mockRestore();
 
     // Steady, one at a time: the average decays below the threshold.
     for (let i = 0; i < 200; i++) await batcher.submit(event(`q${i}`));
-    expect(batcher.crowdedWithin(200)).toBe(false);
+    expect(batcher.crowded).toBe(false);
   });
 });

@@ -42,8 +42,6 @@ export interface CommitBatcherOptions {
   readiness?: ReadinessOptions;
   /** Times the commit timeout, the retry after a failed commit and the readiness probe (tests). */
   clock?: Clock;
-  /** Webhooks waiting for their commit that make ingest "crowded" (`crowdedWithin`). */
-  crowdedPending?: number;
 }
 
 /**
@@ -51,7 +49,10 @@ export interface CommitBatcherOptions {
  * saturation (wrk, 50 connections), 5.5–8 at a steady 1,000 deliveries/s.
  */
 const CROWDED_PENDING = 16;
+/** The average is over the last ~64 arrivals. */
 const PENDING_AVERAGE_WEIGHT = 1 / 64;
+/** No webhook for this long: not crowded, whatever the average says. */
+const CROWDED_WINDOW_MS = 200;
 
 interface Pending {
   event: IncomingEvent;
@@ -88,16 +89,15 @@ export class CommitBatcher {
   readonly #readiness: Required<ReadinessOptions>;
   #idleWaiters: (() => void)[] = [];
   #transitionListeners = new Set<() => void>();
-  readonly #crowdedPending: number;
-  /** `pending` as each webhook arrived, averaged over the last ~64 arrivals (weight 1/64). */
+  /** `pending` as each webhook arrived, averaged (`PENDING_AVERAGE_WEIGHT`). */
   #pendingAverage = 0;
+  /** performance.now() of the last arrival. */
   #lastSubmitAtMs = -Infinity;
 
   constructor(store: CommitStore, options: CommitBatcherOptions) {
     this.#store = store;
     this.#timeoutMs = options.commitTimeoutMs;
     this.#maxBatch = options.maxBatch ?? 512;
-    this.#crowdedPending = options.crowdedPending ?? CROWDED_PENDING;
     this.#retryDelayMs = options.retryDelayMs ?? 20;
     this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
     this.#logger = options.logger;
@@ -180,15 +180,15 @@ export class CommitBatcher {
   }
 
   /**
-   * Whether ingest is crowded: on average over the last ~64 arrivals, `crowdedPending` or more webhooks
-   * were waiting for their commit as one arrived, and one arrived within `windowMs`. The in-process
-   * runner defers to ingest while so. An average, not the count of the moment: at saturation the
-   * count dips between one commit's answers and the next requests, and at a steady 1,000/s it
-   * spikes past the threshold now and then (a checkpoint) while averaging ~6.
+   * Whether ingest is crowded: on average over the last ~64 arrivals, `CROWDED_PENDING` or more
+   * webhooks were waiting for their commit as one arrived, and one arrived within `CROWDED_WINDOW_MS`.
+   * The in-process runner defers to ingest while so. An average, not the count of the moment: at
+   * saturation the count dips between one commit's answers and the next requests, and at a steady
+   * 1,000/s it spikes past the threshold now and then (a checkpoint) while averaging ~6.
    */
-  crowdedWithin(windowMs: number): boolean {
+  get crowded(): boolean {
     return (
-      this.#pendingAverage >= this.#crowdedPending && this.#clock.now() - this.#lastSubmitAtMs <= windowMs
+      this.#pendingAverage >= CROWDED_PENDING && performance.now() - this.#lastSubmitAtMs <= CROWDED_WINDOW_MS
     );
   }
 
@@ -206,7 +206,7 @@ export class CommitBatcher {
       };
       this.#queue.push(item);
       this.#pendingAverage += (this.pending - this.#pendingAverage) * PENDING_AVERAGE_WEIGHT;
-      this.#lastSubmitAtMs = this.#clock.now();
+      this.#lastSubmitAtMs = item.submittedAt;
       this.#schedule();
     });
   }

@@ -23,7 +23,7 @@ export interface JobServiceOptions {
   /** Wake-ups for new transitions (the commit batcher in this process, PostgreSQL notifications). */
   subscribe?: (wake: () => void) => () => void;
   destinationOptions?: DestinationConsumerOptions;
-  /** True while ingest has commits waiting: the runner defers to it (see `RunnerOptions.busy`). */
+  /** True while ingest is crowded: the runner defers to it (see `RunnerOptions.busy`). */
   busy?: () => boolean;
 }
 

@@ -53,12 +53,12 @@ export interface RunnerOptions {
   /** Jitter source in [0, 1). */
   random?: () => number;
   /**
-   * True while webhooks wait for their commit (serve's batcher). The runner then coalesces wake-ups
-   * into at most one pass per `busyPassIntervalMs`, twice as long for each further pass while ingest
-   * stays busy (up to `busyPassMaxIntervalMs`), and a busy pass fans out only enough transitions to
-   * keep the consumer's slots filled (the rest wait in the log, which is as durable as a message):
-   * answering Replicate keeps the CPU and the database first; the runner catches up as soon as
-   * ingest is idle.
+   * True while ingest is crowded (serve's batcher: many webhooks waiting for their commit, on
+   * average). The runner then coalesces wake-ups into at most one pass per `busyPassIntervalMs`, twice
+   * as long for each further pass while ingest stays busy (up to `busyPassMaxIntervalMs`), and a busy
+   * pass fans out only enough transitions to keep the consumer's slots filled (the rest wait in the
+   * log, which is as durable as a message): answering Replicate keeps the CPU and the database first;
+   * the runner catches up as soon as ingest is idle.
    */
   busy?: () => boolean;
   busyPassIntervalMs?: number;
@@ -128,6 +128,9 @@ interface Active {
   readonly inFlight: Map<string, InFlight>;
 }
 
+/** Within one pass: the log read after a position (and limit), shared by the consumers standing there. */
+type PassReads = Map<string, Promise<TransitionRecord[]>>;
+
 const STOPPING = 'the runner is stopping';
 
 /**
@@ -152,8 +155,6 @@ export class Runner {
   /** Transitions read by fan-out, so an attempt rarely reads the log again. */
   readonly #transitions = new Map<string, TransitionRecord>();
   #transitionBytes = 0;
-  /** Within one pass: the log read after a position, shared by the consumers standing at it. */
-  #passReads = new Map<string, Promise<TransitionRecord[]>>();
   #running = false;
   #stopping = false;
   #passChain: Promise<unknown> = Promise.resolve();
@@ -318,22 +319,14 @@ export class Runner {
   }
 
   async #pass(): Promise<number> {
-    this.#passReads = new Map();
-    try {
-      return await this.#passOverConsumers();
-    } finally {
-      this.#passReads = new Map();
-    }
-  }
-
-  async #passOverConsumers(): Promise<number> {
     let started = 0;
     const busy = this.#busy();
+    const reads: PassReads = new Map();
     for (const active of this.#consumers.values()) {
       if (this.#stopping) break;
       try {
         if (active.record === undefined) await this.#register(active);
-        await this.#fanOut(active, busy);
+        await this.#fanOut(active, busy, reads);
         started += await this.#dispatch(active);
       } catch (error) {
         this.#logger?.warn(
@@ -363,7 +356,7 @@ export class Runner {
   }
 
   /** Moves the consumer's position over new transitions, creating its messages; `busy`: one small batch. */
-  async #fanOut(active: Active, busy: boolean): Promise<void> {
+  async #fanOut(active: Active, busy: boolean, reads: PassReads): Promise<void> {
     const name = active.definition.name;
     const batch = busy ? Math.min(this.#fanOutBatch, 2 * active.definition.maxInFlight) : this.#fanOutBatch;
     // Enabling (CLI, API, another instance) happens elsewhere: read the row again while disabled.
@@ -371,7 +364,7 @@ export class Runner {
     let record = active.record;
     if (record === undefined || !record.enabled) return;
     for (;;) {
-      const transitions = await this.#readLog(record.position, batch);
+      const transitions = await this.#readLog(reads, record.position, batch);
       const last = transitions.at(-1);
       if (last === undefined) return;
       const wanted = transitions.filter((t) => consumerWants(active.definition, t));
@@ -395,12 +388,12 @@ export class Runner {
   }
 
   /** The log after `afterSeq`, read once per pass however many consumers stand at that position. */
-  #readLog(afterSeq: number, limit: number): Promise<TransitionRecord[]> {
+  #readLog(reads: PassReads, afterSeq: number, limit: number): Promise<TransitionRecord[]> {
     const key = `${afterSeq}:${limit}`;
-    let read = this.#passReads.get(key);
+    let read = reads.get(key);
     if (read === undefined) {
       read = this.#log.listTransitions({ afterSeq, limit });
-      this.#passReads.set(key, read);
+      reads.set(key, read);
     }
     return read;
   }

@@ -403,7 +403,9 @@ for (const [dialect, factory] of DIALECTS) {
       await r.idle();
       for (let i = 0; i < 5; i++) log.append('p1', 'prediction.logs');
       const pass = r.runOnce();
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // Three attempts out at once and held there (no fixed sleep: a loaded PostgreSQL took over 50 ms
+      // for the pass); `maxActive` below checks none more ever went out together.
+      await waitUntil(() => d.active >= 3, 10_000);
       expect(d.active).toBe(3);
       release();
       await pass;

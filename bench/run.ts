@@ -40,6 +40,8 @@ const SCALE_DELIVERIES = Number(env.INLET_BENCH_SCALE_DELIVERIES ?? 1_000_000);
 const PG_ADMIN_URL = env.INLET_BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WRITE_DOCS = env.INLET_BENCH_WRITE_DOCS !== '0';
 const EXTRA_ARGS = (env.INLET_BENCH_SERVE_ARGS ?? '').split(' ').filter((a) => a !== '');
+/** Writes a CPU profile of each Inlet server there when it exits (`node --cpu-prof`). */
+const CPU_PROF_DIR = env.INLET_BENCH_CPU_PROF_DIR;
 /**
  * Another build's `dist/cli/bin.js` (a checkout of an earlier commit, built): its Inlet lines run in the
  * same rounds as this build's, for "no slower than before" in one run.
@@ -202,7 +204,19 @@ function inletServer(
       const url = await database(work, round);
       return startProcess(
         process.execPath,
-        [bin, 'serve', '--port', '0', '--host', '127.0.0.1', '--database', url, ...args(), ...EXTRA_ARGS],
+        [
+          ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
+          bin,
+          'serve',
+          '--port',
+          '0',
+          '--host',
+          '127.0.0.1',
+          '--database',
+          url,
+          ...args(),
+          ...EXTRA_ARGS,
+        ],
         nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, INLET_LOG_FORMAT: 'json' }),
         join(work, `${name.replace(/\W+/g, '-')}-${round}.log`),
         /Inlet is receiving Replicate webhooks at http:\/\/127\.0\.0\.1:(\d+)\//,

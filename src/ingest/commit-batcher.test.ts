@@ -380,4 +380,70 @@ describe('CommitBatcher crowding', () => {
     for (let i = 0; i < 200; i++) await batcher.submit(event(`q${i}`));
     expect(batcher.crowded).toBe(false);
   });
+
+  it('once crowded, stays so until the average falls below 10, and a pause starts it again', async () => {
+    // Commits of one event each, finished one by one by the test: `pending` is exactly what it holds.
+    const open: (() => void)[] = [];
+    const store = {
+      capabilities: {
+        maxConcurrentCommits: 1,
+        multiInstance: false,
+        skipLocked: false,
+        crossProcessNotify: false,
+      },
+      commitEvents: (events: readonly IncomingEvent[]) =>
+        new Promise((resolve) =>
+          open.push(() => resolve(events.map(() => ({ duplicate: false, applied: true, conflict: false })))),
+        ),
+      probeWrite: async () => undefined,
+    } as unknown as Store;
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger, maxBatch: 1 });
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    let n = 0;
+    const all: Promise<unknown>[] = [];
+    const submit = () => all.push(batcher.submit(event(`e${n++}`)));
+    /** `count` arrivals, each finding `waiting` webhooks (itself included) waiting; crowded after each. */
+    const steady = async (waiting: number, count: number) => {
+      while (batcher.pending < waiting - 1) submit();
+      const seen: boolean[] = [];
+      for (let i = 0; i < count; i++) {
+        submit();
+        expect(batcher.pending).toBe(waiting);
+        seen.push(batcher.crowded);
+        await turn();
+        open.shift()!();
+        await turn();
+        await turn();
+      }
+      return seen;
+    };
+    const finishAll = async () => {
+      while (batcher.pending > 0) {
+        open.shift()?.();
+        await turn();
+        await turn();
+      }
+    };
+
+    // 12 waiting at every arrival: never crowded from a calm start.
+    expect((await steady(12, 300)).some(Boolean)).toBe(false);
+    // Saturated: crowded.
+    for (let i = 0; i < 100; i++) submit();
+    expect(batcher.crowded).toBe(true);
+    await finishAll();
+    // Back to 12 at every arrival: still crowded throughout; 1 at a time: not, soon.
+    expect((await steady(12, 300)).every(Boolean)).toBe(true);
+    await finishAll();
+    expect((await steady(1, 200)).at(-1)).toBe(false);
+
+    // Crowded again, then a pause longer than the window: the next arrivals start from nothing.
+    for (let i = 0; i < 100; i++) submit();
+    expect(batcher.crowded).toBe(true);
+    await finishAll();
+    const now = performance.now();
+    vi.spyOn(performance, 'now').mockReturnValue(now + 201);
+    expect((await steady(12, 50)).some(Boolean)).toBe(false);
+    await finishAll();
+    await Promise.all(all);
+  });
 });

@@ -45,13 +45,16 @@ export interface CommitBatcherOptions {
 }
 
 /**
- * Webhooks waiting, on average, at which ingest counts as crowded. Measured with the bench: 14–22 at
- * saturation (wrk, 50 connections), 5.5–8 at a steady 1,000 deliveries/s.
+ * Webhooks waiting, on average, at which ingest becomes crowded, and below which it stops being so
+ * (hysteresis: at saturation the average dips below the first now and then, and each dip let the
+ * runner take the loop back). Measured with the bench: 14–28 at saturation (wrk, 50 connections),
+ * 5.5–8 at a steady 1,000 deliveries/s (11.7 in its cold first second).
  */
 const CROWDED_PENDING = 16;
+const UNCROWDED_PENDING = 10;
 /** The average is over the last ~64 arrivals. */
 const PENDING_AVERAGE_WEIGHT = 1 / 64;
-/** No webhook for this long: not crowded, whatever the average says. */
+/** No webhook for this long: not crowded, whatever the average says, and the average starts again. */
 const CROWDED_WINDOW_MS = 200;
 
 interface Pending {
@@ -93,6 +96,8 @@ export class CommitBatcher {
   #pendingAverage = 0;
   /** performance.now() of the last arrival. */
   #lastSubmitAtMs = -Infinity;
+  /** Whether the average crossed `CROWDED_PENDING` and has not fallen below `UNCROWDED_PENDING` since. */
+  #crowded = false;
 
   constructor(store: CommitStore, options: CommitBatcherOptions) {
     this.#store = store;
@@ -181,15 +186,14 @@ export class CommitBatcher {
 
   /**
    * Whether ingest is crowded: on average over the last ~64 arrivals, `CROWDED_PENDING` or more
-   * webhooks were waiting for their commit as one arrived, and one arrived within `CROWDED_WINDOW_MS`.
-   * The in-process runner defers to ingest while so. An average, not the count of the moment: at
-   * saturation the count dips between one commit's answers and the next requests, and at a steady
-   * 1,000/s it spikes past the threshold now and then (a checkpoint) while averaging ~6.
+   * webhooks were waiting for their commit as one arrived (and it stays so until the average falls
+   * below `UNCROWDED_PENDING`), and one arrived within `CROWDED_WINDOW_MS`. The in-process runner
+   * defers to ingest while so. An average, not the count of the moment: at saturation the count dips
+   * between one commit's answers and the next requests, and at a steady 1,000/s it spikes past the
+   * threshold now and then (a checkpoint) while averaging ~6.
    */
   get crowded(): boolean {
-    return (
-      this.#pendingAverage >= CROWDED_PENDING && performance.now() - this.#lastSubmitAtMs <= CROWDED_WINDOW_MS
-    );
+    return this.#crowded && performance.now() - this.#lastSubmitAtMs <= CROWDED_WINDOW_MS;
   }
 
   submit(event: IncomingEvent): Promise<CommitResult> {
@@ -205,7 +209,13 @@ export class CommitBatcher {
         ),
       };
       this.#queue.push(item);
+      // A pause ends crowding: the average starts again from the next arrivals.
+      if (item.submittedAt - this.#lastSubmitAtMs > CROWDED_WINDOW_MS) {
+        this.#pendingAverage = 0;
+        this.#crowded = false;
+      }
       this.#pendingAverage += (this.pending - this.#pendingAverage) * PENDING_AVERAGE_WEIGHT;
+      this.#crowded = this.#pendingAverage >= (this.#crowded ? UNCROWDED_PENDING : CROWDED_PENDING);
       this.#lastSubmitAtMs = item.submittedAt;
       this.#schedule();
     });

@@ -264,6 +264,24 @@ for (const [dialect, factory] of DIALECTS) {
       expect((await jobs.getConsumer('app'))?.position).toBe(log.rows.at(-1)!.seq);
     });
 
+    it('a catch-up fan-out that finds ingest busy part way stops after a small batch', async () => {
+      let asked = 0;
+      let calmFor = Infinity;
+      const d = new ScriptedDeliverer(['delivered']);
+      const r = runner({ busy: () => ++asked > calmFor, fanOutBatch: 10 });
+      r.add(consumer(d, { maxInFlight: 3 }));
+      await r.idle();
+      for (let i = 0; i < 50; i++) log.append(`p${i}`, 'prediction.completed');
+      asked = 0;
+      calmFor = 1; // the first step finds ingest calm, the next ones busy
+      await r.runOnce();
+      // One full batch (10), then one busy batch (2 × maxInFlight), then the pass moved on.
+      expect((await jobs.getConsumer('app'))?.position).toBe(log.rows[0]!.seq - 1 + 16);
+      calmFor = Infinity;
+      await r.idle();
+      expect(d.seen).toHaveLength(50);
+    });
+
     it('retries on the schedule, with the same id, and records every attempt', async () => {
       const d = new ScriptedDeliverer(['retry', 'retry', 'retry', 'delivered']);
       const r = runner();

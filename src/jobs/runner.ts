@@ -320,13 +320,12 @@ export class Runner {
 
   async #pass(): Promise<number> {
     let started = 0;
-    const busy = this.#busy();
     const reads: PassReads = new Map();
     for (const active of this.#consumers.values()) {
       if (this.#stopping) break;
       try {
         if (active.record === undefined) await this.#register(active);
-        await this.#fanOut(active, busy, reads);
+        await this.#fanOut(active, reads);
         started += await this.#dispatch(active);
       } catch (error) {
         this.#logger?.warn(
@@ -355,15 +354,20 @@ export class Runner {
     active.deliverer ??= typeof d.deliverer === 'function' ? d.deliverer(record) : d.deliverer;
   }
 
-  /** Moves the consumer's position over new transitions, creating its messages; `busy`: one small batch. */
-  async #fanOut(active: Active, busy: boolean, reads: PassReads): Promise<void> {
+  /**
+   * Moves the consumer's position over new transitions, creating its messages. While ingest is busy,
+   * one small batch (enough to fill the slots); asked at every step, so a catch-up that began in a lull
+   * stops as soon as webhooks crowd in again.
+   */
+  async #fanOut(active: Active, reads: PassReads): Promise<void> {
     const name = active.definition.name;
-    const batch = busy ? Math.min(this.#fanOutBatch, 2 * active.definition.maxInFlight) : this.#fanOutBatch;
     // Enabling (CLI, API, another instance) happens elsewhere: read the row again while disabled.
     if (active.record?.enabled !== true) active.record = await this.#jobs.getConsumer(name);
     let record = active.record;
     if (record === undefined || !record.enabled) return;
     for (;;) {
+      const busy = this.#busy();
+      const batch = busy ? Math.min(this.#fanOutBatch, 2 * active.definition.maxInFlight) : this.#fanOutBatch;
       const transitions = await this.#readLog(reads, record.position, batch);
       const last = transitions.at(-1);
       if (last === undefined) return;

@@ -384,19 +384,7 @@ describe('CommitBatcher crowding', () => {
   it('once crowded, stays so until the average falls below 10, and a pause starts it again', async () => {
     // Commits of one event each, finished one by one by the test: `pending` is exactly what it holds.
     const open: (() => void)[] = [];
-    const store = {
-      capabilities: {
-        maxConcurrentCommits: 1,
-        multiInstance: false,
-        skipLocked: false,
-        crossProcessNotify: false,
-      },
-      commitEvents: (events: readonly IncomingEvent[]) =>
-        new Promise((resolve) =>
-          open.push(() => resolve(events.map(() => ({ duplicate: false, applied: true, conflict: false })))),
-        ),
-      probeWrite: async () => undefined,
-    } as unknown as Store;
+    const { store } = recordingStore(() => new Promise<void>((resolve) => open.push(resolve)));
     const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger, maxBatch: 1 });
     const turn = () => new Promise((resolve) => setImmediate(resolve));
     let n = 0;

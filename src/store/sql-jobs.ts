@@ -97,13 +97,14 @@ export function dueMessagesSql(ordered: boolean, lockClause = ''): string {
 export const COUNT_LEASED_SQL =
   "SELECT COUNT(*) AS n FROM messages WHERE consumer = ? AND lease_until > ? AND state = 'pending'";
 
-/** Params: owner, lease until; then the seqs. */
-export function leaseMessagesSql(count: number): string {
-  return `UPDATE messages SET lease_owner = ?, lease_until = ? WHERE seq IN (${placeholders(count)})`;
-}
-
-export function selectMessagesBySeqSql(count: number): string {
-  return `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE seq IN (${placeholders(count)}) ORDER BY transition_seq`;
+/**
+ * SQLite's claim after the count of leases: lease the due rows and answer them, in one statement
+ * (RETURNING's order is not defined: the caller sorts by transition). Params: owner, lease until,
+ * consumer, now, now, limit.
+ */
+export function leaseDueSql(ordered: boolean): string {
+  return `UPDATE messages SET lease_owner = ?, lease_until = ? WHERE seq IN (${dueMessagesSql(ordered)})
+    RETURNING ${MESSAGE_COLUMNS}`;
 }
 
 export const INSERT_ATTEMPT_SQL =
@@ -318,10 +319,7 @@ export function statsFromRow(row: StatsRow | undefined): {
   };
 }
 
-/**
- * The statements that record one attempt's outcome, in order. `consumerUpdates` collects the
- * consumer-level changes so a batch writes each consumer once.
- */
+/** The statements that record one attempt's outcome, in order. */
 export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQuery[] {
   const a = outcome.attempt;
   const statements: SqlQuery[] = [{ sql: INSERT_ATTEMPT_SQL, params: insertAttemptParams(outcome) }];
@@ -355,6 +353,26 @@ export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQu
       statements.push({ sql: DISABLE_WITH_ERROR_SQL, params: [v.reason, nowMs, a.error, outcome.consumer] });
       break;
   }
+  return statements;
+}
+
+/**
+ * The statements that record a batch of outcomes in one transaction: each outcome's, except that a
+ * consumer's `last_delivered_at` (a column nothing else writes) is set once, to its latest delivery.
+ */
+export function batchOutcomeStatements(outcomes: readonly AttemptOutcome[], nowMs: number): SqlQuery[] {
+  const statements: SqlQuery[] = [];
+  const delivered = new Map<string, number>();
+  for (const outcome of outcomes) {
+    for (const s of outcomeStatements(outcome, nowMs)) {
+      if (s.sql !== CONSUMER_DELIVERED_SQL) statements.push(s);
+    }
+    if (outcome.verdict.state === 'delivered') {
+      delivered.set(outcome.consumer, Math.max(delivered.get(outcome.consumer) ?? 0, outcome.attempt.atMs));
+    }
+  }
+  for (const [consumer, atMs] of delivered)
+    statements.push({ sql: CONSUMER_DELIVERED_SQL, params: [atMs, consumer] });
   return statements;
 }
 

@@ -15,20 +15,18 @@ import {
   consumerFromRow,
   COUNT_LEASED_SQL,
   DISABLE_CONSUMER_SQL,
-  dueMessagesSql,
   ENABLE_CONSUMER_SQL,
   GET_CONSUMER_SQL,
   INSERT_CONSUMER_SQL,
   INSERT_MESSAGE_SQL,
   insertConsumerParams,
   insertMessageParams,
-  leaseMessagesSql,
+  leaseDueSql,
   messageFromRow,
   MOVE_POSITION_SQL,
-  outcomeStatements,
+  batchOutcomeStatements,
   releaseSql,
   REQUEUE_MESSAGE_SQL,
-  selectMessagesBySeqSql,
   SKIP_PENDING_SQL,
   UPDATE_CONSUMER_SQL,
   updateConsumerParams,
@@ -112,15 +110,16 @@ export class SqliteJobs extends SqlJobStore implements JobStore {
           );
           const limit = Math.min(request.limit, request.maxInFlight - leased);
           if (limit <= 0) return [];
-          const seqs = this.#all<{ seq: unknown }>(dueMessagesSql(request.ordered), [
+          return this.#all<MessageRow>(leaseDueSql(request.ordered), [
+            request.owner,
+            request.nowMs + request.leaseMs,
             request.consumer,
             request.nowMs,
             request.nowMs,
             limit,
-          ]).map((r) => toNumber(r.seq));
-          if (seqs.length === 0) return [];
-          this.#run(leaseMessagesSql(seqs.length), [request.owner, request.nowMs + request.leaseMs, ...seqs]);
-          return this.#all<MessageRow>(selectMessagesBySeqSql(seqs.length), seqs).map(messageFromRow);
+          ])
+            .map(messageFromRow)
+            .sort((a, b) => a.transitionSeq - b.transitionSeq);
         })
         .immediate(),
     );
@@ -131,9 +130,7 @@ export class SqliteJobs extends SqlJobStore implements JobStore {
     await this.#access.write('recording attempts', () =>
       this.#db
         .transaction(() => {
-          for (const outcome of outcomes) {
-            for (const s of outcomeStatements(outcome, nowMs)) this.#run(s.sql, s.params);
-          }
+          for (const s of batchOutcomeStatements(outcomes, nowMs)) this.#run(s.sql, s.params);
         })
         .immediate(),
     );

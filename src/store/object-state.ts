@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { decideFold, foldFactsOf, type FoldDecision, type FoldFacts } from '../replicate/fold.js';
 import { TERMINAL_RANK } from '../replicate/status.js';
 import {
@@ -7,6 +7,7 @@ import {
   type ReplicateObject,
   SUMMARY_OMITTED_FIELDS,
 } from '../replicate/types.js';
+import { randomId } from './random-id.js';
 import type { TransitionKind, TransitionRecord } from './transition-types.js';
 import type { CommitOutcome, IncomingEvent } from './types.js';
 
@@ -195,7 +196,7 @@ export function foldBatch(
     if (step.transition !== undefined) {
       const { next } = step;
       transitions.push({
-        id: `tr_${randomBytes(12).toString('base64url')}`,
+        id: randomId('tr_'),
         type: `${next.kind}.${step.transition}`,
         objectId: id,
         kind: next.kind,

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { PoolClient, QueryResultRow } from 'pg';
 import { HOLDING_CLOCK, type Clock } from '../../clock.js';
 import { foldBatch, type ObjectState } from '../object-state.js';
@@ -22,6 +21,7 @@ import {
   type SqlQuery,
   type SqlValue,
 } from '../statements.js';
+import { randomId } from '../random-id.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits } from '../types.js';
 import { isPostgresUnavailable, isRetryableConflict, toStoreError } from './postgres-errors.js';
 import { TRANSITIONS_CHANNEL } from './postgres-jobs.js';
@@ -242,9 +242,7 @@ export class PostgresWriter {
     rows: readonly NewRejection[],
     limits: RejectionLimits,
   ): Promise<void> {
-    const params = rows.flatMap((row) =>
-      insertRejectionParams(`rej_${randomBytes(12).toString('base64url')}`, row),
-    );
+    const params = rows.flatMap((row) => insertRejectionParams(randomId('rej_'), row));
     await client.query(numberPlaceholders(insertRejectionsSql(rows.length)), params);
     const totals = (await client.query<RejectionTotalsRow & QueryResultRow>(REJECTION_TOTALS_SQL)).rows[0];
     if (totals === undefined) return;

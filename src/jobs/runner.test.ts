@@ -85,6 +85,11 @@ describe('filters and ids', () => {
     expect(messageIdFor('other', 'tr_1')).not.toBe(id);
   });
 
+  it('make the ids they always made (stored ids: replay and retries find their messages by them)', () => {
+    expect(messageIdFor('app', 'tr_1')).toBe('msg_Ut83Qh1t9MuMIup1DtUHxO4G4mb');
+    expect(messageIdFor('webhook-one', 'tr_AbCdEfGhIjKlMnOp')).toBe('msg_h2uekjk8oHX05BFyGZ4wvgSp1DM');
+  });
+
   it('retry after the schedule with jitter, or a longer Retry-After, then dead', () => {
     const base = { retryDelaysMs: [1000, 5000], nowMs: 0, timeScale: 1 };
     const fail: AttemptResult = { outcome: 'retry', error: 'x', durationMs: 1 };

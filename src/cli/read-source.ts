@@ -132,7 +132,7 @@ class StoreSource implements ReadSource {
   async listDestinations() {
     const data = [];
     for (const c of await this.#store.jobs.listConsumers('destination')) {
-      data.push(destinationView(c, await this.#store.jobs.consumerStats(c.name)));
+      data.push(destinationView(c, await this.#store.jobs.consumerCounts(c.name)));
     }
     return data;
   }
@@ -145,7 +145,7 @@ class StoreSource implements ReadSource {
   async getDestination(name: string) {
     const consumer = await this.#destination(name);
     if (consumer === undefined) return undefined;
-    return destinationDetailView(consumer, await this.#store.jobs.consumerStats(name));
+    return destinationDetailView(consumer, await this.#store.jobs.consumerCounts(name));
   }
 
   async enableDestination(name: string, fromNow: boolean) {
@@ -171,7 +171,7 @@ class StoreSource implements ReadSource {
 
   async #view(name: string) {
     const consumer = await this.#destination(name);
-    return consumer && destinationView(consumer, await this.#store.jobs.consumerStats(name));
+    return consumer && destinationView(consumer, await this.#store.jobs.consumerCounts(name));
   }
 
   async testDestination(name: string) {

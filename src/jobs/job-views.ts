@@ -1,7 +1,7 @@
 import { encodeSeqCursor } from '../store/cursor.js';
 import type {
   ConsumerRecord,
-  ConsumerStats,
+  ConsumerCounts,
   MessageDetailRecord,
   MessageRecord,
 } from '../store/job-types.js';
@@ -14,7 +14,7 @@ function time(ms: number | null): string | null {
   return ms === null ? null : isoTime(ms);
 }
 
-export function destinationView(consumer: ConsumerRecord, stats: ConsumerStats): Record<string, unknown> {
+export function destinationView(consumer: ConsumerRecord, stats: ConsumerCounts): Record<string, unknown> {
   const config = consumer.config;
   return {
     name: consumer.name,
@@ -33,7 +33,7 @@ export function destinationView(consumer: ConsumerRecord, stats: ConsumerStats):
 /** One destination with the secret its messages are signed with and its stored configuration. */
 export function destinationDetailView(
   consumer: ConsumerRecord,
-  stats: ConsumerStats,
+  stats: ConsumerCounts,
 ): Record<string, unknown> {
   return { ...destinationView(consumer, stats), secret: consumer.secret, config: consumer.config };
 }

@@ -263,6 +263,7 @@ for (const [dialect, factory] of DIALECTS) {
       // 2 × maxInFlight transitions became messages; the consumer's position is there, not at the end.
       expect((await jobs.getConsumer('app'))?.position).toBe(log.rows[0]!.seq - 1 + 6);
       expect((await jobs.consumerStats('app')).pending).toBe(3);
+      expect(await jobs.consumerCounts('app')).toEqual({ pending: 3, dead: 0 });
       busy = false;
       await r.idle();
       expect(d.seen).toHaveLength(50);

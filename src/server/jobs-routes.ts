@@ -117,7 +117,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     const consumers = await jobs.listConsumers('destination');
     const data = [];
     for (const consumer of consumers)
-      data.push(destinationView(consumer, await jobs.consumerStats(consumer.name)));
+      data.push(destinationView(consumer, await jobs.consumerCounts(consumer.name)));
     return { data };
   });
 
@@ -126,7 +126,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     const consumer = await jobs.getConsumer(name);
     if (consumer === undefined || consumer.kind !== 'destination')
       return notFound(reply, `destination "${name}"`);
-    return destinationDetailView(consumer, await jobs.consumerStats(name));
+    return destinationDetailView(consumer, await jobs.consumerCounts(name));
   });
 
   app.get('/messages', async (request) => {
@@ -219,7 +219,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
         ...(position === undefined ? {} : { position }),
       });
       deps.wake?.();
-      return destinationView((await jobs.getConsumer(name))!, await jobs.consumerStats(name));
+      return destinationView((await jobs.getConsumer(name))!, await jobs.consumerCounts(name));
     },
   );
 
@@ -229,7 +229,7 @@ export function registerJobsRoutes(app: FastifyInstance, deps: JobsRoutesDeps): 
     if (consumer === undefined || consumer.kind !== 'destination')
       return notFound(reply, `destination "${name}"`);
     await jobs.setConsumerEnabled(name, { enabled: false, reason: 'disabled by an operator', nowMs: now() });
-    return destinationView((await jobs.getConsumer(name))!, await jobs.consumerStats(name));
+    return destinationView((await jobs.getConsumer(name))!, await jobs.consumerCounts(name));
   });
 
   app.post<{ Params: { name: string } }>('/destinations/:name/test', async (request, reply) => {

@@ -43,9 +43,13 @@ export interface ConsumerRecord {
   lastError: string | null;
 }
 
-export interface ConsumerStats {
+/** A consumer's messages by state: two index counts. */
+export interface ConsumerCounts {
   pending: number;
   dead: number;
+}
+
+export interface ConsumerStats extends ConsumerCounts {
   /** `recorded_at` of the oldest transition this consumer has not delivered yet (pending messages). */
   oldestPendingAtMs: number | null;
 }
@@ -137,6 +141,12 @@ export interface JobStore {
   upsertConsumer(consumer: ConsumerUpsert): Promise<ConsumerRecord>;
   getConsumer(name: string): Promise<ConsumerRecord | undefined>;
   listConsumers(kind?: ConsumerKind): Promise<ConsumerRecord[]>;
+  /** Pending and dead messages: what the API and the CLI show. */
+  consumerCounts(name: string): Promise<ConsumerCounts>;
+  /**
+   * The counts and the oldest pending message's `recorded_at`, for the lag gauge. That last read visits
+   * every pending row (≈ 16 ms of SQLite at 60,000 pending): not for every API call.
+   */
   consumerStats(name: string): Promise<ConsumerStats>;
   /**
    * Inserts the messages (existing ids are left alone) and moves the position from `fromPosition` to

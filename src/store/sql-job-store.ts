@@ -1,6 +1,7 @@
 import type {
   ConsumerKind,
   ConsumerRecord,
+  ConsumerCounts,
   ConsumerStats,
   JobStore,
   MessageDetailRecord,
@@ -10,6 +11,7 @@ import type {
 } from './job-types.js';
 import {
   attemptFromRow,
+  CONSUMER_COUNTS_SQL,
   CONSUMER_STATS_SQL,
   consumerFromRow,
   DELETE_CONSUMER_SQL,
@@ -66,6 +68,15 @@ export abstract class SqlJobStore implements Omit<JobStore, DialectJobMethods> {
         : { sql: LIST_CONSUMERS_OF_KIND_SQL, params: [kind] },
     );
     return rows.map(consumerFromRow);
+  }
+
+  async consumerCounts(name: string): Promise<ConsumerCounts> {
+    const [row] = await this.#sql.all<StatsRow>('reading consumer counts', {
+      sql: CONSUMER_COUNTS_SQL,
+      params: [name, name],
+    });
+    const { pending, dead } = statsFromRow(row);
+    return { pending, dead };
   }
 
   async consumerStats(name: string): Promise<ConsumerStats> {

@@ -159,7 +159,12 @@ export const NEXT_DUE_SQL = `SELECT
     WHERE consumer = ? AND state = 'pending' AND lease_until IS NULL) AS due,
   (SELECT MIN(lease_until) FROM messages WHERE consumer = ? AND lease_until IS NOT NULL) AS lease_end`;
 
-/** Params: consumer. */
+/** Params: consumer, consumer. Both counts walk an index (`messages_state_seq`) alone. */
+export const CONSUMER_COUNTS_SQL = `SELECT
+  (SELECT COUNT(*) FROM messages WHERE state = 'pending' AND consumer = ?) AS pending,
+  (SELECT COUNT(*) FROM messages WHERE state = 'dead' AND consumer = ?) AS dead`;
+
+/** Params: consumer, consumer, consumer. */
 export const CONSUMER_STATS_SQL = `SELECT
   (SELECT COUNT(*) FROM messages WHERE state = 'pending' AND consumer = ?) AS pending,
   (SELECT COUNT(*) FROM messages WHERE state = 'dead' AND consumer = ?) AS dead,

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { signWebhook } from '../src/verify/index.js';
+import { serveArgs } from './serve-command.js';
 
 const RATE = Number(process.argv[2] ?? 1000);
 const SECONDS = Number(process.argv[3] ?? 10);
@@ -53,19 +54,7 @@ writeFileSync(
 );
 const serve = spawn(
   process.execPath,
-  [
-    ...(process.env.LAG_CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LAG_CPU_PROF_DIR}`] : []),
-    BIN,
-    'serve',
-    '--port',
-    '0',
-    '--host',
-    '127.0.0.1',
-    '--database',
-    `sqlite:${join(work, 'inlet.db')}`,
-    '--config',
-    config,
-  ],
+  serveArgs(BIN, `sqlite:${join(work, 'inlet.db')}`, ['--config', config], process.env.LAG_CPU_PROF_DIR),
   {
     env: {
       PATH: process.env.PATH,

@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { openStore } from '../src/store/index.js';
 import { incomingEvent, MODELS, writeSignedDeliveries } from './deliveries.js';
+import { serveArgs } from './serve-command.js';
 
 // `npm run bench`: Inlet (SQLite, PostgreSQL) against a bare node:http server on this machine, driven by
 // wrk over loopback with distinct, validly signed deliveries. Results go to stdout and docs/benchmarks.md.
@@ -204,19 +205,7 @@ function inletServer(
       const url = await database(work, round);
       return startProcess(
         process.execPath,
-        [
-          ...(CPU_PROF_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`]),
-          bin,
-          'serve',
-          '--port',
-          '0',
-          '--host',
-          '127.0.0.1',
-          '--database',
-          url,
-          ...args(),
-          ...EXTRA_ARGS,
-        ],
+        serveArgs(bin, url, [...args(), ...EXTRA_ARGS], CPU_PROF_DIR),
         nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, INLET_LOG_FORMAT: 'json' }),
         join(work, `${name.replace(/\W+/g, '-')}-${round}.log`),
         /Inlet is receiving Replicate webhooks at http:\/\/127\.0\.0\.1:(\d+)\//,

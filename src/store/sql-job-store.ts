@@ -26,10 +26,12 @@ import {
   NEXT_DUE_SQL,
   RETRY_DEAD_SQL,
   retryAllDeadQuery,
+  countsFromRow,
   statsFromRow,
   type AttemptRow,
   type ConsumerRow,
   type MessageRow,
+  type CountsRow,
   type StatsRow,
 } from './sql-jobs.js';
 import type { SqlExecutor } from './sql-recover.js';
@@ -71,12 +73,11 @@ export abstract class SqlJobStore implements Omit<JobStore, DialectJobMethods> {
   }
 
   async consumerCounts(name: string): Promise<ConsumerCounts> {
-    const [row] = await this.#sql.all<StatsRow>('reading consumer counts', {
+    const [row] = await this.#sql.all<CountsRow>('reading consumer counts', {
       sql: CONSUMER_COUNTS_SQL,
       params: [name, name],
     });
-    const { pending, dead } = statsFromRow(row);
-    return { pending, dead };
+    return countsFromRow(row);
   }
 
   async consumerStats(name: string): Promise<ConsumerStats> {

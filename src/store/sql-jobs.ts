@@ -7,7 +7,9 @@ import type {
   AttemptOutcome,
   AttemptRecord,
   ConsumerKind,
+  ConsumerCounts,
   ConsumerRecord,
+  ConsumerStats,
   ConsumerUpsert,
   MessageQuery,
   MessageRecord,
@@ -160,14 +162,14 @@ export const NEXT_DUE_SQL = `SELECT
   (SELECT MIN(lease_until) FROM messages WHERE consumer = ? AND lease_until IS NOT NULL) AS lease_end`;
 
 /** Params: consumer, consumer. Both counts walk an index (`messages_state_seq`) alone. */
-export const CONSUMER_COUNTS_SQL = `SELECT
-  (SELECT COUNT(*) FROM messages WHERE state = 'pending' AND consumer = ?) AS pending,
+const COUNT_COLUMNS = `(SELECT COUNT(*) FROM messages WHERE state = 'pending' AND consumer = ?) AS pending,
   (SELECT COUNT(*) FROM messages WHERE state = 'dead' AND consumer = ?) AS dead`;
 
-/** Params: consumer, consumer, consumer. */
-export const CONSUMER_STATS_SQL = `SELECT
-  (SELECT COUNT(*) FROM messages WHERE state = 'pending' AND consumer = ?) AS pending,
-  (SELECT COUNT(*) FROM messages WHERE state = 'dead' AND consumer = ?) AS dead,
+/** Params: consumer, consumer. */
+export const CONSUMER_COUNTS_SQL = `SELECT ${COUNT_COLUMNS}`;
+
+/** Params: consumer, consumer, consumer. The oldest reads every pending row (no index has `recorded_at`). */
+export const CONSUMER_STATS_SQL = `SELECT ${COUNT_COLUMNS},
   (SELECT MIN(recorded_at) FROM messages WHERE consumer = ? AND state = 'pending') AS oldest`;
 
 /** Params: now, id. */
@@ -253,9 +255,12 @@ export interface AttemptRow {
   error: string | null;
 }
 
-export interface StatsRow {
+export interface CountsRow {
   pending: unknown;
   dead: unknown;
+}
+
+export interface StatsRow extends CountsRow {
   oldest: unknown;
 }
 
@@ -312,27 +317,53 @@ export function attemptFromRow(row: AttemptRow): AttemptRecord {
   };
 }
 
-export function statsFromRow(row: StatsRow | undefined): {
-  pending: number;
-  dead: number;
-  oldestPendingAtMs: number | null;
-} {
+export function countsFromRow(row: CountsRow | undefined): ConsumerCounts {
   return {
     pending: row === undefined ? 0 : toNumber(row.pending),
     dead: row === undefined ? 0 : toNumber(row.dead),
-    oldestPendingAtMs: row === undefined ? null : nullableNumber(row.oldest),
   };
+}
+
+export function statsFromRow(row: StatsRow | undefined): ConsumerStats {
+  return { ...countsFromRow(row), oldestPendingAtMs: row === undefined ? null : nullableNumber(row.oldest) };
 }
 
 /** The statements that record one attempt's outcome, in order. */
 export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQuery[] {
+  const statements = attemptStatements(outcome, nowMs);
+  if (outcome.verdict.state === 'delivered') {
+    statements.push({ sql: CONSUMER_DELIVERED_SQL, params: [outcome.attempt.atMs, outcome.consumer] });
+  }
+  return statements;
+}
+
+/**
+ * The statements that record a batch of outcomes in one transaction: each outcome's, except that a
+ * consumer's `last_delivered_at` (a column nothing else writes) is set once, to its latest delivery.
+ */
+export function batchOutcomeStatements(outcomes: readonly AttemptOutcome[], nowMs: number): SqlQuery[] {
+  const statements = outcomes.flatMap((outcome) => attemptStatements(outcome, nowMs));
+  const delivered = new Map<string, number>();
+  for (const { verdict, consumer, attempt } of outcomes) {
+    if (verdict.state === 'delivered')
+      delivered.set(consumer, Math.max(delivered.get(consumer) ?? 0, attempt.atMs));
+  }
+  for (const [consumer, atMs] of delivered)
+    statements.push({ sql: CONSUMER_DELIVERED_SQL, params: [atMs, consumer] });
+  return statements;
+}
+
+/**
+ * An outcome's statements but the consumer's `last_delivered_at`: the attempt row, what it does to its
+ * message, and to its consumer when it failed.
+ */
+function attemptStatements(outcome: AttemptOutcome, nowMs: number): SqlQuery[] {
   const a = outcome.attempt;
   const statements: SqlQuery[] = [{ sql: INSERT_ATTEMPT_SQL, params: insertAttemptParams(outcome) }];
   const v = outcome.verdict;
   switch (v.state) {
     case 'delivered':
       statements.push({ sql: MARK_DELIVERED_SQL, params: [a.status, a.atMs, outcome.messageId] });
-      statements.push({ sql: CONSUMER_DELIVERED_SQL, params: [a.atMs, outcome.consumer] });
       break;
     case 'retry':
     case 'dead':
@@ -358,26 +389,6 @@ export function outcomeStatements(outcome: AttemptOutcome, nowMs: number): SqlQu
       statements.push({ sql: DISABLE_WITH_ERROR_SQL, params: [v.reason, nowMs, a.error, outcome.consumer] });
       break;
   }
-  return statements;
-}
-
-/**
- * The statements that record a batch of outcomes in one transaction: each outcome's, except that a
- * consumer's `last_delivered_at` (a column nothing else writes) is set once, to its latest delivery.
- */
-export function batchOutcomeStatements(outcomes: readonly AttemptOutcome[], nowMs: number): SqlQuery[] {
-  const statements: SqlQuery[] = [];
-  const delivered = new Map<string, number>();
-  for (const outcome of outcomes) {
-    for (const s of outcomeStatements(outcome, nowMs)) {
-      if (s.sql !== CONSUMER_DELIVERED_SQL) statements.push(s);
-    }
-    if (outcome.verdict.state === 'delivered') {
-      delivered.set(outcome.consumer, Math.max(delivered.get(outcome.consumer) ?? 0, outcome.attempt.atMs));
-    }
-  }
-  for (const [consumer, atMs] of delivered)
-    statements.push({ sql: CONSUMER_DELIVERED_SQL, params: [atMs, consumer] });
   return statements;
 }
 

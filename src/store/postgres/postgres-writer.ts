@@ -1,6 +1,6 @@
 import type { PoolClient, QueryResultRow } from 'pg';
 import { HOLDING_CLOCK, type Clock } from '../../clock.js';
-import { foldBatch, type ObjectState } from '../object-state.js';
+import { foldBatch, type NewTransition, type ObjectState } from '../object-state.js';
 import {
   insertEventParams,
   insertRejectionParams,
@@ -45,14 +45,28 @@ const EVENT_COLUMNS = [
 ] as const;
 const EVENT_COLUMN_LIST = EVENT_COLUMNS.map(([name]) => name).join(', ');
 
+const STATE_COLUMN_LIST = OBJECT_STATE_COLUMNS.join(', ');
+
+/** Locks in id order, as every instance does: commits over the same objects queue rather than deadlock. */
+const LOCK_OBJECTS_SQL = `SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
+
+/** The columns after `id` of an object seen for the first time, until the batch's fold overwrites them. */
+const PLACEHOLDER_STATE = `'prediction', '', -1, NULL, 0, 0, 'other', 0, '', 0, 0, 0, 0, NULL, '{}'`;
+
 /**
- * Inserts each distinct event, or counts it as a duplicate when its key is stored already (by an earlier
- * batch or by another instance right now: the unique index makes us wait for that commit). Rows are
- * written in key order so two instances committing overlapping batches cannot deadlock; `seq` is drawn
- * in arrival order first, so events stay listed in the order received. `inserted` is false for keys
- * that were already there.
+ * The batch's first statement (one round trip): inserts each distinct event, or counts it as a
+ * duplicate when its key is stored already (by an earlier batch or by another instance right now: the
+ * unique index makes us wait for that commit); then locks the objects of the events it inserted, in id
+ * order, and creates (locked by this transaction) the rows of objects seen for the first time. Events
+ * are written in key order so two instances committing overlapping batches cannot deadlock; `seq` is
+ * drawn in arrival order first, so events stay listed in the order received.
+ *
+ * One row comes back: `events`, each distinct key with whether it was inserted; `states`, the locked
+ * objects' rows; `created`, the ids of the placeholder rows made. An object another instance created
+ * after this statement's snapshot is in neither (its insert waited, then did nothing): the caller locks
+ * those with one more statement.
  */
-function upsertEventsQuery(
+function beginBatchQuery(
   events: readonly IncomingEvent[],
   occurrences: ReadonlyMap<string, number>,
   sequence: string,
@@ -66,7 +80,7 @@ function upsertEventsQuery(
     });
     return `(${cells.join(', ')})`;
   });
-  // `incoming` is read twice, so PostgreSQL computes it (and each nextval) exactly once.
+  // `incoming` is read more than once, so PostgreSQL computes it (and each nextval) exactly once.
   const sql = `WITH incoming AS (
   SELECT nextval(${sequence}::regclass) AS seq, v.* FROM (VALUES ${rows.join(',\n  ')}) AS v (${EVENT_COLUMN_LIST})
 ), stored AS (
@@ -74,25 +88,30 @@ function upsertEventsQuery(
   SELECT seq, ${EVENT_COLUMN_LIST}, 0 FROM incoming ORDER BY delivery_key
   ON CONFLICT (delivery_key) DO UPDATE SET duplicates = events.duplicates + excluded.duplicates + 1
   RETURNING seq, delivery_key
+), fresh AS (
+  SELECT DISTINCT incoming.object_id AS id FROM stored JOIN incoming USING (delivery_key)
+  WHERE stored.seq = incoming.seq
+), locked AS (
+  SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id IN (SELECT id FROM fresh) ORDER BY id FOR UPDATE
+), created AS (
+  INSERT INTO objects (${STATE_COLUMN_LIST}, summary)
+  SELECT id, ${PLACEHOLDER_STATE} FROM fresh WHERE id NOT IN (SELECT id FROM locked) ORDER BY id
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id
 )
-SELECT stored.delivery_key, stored.seq = incoming.seq AS inserted FROM stored JOIN incoming USING (delivery_key)`;
+SELECT
+  (SELECT COALESCE(json_agg(json_build_array(stored.delivery_key, stored.seq = incoming.seq)), '[]')
+    FROM stored JOIN incoming USING (delivery_key)) AS events,
+  (SELECT COALESCE(json_agg(locked), '[]') FROM locked) AS states,
+  (SELECT COALESCE(json_agg(created.id), '[]') FROM created) AS created`;
   return { sql, params };
 }
 
-const STATE_COLUMN_LIST = OBJECT_STATE_COLUMNS.join(', ');
-
-/** Locks in id order, as every instance does: commits over the same objects queue rather than deadlock. */
-const LOCK_OBJECTS_SQL = `SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
-
-/**
- * A row for each object seen for the first time, locked by this transaction until the fold below
- * overwrites it. `ON CONFLICT DO NOTHING` waits for another instance creating the same object.
- */
-const INSERT_OBJECT_PLACEHOLDERS_SQL = `INSERT INTO objects (${STATE_COLUMN_LIST}, summary)
-  SELECT id, 'prediction', '', -1, NULL, 0, 0, 'other', 0, '', 0, 0, 0, 0, NULL, '{}'
-  FROM unnest($1::text[]) AS t(id) ORDER BY id
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id`;
+interface BeginBatchRow {
+  events: [key: string, inserted: boolean][];
+  states: ObjectStateRow[];
+  created: string[];
+}
 
 const POSTGRES_STATE_TYPES: Record<ObjectStateColumn, string> = {
   id: 'text',
@@ -118,22 +137,7 @@ const OBJECT_UPDATE_COLUMNS: readonly (readonly [string, string])[] = [
   ['summary', 'text'],
 ];
 
-const UPDATE_OBJECTS_SQL = `UPDATE objects AS o SET
-  ${OBJECT_UPDATE_COLUMNS.slice(1)
-    .map(([name]) =>
-      name === 'summary' ? 'summary = COALESCE(v.summary, o.summary)' : `${name} = v.${name}`,
-    )
-    .join(', ')}
-  FROM unnest(${OBJECT_UPDATE_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
-    AS v (${OBJECT_UPDATE_COLUMNS.map(([name]) => name).join(', ')})
-  WHERE o.id = v.id`;
-
-/** The same, also flagging the conflicting events (rows this transaction inserted). */
-const UPDATE_OBJECTS_AND_FLAG_CONFLICTS_SQL = `WITH flagged AS (
-  UPDATE events SET conflict = 1 WHERE delivery_key = ANY($${OBJECT_UPDATE_COLUMNS.length + 1}::text[])
-)
-${UPDATE_OBJECTS_SQL}`;
-
+/** The folded states' columns as arrays (`objectStateValues()` order, then the summary). */
 function updateObjectsParams(
   states: Iterable<ObjectState>,
   summaries: ReadonlyMap<string, string>,
@@ -160,16 +164,71 @@ const TRANSITION_TYPES: Record<(typeof TRANSITION_COLUMNS)[number], string> = {
   last_received_at: 'bigint',
 };
 
-/** Held until the transaction ends; the schema is part of the key, so schemas do not wait on each other. */
-const TRANSITIONS_LOCK_SQL = `SELECT pg_advisory_xact_lock(hashtextextended('inlet.transitions.' || current_schema(), 0))`;
+/** What the batch's second statement writes, once its objects are folded. */
+interface BatchWrites {
+  states: readonly ObjectState[];
+  summaries: ReadonlyMap<string, string>;
+  /** Keys of the events (inserted by this transaction) that conflict with their object's state. */
+  conflicts: readonly string[];
+  transitions: readonly NewTransition[];
+  recordedAtMs: number;
+}
 
-/** The batch's transitions in one statement, then a wake-up for every instance's runner (sent at COMMIT). */
-const INSERT_TRANSITIONS_SQL = `WITH inserted AS (
+/**
+ * The batch's second statement (one round trip): the folded states, the conflict flags, and the
+ * transitions with a wake-up for every instance's runner (`pg_notify`, sent at COMMIT). Transitions are
+ * inserted only once this transaction holds the schema's transitions lock (the insert reads the
+ * lock's row, so the lock comes first), held until COMMIT: `seq` follows commit order across
+ * instances, and a reader that has seen seq N never later finds a committed row below N (consumers
+ * read "after seq"). The lock is taken only by batches that have transitions.
+ */
+function writeBatchQuery(writes: BatchWrites): { sql: string; params: unknown[] } {
+  // Each parameter is a whole column: `unnest` turns the arrays back into rows.
+  const params: unknown[] = [];
+  const arrays = (types: readonly string[], columns: readonly SqlValue[][]) =>
+    types
+      .map((type, i) => {
+        params.push(columns[i] ?? []);
+        return `$${params.length}::${type}[]`;
+      })
+      .join(', ');
+  const updateObjects = `UPDATE objects AS o SET
+  ${OBJECT_UPDATE_COLUMNS.slice(1)
+    .map(([name]) => (name === 'summary' ? 'summary = COALESCE(v.summary, o.summary)' : `${name} = v.${name}`))
+    .join(', ')}
+  FROM unnest(${arrays(
+    OBJECT_UPDATE_COLUMNS.map(([, type]) => type),
+    updateObjectsParams(writes.states, writes.summaries),
+  )}) AS v (${OBJECT_UPDATE_COLUMNS.map(([name]) => name).join(', ')})
+  WHERE o.id = v.id`;
+  const before: string[] = [];
+  if (writes.conflicts.length > 0) {
+    params.push([...writes.conflicts]);
+    before.push(`flagged AS (UPDATE events SET conflict = 1 WHERE delivery_key = ANY($${params.length}::text[]))`);
+  }
+  if (writes.transitions.length === 0) {
+    return { sql: before.length > 0 ? `WITH ${before.join(',\n')}\n${updateObjects}` : updateObjects, params };
+  }
+  const columns: SqlValue[][] = TRANSITION_COLUMNS.map(() => []);
+  for (const transition of writes.transitions) {
+    newTransitionValues(transition, writes.recordedAtMs).forEach((value, i) => columns[i]?.push(value));
+  }
+  const sql = `WITH ${[
+    ...before,
+    `updated AS (${updateObjects})`,
+    `serialised AS (SELECT pg_advisory_xact_lock(hashtextextended('inlet.transitions.' || current_schema(), 0)))`,
+    `inserted AS (
   INSERT INTO transitions (${TRANSITION_COLUMNS.join(', ')})
-  SELECT * FROM unnest(${TRANSITION_COLUMNS.map((c, i) => `$${i + 1}::${TRANSITION_TYPES[c]}[]`).join(', ')})
+  SELECT t.* FROM unnest(${arrays(
+    TRANSITION_COLUMNS.map((c) => TRANSITION_TYPES[c]),
+    columns,
+  )}) AS t (${TRANSITION_COLUMNS.join(', ')}), serialised
   RETURNING seq
-)
+)`,
+  ].join(',\n')}
 SELECT pg_notify('${TRANSITIONS_CHANNEL}', MAX(seq)::text) FROM inserted`;
+  return { sql, params };
+}
 
 /**
  * Everything `serve` writes to PostgreSQL, each call on a connection inside the caller's transaction
@@ -200,39 +259,35 @@ export class PostgresWriter {
       occurrences.set(event.key, (occurrences.get(event.key) ?? 0) + 1);
     });
 
-    const upsert = upsertEventsQuery(distinct, occurrences, this.#sequence);
-    const stored = await client.query<{ delivery_key: string; inserted: boolean }>(upsert.sql, upsert.params);
-    const inserted = new Set(stored.rows.filter((r) => r.inserted).map((r) => r.delivery_key));
+    const begin = beginBatchQuery(distinct, occurrences, this.#sequence);
+    const first = (await client.query<BeginBatchRow & QueryResultRow>(begin.sql, begin.params)).rows[0];
+    if (first === undefined) throw new Error('The batch statement returned no row');
+    const inserted = new Set(first.events.filter(([, isInserted]) => isInserted).map(([key]) => key));
     const isNew = (event: IncomingEvent, i: number) =>
       inserted.has(event.key) && firstIndex.get(event.key) === i;
 
     const objectIds = [...new Set(events.filter(isNew).map((e) => e.object.id))];
-    const states = await lockObjects(client, objectIds);
+    if (objectIds.length === 0) return events.map(() => ({ duplicate: true, applied: false, conflict: false }));
+    const states = new Map(first.states.map((row) => [row.id, objectStateFromRow(row)]));
+    const created = new Set(first.created);
+    // Created by another instance after the statement's snapshot: lock the row it committed.
+    const raced = objectIds.filter((id) => !states.has(id) && !created.has(id));
+    if (raced.length > 0) {
+      const { rows } = await client.query<ObjectStateRow & QueryResultRow>(LOCK_OBJECTS_SQL, [raced]);
+      for (const row of rows) states.set(row.id, objectStateFromRow(row));
+      const lost = raced.filter((id) => !states.has(id));
+      if (lost.length > 0) throw new Error(`Objects ${lost.join(', ')} could neither be locked nor created`);
+    }
 
     const { outcomes, summaries, conflicts, transitions } = foldBatch(events, isNew, states);
-
-    if (objectIds.length > 0) {
-      const params: unknown[] = updateObjectsParams(
-        objectIds.map((id) => states.get(id)).filter((s): s is ObjectState => s !== undefined),
-        summaries,
-      );
-      if (conflicts.length > 0) {
-        await client.query(UPDATE_OBJECTS_AND_FLAG_CONFLICTS_SQL, [...params, conflicts]);
-      } else {
-        await client.query(UPDATE_OBJECTS_SQL, params);
-      }
-    }
-    if (transitions.length > 0) {
-      // Serialised across instances until COMMIT, so `seq` follows commit order: a reader that has seen
-      // seq N never later finds a committed row below N (CONTRACT §8's consumers read "after seq").
-      await client.query(TRANSITIONS_LOCK_SQL);
-      const columns: SqlValue[][] = TRANSITION_COLUMNS.map(() => []);
-      const recordedAtMs = Date.now();
-      for (const transition of transitions) {
-        newTransitionValues(transition, recordedAtMs).forEach((value, i) => columns[i]?.push(value));
-      }
-      await client.query(INSERT_TRANSITIONS_SQL, columns);
-    }
+    const write = writeBatchQuery({
+      states: objectIds.map((id) => states.get(id)).filter((s): s is ObjectState => s !== undefined),
+      summaries,
+      conflicts,
+      transitions,
+      recordedAtMs: Date.now(),
+    });
+    await client.query(write.sql, write.params);
     return outcomes;
   }
 
@@ -253,31 +308,6 @@ export class PostgresWriter {
       await client.query(numberPlaceholders(TRIM_REJECTIONS_BY_BYTES_SQL), [limits.maxBodyBytes]);
     }
   }
-}
-
-/**
- * Locks the objects' rows, creating placeholders for new ones, and returns the existing states (new
- * objects have none). Existing rows come first: that is the common case and costs one round trip.
- */
-async function lockObjects(client: PoolClient, ids: readonly string[]): Promise<Map<string, ObjectState>> {
-  const states = new Map<string, ObjectState>();
-  if (ids.length === 0) return states;
-  const lockExisting = async (wanted: readonly string[]) => {
-    const { rows } = await client.query<ObjectStateRow & QueryResultRow>(LOCK_OBJECTS_SQL, [wanted]);
-    for (const row of rows) states.set(row.id, objectStateFromRow(row));
-  };
-  await lockExisting(ids);
-  const missing = ids.filter((id) => !states.has(id));
-  if (missing.length === 0) return states;
-  const created = new Set(
-    (await client.query<{ id: string }>(INSERT_OBJECT_PLACEHOLDERS_SQL, [missing])).rows.map((r) => r.id),
-  );
-  // Created by another instance between our two statements: lock the row it committed.
-  const raced = missing.filter((id) => !created.has(id));
-  if (raced.length > 0) await lockExisting(raced);
-  const lost = raced.filter((id) => !states.has(id));
-  if (lost.length > 0) throw new Error(`Objects ${lost.join(', ')} could neither be locked nor created`);
-  return states;
 }
 
 /**

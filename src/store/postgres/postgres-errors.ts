@@ -48,6 +48,7 @@ const UNAVAILABLE_MESSAGES = [
 interface PgErrorLike {
   code?: unknown;
   message?: unknown;
+  constraint?: unknown;
 }
 
 function errorCode(error: unknown): string | undefined {
@@ -55,9 +56,19 @@ function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-/** Serialization failures and deadlocks: the transaction may simply be run again. */
+/**
+ * Unique indexes only a group commit inserts into: a violation means another transaction committed
+ * the same delivery or the same new object first, and running the batch again finds it stored.
+ */
+const COMMIT_RACE_CONSTRAINTS = new Set(['events_delivery_key_key', 'objects_pkey']);
+
+/** Serialization failures, deadlocks and lost commit races: the transaction may simply be run again. */
 export function isRetryableConflict(error: unknown): boolean {
   const code = errorCode(error);
+  if (code === '23505') {
+    const constraint = (error as PgErrorLike).constraint;
+    return typeof constraint === 'string' && COMMIT_RACE_CONSTRAINTS.has(constraint);
+  }
   return code === '40001' || code === '40P01';
 }
 

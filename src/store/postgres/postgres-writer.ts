@@ -18,7 +18,6 @@ import {
   type ObjectStateColumn,
   type ObjectStateRow,
   type RejectionTotalsRow,
-  type SqlQuery,
   type SqlValue,
 } from '../statements.js';
 import { randomId } from '../random-id.js';
@@ -42,76 +41,26 @@ const EVENT_COLUMNS = [
   ['headers', 'text'],
   ['body', 'bytea'],
   ['duplicates', 'integer'],
+  ['conflict', 'integer'],
 ] as const;
 const EVENT_COLUMN_LIST = EVENT_COLUMNS.map(([name]) => name).join(', ');
 
 const STATE_COLUMN_LIST = OBJECT_STATE_COLUMNS.join(', ');
 
-/** Locks in id order, as every instance does: commits over the same objects queue rather than deadlock. */
+/**
+ * The batch's first read: locks its objects' rows in id order, as every instance does (commits over the
+ * same objects queue rather than deadlock), and reads their states. Objects seen for the first time
+ * have no row yet: the batch inserts them, and an instance that inserts the same one first makes that
+ * insert fail and the batch run again (`isRetryableConflict`).
+ */
 const LOCK_OBJECTS_SQL = `SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`;
 
-/** The columns after `id` of an object seen for the first time, until the batch's fold overwrites them. */
-const PLACEHOLDER_STATE = `'prediction', '', -1, NULL, 0, 0, 'other', 0, '', 0, 0, 0, 0, NULL, '{}'`;
-
 /**
- * The batch's first statement (one round trip): inserts each distinct event, or counts it as a
- * duplicate when its key is stored already (by an earlier batch or by another instance right now: the
- * unique index makes us wait for that commit); then locks the objects of the events it inserted, in id
- * order, and creates (locked by this transaction) the rows of objects seen for the first time. Events
- * are written in key order so two instances committing overlapping batches cannot deadlock; `seq` is
- * drawn in arrival order first, so events stay listed in the order received.
- *
- * One row comes back: `events`, each distinct key with whether it was inserted; `states`, the locked
- * objects' rows; `created`, the ids of the placeholder rows made. An object another instance created
- * after this statement's snapshot is in neither (its insert waited, then did nothing): the caller locks
- * those with one more statement.
+ * The batch's second read, run once its objects are locked (so with a snapshot taken after any commit
+ * it waited for): which of its delivery keys are stored already. A delivery of one object is committed
+ * by a batch holding that object's lock, so a duplicate committed meanwhile by another instance shows.
  */
-function beginBatchQuery(
-  events: readonly IncomingEvent[],
-  occurrences: ReadonlyMap<string, number>,
-  sequence: string,
-): SqlQuery {
-  const params: SqlValue[] = [];
-  const rows = events.map((event) => {
-    const values = [...insertEventParams(event), (occurrences.get(event.key) ?? 1) - 1];
-    const cells = values.map((value, i) => {
-      params.push(value);
-      return `$${params.length}::${EVENT_COLUMNS[i]?.[1] ?? 'text'}`;
-    });
-    return `(${cells.join(', ')})`;
-  });
-  // `incoming` is read more than once, so PostgreSQL computes it (and each nextval) exactly once.
-  const sql = `WITH incoming AS (
-  SELECT nextval(${sequence}::regclass) AS seq, v.* FROM (VALUES ${rows.join(',\n  ')}) AS v (${EVENT_COLUMN_LIST})
-), stored AS (
-  INSERT INTO events (seq, ${EVENT_COLUMN_LIST}, conflict)
-  SELECT seq, ${EVENT_COLUMN_LIST}, 0 FROM incoming ORDER BY delivery_key
-  ON CONFLICT (delivery_key) DO UPDATE SET duplicates = events.duplicates + excluded.duplicates + 1
-  RETURNING seq, delivery_key
-), fresh AS (
-  SELECT DISTINCT incoming.object_id AS id FROM stored JOIN incoming USING (delivery_key)
-  WHERE stored.seq = incoming.seq
-), locked AS (
-  SELECT ${STATE_COLUMN_LIST} FROM objects WHERE id IN (SELECT id FROM fresh) ORDER BY id FOR UPDATE
-), created AS (
-  INSERT INTO objects (${STATE_COLUMN_LIST}, summary)
-  SELECT id, ${PLACEHOLDER_STATE} FROM fresh WHERE id NOT IN (SELECT id FROM locked) ORDER BY id
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id
-)
-SELECT
-  (SELECT COALESCE(json_agg(json_build_array(stored.delivery_key, stored.seq = incoming.seq)), '[]')
-    FROM stored JOIN incoming USING (delivery_key)) AS events,
-  (SELECT COALESCE(json_agg(locked), '[]') FROM locked) AS states,
-  (SELECT COALESCE(json_agg(created.id), '[]') FROM created) AS created`;
-  return { sql, params };
-}
-
-interface BeginBatchRow {
-  events: [key: string, inserted: boolean][];
-  states: ObjectStateRow[];
-  created: string[];
-}
+const STORED_KEYS_SQL = 'SELECT delivery_key FROM events WHERE delivery_key = ANY($1::text[])';
 
 const POSTGRES_STATE_TYPES: Record<ObjectStateColumn, string> = {
   id: 'text',
@@ -164,76 +113,137 @@ const TRANSITION_TYPES: Record<(typeof TRANSITION_COLUMNS)[number], string> = {
   last_received_at: 'bigint',
 };
 
-/** What the batch's second statement writes, once its objects are folded. */
+/** What the batch's write statement writes, once its objects are folded. */
 interface BatchWrites {
-  states: readonly ObjectState[];
+  /** The batch's distinct new events, in arrival order. */
+  events: readonly IncomingEvent[];
+  /** Repeats of each new event within the batch (counted as its duplicates). */
+  repeats: ReadonlyMap<string, number>;
+  /** Keys of new events whose object's state they conflict with. */
+  conflicts: ReadonlySet<string>;
+  /** Keys stored already, with how many times the batch delivered each again. */
+  duplicates: ReadonlyMap<string, number>;
+  /** Folded states of objects seen for the first time (inserted) and of the others (updated). */
+  created: readonly ObjectState[];
+  updated: readonly ObjectState[];
   summaries: ReadonlyMap<string, string>;
-  /** Keys of the events (inserted by this transaction) that conflict with their object's state. */
-  conflicts: readonly string[];
   transitions: readonly NewTransition[];
   recordedAtMs: number;
 }
 
 /**
- * The batch's second statement (one round trip): the folded states, the conflict flags, and the
- * transitions with a wake-up for every instance's runner (`pg_notify`, sent at COMMIT). Transitions are
- * inserted only once this transaction holds the schema's transitions lock (the insert reads the
- * lock's row, so the lock comes first), held until COMMIT: `seq` follows commit order across
- * instances, and a reader that has seen seq N never later finds a committed row below N (consumers
- * read "after seq"). The lock is taken only by batches that have transitions.
+ * The batch's one write statement: the new events (in key order, so instances committing overlapping
+ * batches cannot deadlock; `seq` drawn in arrival order first, so events stay listed in the order
+ * received), the duplicates counted, the folded states (new objects inserted, the others updated),
+ * then the transitions with a wake-up for every instance's runner (`pg_notify`, sent at COMMIT).
+ *
+ * An event key or a new object another instance committed first fails its insert: the whole
+ * transaction runs again and finds it (`isRetryableConflict`). Transitions are inserted only once
+ * the other writes are done and this transaction holds the schema's transitions lock (the lock reads
+ * their counts, and the insert reads the lock's row), held until COMMIT: `seq` follows commit order
+ * across instances, and a reader that has seen seq N never later finds a committed row below N
+ * (consumers read "after seq"). The lock is taken only by batches that have transitions.
  */
-function writeBatchQuery(writes: BatchWrites): { sql: string; params: unknown[] } {
-  // Each parameter is a whole column: `unnest` turns the arrays back into rows.
+function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
+  const param = (value: unknown, type: string) => {
+    params.push(value);
+    return `$${params.length}::${type}`;
+  };
+  // Each array parameter is a whole column: `unnest` turns the arrays back into rows.
   const arrays = (types: readonly string[], columns: readonly SqlValue[][]) =>
-    types
-      .map((type, i) => {
-        params.push(columns[i] ?? []);
-        return `$${params.length}::${type}[]`;
-      })
-      .join(', ');
-  const updateObjects = `UPDATE objects AS o SET
+    types.map((type, i) => param(columns[i] ?? [], `${type}[]`)).join(', ');
+  const stateArrays = (states: readonly ObjectState[]) =>
+    arrays(
+      OBJECT_UPDATE_COLUMNS.map(([, type]) => type),
+      updateObjectsParams(states, writes.summaries),
+    );
+  const stateColumns = OBJECT_UPDATE_COLUMNS.map(([name]) => name).join(', ');
+  const ctes: string[] = [];
+  const written: string[] = [];
+
+  if (writes.events.length > 0) {
+    const rows = writes.events.map((event) => {
+      const values = [
+        ...insertEventParams(event),
+        writes.repeats.get(event.key) ?? 0,
+        writes.conflicts.has(event.key) ? 1 : 0,
+      ];
+      return `(${values.map((value, i) => param(value, EVENT_COLUMNS[i]?.[1] ?? 'text')).join(', ')})`;
+    });
+    // `incoming` is read once, and its nextval drawn in the VALUES' (arrival) order before sorting.
+    ctes.push(`incoming AS (
+  SELECT nextval(${sequence}::regclass) AS seq, v.* FROM (VALUES ${rows.join(',\n  ')}) AS v (${EVENT_COLUMN_LIST})
+)`);
+    ctes.push(`stored AS (
+  INSERT INTO events (seq, ${EVENT_COLUMN_LIST})
+  SELECT seq, ${EVENT_COLUMN_LIST} FROM incoming ORDER BY delivery_key
+  RETURNING 1
+)`);
+    written.push('stored');
+  }
+  if (writes.duplicates.size > 0) {
+    ctes.push(`counted AS (
+  UPDATE events SET duplicates = events.duplicates + d.n
+  FROM unnest(${param([...writes.duplicates.keys()], 'text[]')}, ${param([...writes.duplicates.values()], 'integer[]')}) AS d (key, n)
+  WHERE events.delivery_key = d.key
+  RETURNING 1
+)`);
+    written.push('counted');
+  }
+  if (writes.created.length > 0) {
+    ctes.push(`created AS (
+  INSERT INTO objects (${stateColumns})
+  SELECT ${OBJECT_UPDATE_COLUMNS.map(([name]) => (name === 'summary' ? "COALESCE(v.summary, '{}')" : `v.${name}`)).join(', ')}
+  FROM unnest(${stateArrays(writes.created)}) AS v (${stateColumns}) ORDER BY v.id
+  RETURNING 1
+)`);
+    written.push('created');
+  }
+  if (writes.updated.length > 0) {
+    ctes.push(`updated AS (
+  UPDATE objects AS o SET
   ${OBJECT_UPDATE_COLUMNS.slice(1)
     .map(([name]) => (name === 'summary' ? 'summary = COALESCE(v.summary, o.summary)' : `${name} = v.${name}`))
     .join(', ')}
-  FROM unnest(${arrays(
-    OBJECT_UPDATE_COLUMNS.map(([, type]) => type),
-    updateObjectsParams(writes.states, writes.summaries),
-  )}) AS v (${OBJECT_UPDATE_COLUMNS.map(([name]) => name).join(', ')})
-  WHERE o.id = v.id`;
-  const before: string[] = [];
-  if (writes.conflicts.length > 0) {
-    params.push([...writes.conflicts]);
-    before.push(`flagged AS (UPDATE events SET conflict = 1 WHERE delivery_key = ANY($${params.length}::text[]))`);
+  FROM unnest(${stateArrays(writes.updated)}) AS v (${stateColumns})
+  WHERE o.id = v.id
+  RETURNING 1
+)`);
+    written.push('updated');
   }
-  if (writes.transitions.length === 0) {
-    return { sql: before.length > 0 ? `WITH ${before.join(',\n')}\n${updateObjects}` : updateObjects, params };
-  }
+  const counts = written.map((name) => `(SELECT count(*) FROM ${name})`).join(' + ') || '0';
+  if (writes.transitions.length === 0) return { sql: `WITH ${ctes.join(',\n')}\nSELECT ${counts} AS written`, params };
+
   const columns: SqlValue[][] = TRANSITION_COLUMNS.map(() => []);
   for (const transition of writes.transitions) {
     newTransitionValues(transition, writes.recordedAtMs).forEach((value, i) => columns[i]?.push(value));
   }
-  const sql = `WITH ${[
-    ...before,
-    `updated AS (${updateObjects})`,
-    `serialised AS (SELECT pg_advisory_xact_lock(hashtextextended('inlet.transitions.' || current_schema(), 0)))`,
-    `inserted AS (
+  ctes.push(`serialised AS (
+  SELECT pg_advisory_xact_lock(hashtextextended('inlet.transitions.' || current_schema(), 0))
+  FROM (SELECT ${counts} AS written) AS done
+)`);
+  ctes.push(`inserted AS (
   INSERT INTO transitions (${TRANSITION_COLUMNS.join(', ')})
   SELECT t.* FROM unnest(${arrays(
     TRANSITION_COLUMNS.map((c) => TRANSITION_TYPES[c]),
     columns,
   )}) AS t (${TRANSITION_COLUMNS.join(', ')}), serialised
   RETURNING seq
-)`,
-  ].join(',\n')}
-SELECT pg_notify('${TRANSITIONS_CHANNEL}', MAX(seq)::text) FROM inserted`;
-  return { sql, params };
+)`);
+  return {
+    sql: `WITH ${ctes.join(',\n')}\nSELECT pg_notify('${TRANSITIONS_CHANNEL}', MAX(seq)::text) FROM inserted`,
+    params,
+  };
 }
+
+/** How the batch's transaction ends: committed, or left open for the caller (a probe rolls it back). */
+export type CommitEnd = 'commit' | 'leave-open';
 
 /**
  * Everything `serve` writes to PostgreSQL, each call on a connection inside the caller's transaction
- * (`transaction` below): row locks in key and id order, so instances committing at once queue rather
- * than deadlock.
+ * (`transaction` below): row locks in id order, so instances committing at once queue rather than
+ * deadlock.
  */
 export class PostgresWriter {
   /** The qualified name of `events.seq`'s sequence, as a SQL literal. */
@@ -244,50 +254,59 @@ export class PostgresWriter {
   }
 
   /**
-   * Inserts the events (dedupe on key), locks and folds their objects, writes the new states and the
-   * transitions; on `client`, inside the caller's transaction.
+   * Commits a batch in two round trips, on a connection in pipeline mode with no transaction open
+   * (`transaction(…, { ownStatements: true })`): BEGIN with the two reads (the objects' locks and
+   * states, then which keys are stored), the fold in memory, then the one write statement with COMMIT.
+   * The reads write nothing, so a BEGIN that failed cannot leave half a batch committed: its error
+   * stops the batch before the write is sent.
    */
-  async commitEvents(client: PoolClient, events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
+  async commitEvents(
+    client: PoolClient,
+    events: readonly IncomingEvent[],
+    end: CommitEnd = 'commit',
+  ): Promise<CommitOutcome[]> {
     const firstIndex = new Map<string, number>();
     const occurrences = new Map<string, number>();
-    const distinct: IncomingEvent[] = [];
     events.forEach((event, i) => {
-      if (!firstIndex.has(event.key)) {
-        firstIndex.set(event.key, i);
-        distinct.push(event);
-      }
+      if (!firstIndex.has(event.key)) firstIndex.set(event.key, i);
       occurrences.set(event.key, (occurrences.get(event.key) ?? 0) + 1);
     });
+    const objectIds = [...new Set(events.map((e) => e.object.id))];
 
-    const begin = beginBatchQuery(distinct, occurrences, this.#sequence);
-    const first = (await client.query<BeginBatchRow & QueryResultRow>(begin.sql, begin.params)).rows[0];
-    if (first === undefined) throw new Error('The batch statement returned no row');
-    const inserted = new Set(first.events.filter(([, isInserted]) => isInserted).map(([key]) => key));
+    const [, locked, stored] = await Promise.all([
+      client.query('BEGIN'),
+      client.query<ObjectStateRow & QueryResultRow>(LOCK_OBJECTS_SQL, [objectIds]),
+      client.query<{ delivery_key: string }>(STORED_KEYS_SQL, [[...firstIndex.keys()]]),
+    ]);
+    const storedKeys = new Set(stored.rows.map((r) => r.delivery_key));
+    const states = new Map(locked.rows.map((row) => [row.id, objectStateFromRow(row)]));
+    const existing = new Set(states.keys());
     const isNew = (event: IncomingEvent, i: number) =>
-      inserted.has(event.key) && firstIndex.get(event.key) === i;
-
-    const objectIds = [...new Set(events.filter(isNew).map((e) => e.object.id))];
-    if (objectIds.length === 0) return events.map(() => ({ duplicate: true, applied: false, conflict: false }));
-    const states = new Map(first.states.map((row) => [row.id, objectStateFromRow(row)]));
-    const created = new Set(first.created);
-    // Created by another instance after the statement's snapshot: lock the row it committed.
-    const raced = objectIds.filter((id) => !states.has(id) && !created.has(id));
-    if (raced.length > 0) {
-      const { rows } = await client.query<ObjectStateRow & QueryResultRow>(LOCK_OBJECTS_SQL, [raced]);
-      for (const row of rows) states.set(row.id, objectStateFromRow(row));
-      const lost = raced.filter((id) => !states.has(id));
-      if (lost.length > 0) throw new Error(`Objects ${lost.join(', ')} could neither be locked nor created`);
-    }
+      !storedKeys.has(event.key) && firstIndex.get(event.key) === i;
 
     const { outcomes, summaries, conflicts, transitions } = foldBatch(events, isNew, states);
-    const write = writeBatchQuery({
-      states: objectIds.map((id) => states.get(id)).filter((s): s is ObjectState => s !== undefined),
-      summaries,
-      conflicts,
-      transitions,
-      recordedAtMs: Date.now(),
-    });
-    await client.query(write.sql, write.params);
+    const newEvents = events.filter(isNew);
+    const folded = [...new Set(newEvents.map((e) => e.object.id))].map((id) => states.get(id));
+    const write = writeBatchQuery(
+      {
+        events: newEvents,
+        repeats: new Map(newEvents.map((e) => [e.key, (occurrences.get(e.key) ?? 1) - 1])),
+        conflicts: new Set(conflicts),
+        duplicates: new Map([...storedKeys].map((key) => [key, occurrences.get(key) ?? 1])),
+        created: folded.filter((s): s is ObjectState => s !== undefined && !existing.has(s.id)),
+        updated: folded.filter((s): s is ObjectState => s !== undefined && existing.has(s.id)),
+        summaries,
+        transitions,
+        recordedAtMs: Date.now(),
+      },
+      this.#sequence,
+    );
+    if (end === 'commit') {
+      // If the write fails, PostgreSQL ends the aborted transaction at this COMMIT by rolling back.
+      await Promise.all([client.query(write.sql, write.params), client.query('COMMIT')]);
+    } else {
+      await client.query(write.sql, write.params);
+    }
     return outcomes;
   }
 
@@ -311,9 +330,10 @@ export class PostgresWriter {
 }
 
 /**
- * Runs `work` in one transaction on a pooled connection; a deadlock or serialization failure runs the
- * whole transaction again (up to COMMIT_ATTEMPTS, after a pause timed by `clock`), and errors come out as
- * store errors.
+ * Runs `work` in one transaction on a pooled connection; a deadlock, a serialization failure or a lost
+ * insert race runs the whole transaction again (up to COMMIT_ATTEMPTS, after a pause timed by `clock`),
+ * and errors come out as store errors. With `ownStatements`, `work` sends BEGIN and COMMIT itself (to
+ * pipeline them with its first and last statements); a failure is still rolled back here.
  */
 export async function transaction<T>(
   connect: (doing: string) => Promise<PoolClient>,
@@ -321,6 +341,7 @@ export async function transaction<T>(
   doing: string,
   work: (client: PoolClient) => Promise<T>,
   clock: Clock = HOLDING_CLOCK,
+  { ownStatements = false }: { ownStatements?: boolean } = {},
 ): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     const client = await connect(doing);
@@ -329,9 +350,9 @@ export async function transaction<T>(
     const onError = (error: Error) => (broken = error);
     client.on('error', onError);
     try {
-      await client.query('BEGIN');
+      if (!ownStatements) await client.query('BEGIN');
       const result = await work(client);
-      await client.query('COMMIT');
+      if (!ownStatements) await client.query('COMMIT');
       return result;
     } catch (error) {
       if (broken === undefined && isPostgresUnavailable(error)) broken = error as Error;

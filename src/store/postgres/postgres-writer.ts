@@ -204,7 +204,9 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
     ctes.push(`updated AS (
   UPDATE objects AS o SET
   ${OBJECT_UPDATE_COLUMNS.slice(1)
-    .map(([name]) => (name === 'summary' ? 'summary = COALESCE(v.summary, o.summary)' : `${name} = v.${name}`))
+    .map(([name]) =>
+      name === 'summary' ? 'summary = COALESCE(v.summary, o.summary)' : `${name} = v.${name}`,
+    )
     .join(', ')}
   FROM unnest(${stateArrays(writes.updated)}) AS v (${stateColumns})
   WHERE o.id = v.id
@@ -213,7 +215,8 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
     written.push('updated');
   }
   const counts = written.map((name) => `(SELECT count(*) FROM ${name})`).join(' + ') || '0';
-  if (writes.transitions.length === 0) return { sql: `WITH ${ctes.join(',\n')}\nSELECT ${counts} AS written`, params };
+  if (writes.transitions.length === 0)
+    return { sql: `WITH ${ctes.join(',\n')}\nSELECT ${counts} AS written`, params };
 
   const columns: SqlValue[][] = TRANSITION_COLUMNS.map(() => []);
   for (const transition of writes.transitions) {

@@ -45,7 +45,7 @@ function fakeStore(failure: () => Error | undefined) {
   };
 }
 
-function event(key: string): IncomingEvent {
+function event(key: string, objectId = `pred_${key}`): IncomingEvent {
   return {
     key,
     scheme: 'standard',
@@ -53,7 +53,7 @@ function event(key: string): IncomingEvent {
     webhookTimestampSec: null,
     headers: {},
     body: Buffer.from('{}'),
-    object: { id: `pred_${key}`, status: 'starting' },
+    object: { id: objectId, status: 'starting' },
   };
 }
 
@@ -165,11 +165,13 @@ describe('CommitBatcher readiness', () => {
 function recordingStore(
   answer: (keys: string[]) => Promise<void> | void = () => undefined,
   maxConcurrentCommits = 1,
+  oneCommitPerObject = false,
 ) {
   const commits: { keys: string[]; atMs: number }[] = [];
   const store = {
     capabilities: {
       maxConcurrentCommits,
+      oneCommitPerObject,
       multiInstance: false,
       skipLocked: false,
       crossProcessNotify: false,
@@ -220,6 +222,60 @@ describe('CommitBatcher group commit', () => {
     expect(commits.map((c) => c.keys)).toEqual([['a', 'b'], ['c', 'd'], ['e']]);
     await batcher.drain();
     expect(batcher.pending).toBe(0);
+  });
+
+  it('keeps an object that is committing out of the next batch when the store commits one batch per object, and lets the rest go', async () => {
+    const held = deferred();
+    let first = true;
+    const { store, commits } = recordingStore(
+      async () => {
+        if (first) {
+          first = false;
+          await held.promise;
+        }
+      },
+      4,
+      true,
+    );
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    const early = batcher.submit(event('x-starting', 'x'));
+    await expect.poll(() => commits.length).toBe(1);
+    // x is committing: its later deliveries wait, in order; y's go in a batch of their own meanwhile.
+    const late = [
+      batcher.submit(event('x-processing', 'x')),
+      batcher.submit(event('y-starting', 'y')),
+      batcher.submit(event('x-succeeded', 'x')),
+      batcher.submit(event('y-processing', 'y')),
+    ];
+    await expect.poll(() => commits.length).toBe(2);
+    expect(commits[1]!.keys).toEqual(['y-starting', 'y-processing']);
+    expect(batcher.pending).toBe(3);
+    held.resolve();
+    await Promise.all([early, ...late]);
+    expect(commits.map((c) => c.keys)).toEqual([
+      ['x-starting'],
+      ['y-starting', 'y-processing'],
+      ['x-processing', 'x-succeeded'],
+    ]);
+  });
+
+  it('puts every waiting delivery in the next batch when the store takes commits over one object side by side', async () => {
+    const held = deferred();
+    let first = true;
+    const { store, commits } = recordingStore(async () => {
+      if (first) {
+        first = false;
+        await held.promise;
+      }
+    }, 4);
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    const early = batcher.submit(event('x-starting', 'x'));
+    await expect.poll(() => commits.length).toBe(1);
+    const late = [batcher.submit(event('x-processing', 'x')), batcher.submit(event('y-starting', 'y'))];
+    await Promise.all(late);
+    expect(commits[1]!.keys).toEqual(['x-processing', 'y-starting']);
+    held.resolve();
+    await early;
   });
 
   it('wakes transition listeners after a commit that applied a change', async () => {

@@ -83,6 +83,8 @@ export class CommitBatcher {
   readonly #clock: Clock;
   #queue: Pending[] = [];
   #inFlight = 0;
+  /** Objects of the batches committing now, when the store commits one batch per object at a time. */
+  readonly #committingObjects = new Set<string>();
   #scheduled = false;
   #retryTimer: unknown;
   #failures = 0;
@@ -257,7 +259,13 @@ export class CommitBatcher {
       this.#notifyIdle();
       return;
     }
-    const batch = this.#queue.splice(0, this.#maxBatch);
+    const batch = this.#takeBatch();
+    // Every waiting delivery belongs to an object that is committing: its batch's end schedules again.
+    if (batch.length === 0) return;
+    const objects = this.#store.capabilities.oneCommitPerObject
+      ? new Set(batch.map((p) => p.event.object.id))
+      : undefined;
+    objects?.forEach((id) => this.#committingObjects.add(id));
     this.#inFlight++;
     const startedAt = performance.now();
     try {
@@ -287,9 +295,29 @@ export class CommitBatcher {
       }
     } finally {
       this.#inFlight--;
+      objects?.forEach((id) => this.#committingObjects.delete(id));
     }
     if (this.#queue.length > 0) this.#schedule();
     else this.#notifyIdle();
+  }
+
+  /**
+   * The next batch, in arrival order: at most `maxBatch`, and, when the store commits one batch per
+   * object at a time, none of the deliveries of an object that is committing (they wait in the queue,
+   * in order, with every later one of that object).
+   */
+  #takeBatch(): Pending[] {
+    if (!this.#store.capabilities.oneCommitPerObject || this.#committingObjects.size === 0) {
+      return this.#queue.splice(0, this.#maxBatch);
+    }
+    const batch: Pending[] = [];
+    const waiting: Pending[] = [];
+    for (const p of this.#queue) {
+      if (batch.length < this.#maxBatch && !this.#committingObjects.has(p.event.object.id)) batch.push(p);
+      else waiting.push(p);
+    }
+    this.#queue = waiting;
+    return batch;
   }
 
   async #commitEach(batch: Pending[]): Promise<void> {

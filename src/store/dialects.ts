@@ -14,6 +14,7 @@ export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
 export const POSTGRES_CAPABILITIES: StoreCapabilities = Object.freeze({
   // Row locks let commits run side by side; a few at once keep the pool free for reads and pings.
   maxConcurrentCommits: 4,
+  oneCommitPerObject: true,
   multiInstance: true,
   skipLocked: true,
   crossProcessNotify: true,

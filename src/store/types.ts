@@ -145,6 +145,12 @@ export interface DeliveryMinute {
 export interface StoreCapabilities {
   /** How many group commits may run at once (SQLite has one writer). */
   readonly maxConcurrentCommits: number;
+  /**
+   * Commits over a common object wait for each other in the store (PostgreSQL's row locks): the
+   * batcher then keeps an object's deliveries out of new batches while one of its batches commits, so
+   * that a batch never holds a commit slot waiting on another, and the rest of the queue goes on.
+   */
+  readonly oneCommitPerObject?: boolean;
   /** Several processes may share this store (PostgreSQL). */
   readonly multiInstance: boolean;
   /** Claims skip rows another transaction holds (`FOR UPDATE SKIP LOCKED`). */

@@ -253,8 +253,6 @@ export class PostgresStore extends SqlReadStore implements Store {
   #writer: PostgresWriter | undefined;
   #pingTimeoutMs: number;
   #closing: Promise<void> | undefined;
-  /** Per object id, the end of this instance's last group commit over it that has not ended. */
-  readonly #committing = new Map<string, Promise<void>>();
 
   /** Use `openPostgresStore`: it migrates first. */
   constructor(
@@ -287,31 +285,14 @@ export class PostgresStore extends SqlReadStore implements Store {
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
     const writer = this.#writable();
     if (events.length === 0) return [];
-    const ids = [...new Set(events.map((event) => event.object.id))];
-    // Batches of this instance over a common object commit one after the other, so that a new object
-    // in both is inserted by the first and found by the second rather than raced for (and retried).
-    const before = ids.flatMap((id) => this.#committing.get(id) ?? []);
-    const committed = (async () => {
-      await Promise.all(before);
-      return transaction(
-        (what) => this.#connect(what),
-        this.location,
-        'committing events',
-        (client) => writer.commitEvents(client, events),
-        undefined,
-        { ownStatements: true },
-      );
-    })();
-    const settled = committed.then(
-      () => undefined,
-      () => undefined,
+    return transaction(
+      (what) => this.#connect(what),
+      this.location,
+      'committing events',
+      (client) => writer.commitEvents(client, events),
+      undefined,
+      { ownStatements: true },
     );
-    for (const id of ids) this.#committing.set(id, settled);
-    try {
-      return await committed;
-    } finally {
-      for (const id of ids) if (this.#committing.get(id) === settled) this.#committing.delete(id);
-    }
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {

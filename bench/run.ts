@@ -6,6 +6,7 @@ import {
   fdatasyncSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   writeFileSync,
@@ -16,12 +17,17 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { SETTING_DEFAULTS } from '../src/config.js';
 import { openStore } from '../src/store/index.js';
+import { type BigBodyResult, sendBigBodies } from './big-bodies.js';
 import { incomingEvent, MODELS, writeSignedDeliveries } from './deliveries.js';
+import { type PacedResult, startPaced } from './paced.js';
 import { serveArgs } from './serve-command.js';
 
-// `npm run bench`: Inlet (SQLite, PostgreSQL) against a bare node:http server on this machine, driven by
-// wrk over loopback with distinct, validly signed deliveries. Results go to stdout and docs/benchmarks.md.
+// `npm run bench`: Inlet (SQLite, PostgreSQL) against a bare node:http server and a verify + insert floor
+// on each database, on this machine, driven by wrk over loopback with distinct, validly signed
+// deliveries; then a paced load, big bodies and a million stored. Results go to stdout and
+// docs/benchmarks.md.
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const HERE = join(ROOT, 'bench');
@@ -40,6 +46,13 @@ const CONNECTIONS = Number(env.INLET_BENCH_CONNECTIONS ?? 50);
 const SCALE_DELIVERIES = Number(env.INLET_BENCH_SCALE_DELIVERIES ?? 1_000_000);
 const PG_ADMIN_URL = env.INLET_BENCH_PG_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const WRITE_DOCS = env.INLET_BENCH_WRITE_DOCS !== '0';
+/** The paced (open-loop) load: deliveries per second (0 skips it) and seconds measured after a warm-up. */
+const PACED_RATE = Number(env.INLET_BENCH_PACED_RATE ?? 2000);
+const PACED_SECONDS = Number(env.INLET_BENCH_PACED_SECONDS ?? 10);
+const PACED_WARMUP_SECONDS = 2;
+/** 50 clients POSTing bodies near Inlet's size limit at once (0 skips it). */
+const BIG_BODIES = env.INLET_BENCH_BIG_BODIES !== '0';
+const BIG_BODY_CLIENTS = 50;
 const EXTRA_ARGS = (env.INLET_BENCH_SERVE_ARGS ?? '').split(' ').filter((a) => a !== '');
 /** Writes a CPU profile of each Inlet server there when it exits (`node --cpu-prof`). */
 const CPU_PROF_DIR = env.INLET_BENCH_CPU_PROF_DIR;
@@ -77,6 +90,8 @@ interface Measurement {
   cpuUsPerRequest: number;
   /** Inlet's own p99 (its latency histogram, request received → answer), as the bucket bound. */
   serverP99Ms?: number;
+  /** Lines on PostgreSQL: the database server's processes' CPU per request (they share the machine). */
+  postgresCpuUsPerRequest?: number;
   p50Ms: number;
   p99Ms: number;
   rssMiB: number;
@@ -88,6 +103,23 @@ interface Measurement {
 }
 
 const DESTINATIONS_NAME = 'Inlet, SQLite, 2 destinations';
+const FLOOR_SQLITE = 'floor: verify + insert (not Inlet)';
+const FLOOR_POSTGRES = 'floor: verify + insert, PostgreSQL (not Inlet)';
+/** The lines that also take the paced load (those of them this run has). */
+const PACED_LINES = [
+  'Inlet, SQLite',
+  'Inlet, PostgreSQL',
+  FLOOR_SQLITE,
+  FLOOR_POSTGRES,
+  'baseline build, SQLite',
+  'baseline build, PostgreSQL',
+];
+
+/** The floor an Inlet line is held against: the one on its own database. */
+function floorOf(name: string): string | undefined {
+  if (!name.startsWith('Inlet') && !name.startsWith('baseline')) return undefined;
+  return name.includes('PostgreSQL') ? FLOOR_POSTGRES : FLOOR_SQLITE;
+}
 
 interface Started {
   pid: number;
@@ -122,10 +154,15 @@ function median(values: number[]): number {
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 /** User + system CPU seconds the process has used so far. */
+/** User + system CPU seconds in a `/proc/PID/stat` line (the fields after the command's name). */
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
 function cpuSeconds(pid: number): number {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return statCpuSeconds(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
     return NaN;
   }
@@ -247,6 +284,22 @@ async function waitReady(port: number, timeoutMs: number): Promise<boolean> {
   return false;
 }
 
+/** Starts a server and waits until it answers; undefined (with a note) when it does not. */
+async function startReady(spec: ServerSpec, work: string, round: number): Promise<Started | undefined> {
+  let server: Started;
+  try {
+    server = await spec.start(work, round);
+  } catch (error) {
+    notes.push(`${spec.name} round ${round} did not start: ${(error as Error).message.split('\n')[0]}`);
+    return undefined;
+  }
+  const ready = spec.signed ? await waitReady(server.port, 15_000) : await waitPort(server.port, 15_000);
+  if (ready) return server;
+  notes.push(`${spec.name} round ${round}: never became ready; skipped.`);
+  await server.stop();
+  return undefined;
+}
+
 async function runWrk(
   port: number,
   seconds: number,
@@ -305,6 +358,29 @@ function serverP99Ms(before: Map<number, number>, after: Map<number, number>): n
   return NaN;
 }
 
+/**
+ * CPU seconds (user + system) used so far by every process named `postgres` on this machine: the
+ * database server's backends, its writers and autovacuum. Over a measured window this is what the
+ * server did for the line under test (nothing else uses PostgreSQL during a bench), so it may be
+ * added to that line's own CPU. Backends that exit within the window are missed (none do: a pool's
+ * connections outlive the run).
+ */
+function postgresCpuSeconds(): number {
+  let seconds = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres')
+      seconds += statCpuSeconds(stat);
+  }
+  return seconds;
+}
+
 function toMeasurement(result: WrkResult, rssMiB: number, cpuSec: number): Measurement {
   return {
     rps: result.requests / (result.duration_us / 1e6),
@@ -343,9 +419,13 @@ async function measure(
   }
   const warm = await runWrk(server.port, WARMUP_SECONDS, file, 0);
   const cpuBefore = cpuSeconds(server.pid);
+  const onPostgres = spec.name.includes('PostgreSQL');
+  const postgresBefore = onPostgres ? postgresCpuSeconds() : 0;
   const histogramBefore = spec.signed ? await acceptedHistogram(server.port) : undefined;
   const result = await runWrk(server.port, SECONDS, file, warm.sent);
   const m = toMeasurement(result, peakRssMiB(server.pid), cpuSeconds(server.pid) - cpuBefore);
+  if (onPostgres)
+    m.postgresCpuUsPerRequest = ((postgresCpuSeconds() - postgresBefore) * 1e6) / result.requests;
   if (histogramBefore !== undefined)
     m.serverP99Ms = serverP99Ms(histogramBefore, await acceptedHistogram(server.port));
   if (m.errors > 0) notes.push(`${spec.name}: ${m.errors} errors or non-2xx answers in one run.`);
@@ -355,12 +435,10 @@ async function measure(
   return m;
 }
 
+/** Fresh databases on the PostgreSQL server (each call one more), all dropped at the end. */
 async function postgresDatabase(): Promise<
   { url: (work: string, round: number) => Promise<string>; drop(): Promise<void> } | string
 > {
-  if (!existsSync(join(ROOT, 'dist/store/postgres/postgres-store.js'))) {
-    return 'PostgreSQL support is not built in this tree (no dist/store/postgres/postgres-store.js).';
-  }
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   try {
     await admin.connect();
@@ -383,6 +461,24 @@ async function postgresDatabase(): Promise<
         await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
       await admin.end();
     },
+  };
+}
+
+function floorServer(
+  name: string,
+  database: (work: string, round: number) => Promise<Record<string, string>>,
+): ServerSpec {
+  return {
+    name,
+    signed: true,
+    start: async (work, round) =>
+      startProcess(
+        process.execPath,
+        [FLOOR],
+        nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, ...(await database(work, round)) }),
+        join(work, `${name.replace(/\W+/g, '-')}-${round}.log`),
+        /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
+      ),
   };
 }
 
@@ -533,6 +629,104 @@ async function timeQueries(
   return out;
 }
 
+interface PacedMeasurement extends PacedResult {
+  /** Inlet's own p99 over the window (the bucket bound), NaN for a server without Inlet's histogram. */
+  serverP99Ms: number;
+  rssMiB: number;
+}
+
+/** A warm-up then the measured window at PACED_RATE, the sender never pausing in between. */
+async function measurePaced(server: Started): Promise<PacedMeasurement> {
+  const run = startPaced({
+    url: new URL(`http://127.0.0.1:${server.port}${PATH}`),
+    secret: SECRET,
+    rate: PACED_RATE,
+    warmupSeconds: PACED_WARMUP_SECONDS,
+    seconds: PACED_SECONDS,
+    // At 2,000/s a server answering within 10 ms needs about 20 sockets: this cap binds only on one
+    // that misses the target anyway, and the wait for a socket is counted.
+    connections: CONNECTIONS,
+    tag: randomBytes(4).toString('hex'),
+  });
+  await run.measuring;
+  const before = await acceptedHistogram(server.port);
+  const result = await run.done;
+  const after = await acceptedHistogram(server.port);
+  return { ...result, serverP99Ms: serverP99Ms(before, after), rssMiB: peakRssMiB(server.pid) };
+}
+
+/** Just under Inlet's default `--max-body` (src/config.ts): the largest deliveries it takes. */
+const BIG_BODY_BYTES = SETTING_DEFAULTS.maxBodyBytes - 4096;
+
+/**
+ * The peak RSS stated for big bodies: the bench's own bound, plus four copies of the budget, each held
+ * body as read, as text, as parsed and as written (measured: ≈ 460–500 MiB with the defaults).
+ */
+const BIG_BODY_RSS_BOUND_MB = 150 + (4 * SETTING_DEFAULTS.maxInflightBytes) / 1e6;
+
+/** How Inlet keeps the memory those bodies take bounded (src/server/app.ts, src/server/inflight-bytes.ts). */
+const INFLIGHT_BOUND = `How it stays bounded: every request with a body reserves its \`Content-Length\` from one budget, \`--max-inflight-bytes\` (default ${SETTING_DEFAULTS.maxInflightBytes.toLocaleString('en-US')} bytes, and at least twice \`--max-body\`), before a byte of the body is read, and gives it back when its response is over, however the request ends (a body of unknown length reserves chunk by chunk as it arrives, and its join once more). A request that would pass the budget is answered 503 \`storage_unavailable\` with \`retry-after: 2\` and \`connection: close\`, its body never read (src/server/app.ts, src/server/inflight-bytes.ts). So at most ${Math.floor(SETTING_DEFAULTS.maxInflightBytes / BIG_BODY_BYTES)} of these bodies are held at once. The budget counts bodies as read, not what is made from one while it is taken (its text for \`JSON.parse\`, the strings parsed from it, the row written, garbage until V8 collects it): the bound stated is the bench's 150 MB plus four times the budget, ${fmt(BIG_BODY_RSS_BOUND_MB)} MB with the defaults.`;
+
+interface BigBodyMeasurement extends BigBodyResult {
+  rssMiB: number;
+  /** The most `inlet_inflight_body_bytes` showed, sampled every 200 ms. */
+  maxHeldMiB: number;
+}
+
+/** `inlet serve` on a fresh SQLite file under BIG_BODY_CLIENTS clients sending BIG_BODY_BYTES bodies. */
+async function measureBigBodies(work: string): Promise<BigBodyMeasurement | undefined> {
+  const dbPath = join(work, 'big-bodies.db');
+  const spec = inletServer('Inlet, SQLite, big bodies', async () => `sqlite:${dbPath}`);
+  const server = await startReady(spec, work, 0);
+  if (server === undefined) return undefined;
+  let maxHeld = 0;
+  const sampler = setInterval(() => {
+    void inflightBytes(server.port).then((held) => (maxHeld = Math.max(maxHeld, held)));
+  }, 200);
+  try {
+    const result = await sendBigBodies({
+      url: new URL(`http://127.0.0.1:${server.port}${PATH}`),
+      secret: SECRET,
+      bodyBytes: BIG_BODY_BYTES,
+      connections: BIG_BODY_CLIENTS,
+      seconds: SECONDS,
+      tag: randomBytes(4).toString('hex'),
+    });
+    return { ...result, rssMiB: peakRssMiB(server.pid), maxHeldMiB: maxHeld / 2 ** 20 };
+  } finally {
+    clearInterval(sampler);
+    await server.stop();
+    // Gigabytes of bodies: not left for the scale check's disk.
+    for (const suffix of ['', '-wal', '-shm']) rmSync(dbPath + suffix, { force: true });
+  }
+}
+
+/** Request body bytes Inlet holds right now (`inlet_inflight_body_bytes`); 0 when /metrics does not answer. */
+async function inflightBytes(port: number): Promise<number> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^inlet_inflight_body_bytes (\d+)$/m.exec(text)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function bigBodyRow(b: BigBodyMeasurement | undefined): string {
+  const target = `${BIG_BODY_CLIENTS} clients POSTing bodies near the size limit: peak RSS bounded, ≤ 150 MB + 4 × \`--max-inflight-bytes\` = ${fmt(BIG_BODY_RSS_BOUND_MB)} MB`;
+  if (b === undefined) return `| ${target} | n/a | not measured |`;
+  const budgetMiB = SETTING_DEFAULTS.maxInflightBytes / 2 ** 20;
+  // Bounded only counts if the budget held and deliveries still got in (refusing all is not a bound).
+  const ok = b.rssMiB * 1.048576 <= BIG_BODY_RSS_BOUND_MB && b.maxHeldMiB <= budgetMiB && b.stored > 0;
+  return `| ${target} | ${fmt(b.rssMiB)} MiB; request bodies held at most ${fmt(b.maxHeldMiB, 1)} of ${fmt(budgetMiB)} MiB; ${statusList(b.statuses)} | ${ok ? 'met' : '**missed**'} |`;
+}
+
+function statusList(statuses: Map<number, number>): string {
+  return [...statuses.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([status, count]) => `${count} × ${status}`)
+    .join(', ');
+}
+
 function fmt(n: number, digits = 0): string {
   return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
 }
@@ -579,18 +773,7 @@ async function main(): Promise<void> {
           /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
         ),
     },
-    {
-      name: 'floor: verify + insert (not Inlet)',
-      signed: true,
-      start: (w, round) =>
-        startProcess(
-          process.execPath,
-          [FLOOR],
-          nodeEnv({ REPLICATE_WEBHOOK_SECRET: SECRET, FLOOR_DATABASE: join(w, `floor-${round}.db`) }),
-          join(w, `floor-${round}.log`),
-          /listening at http:\/\/127\.0\.0\.1:(\d+)\//,
-        ),
-    },
+    floorServer(FLOOR_SQLITE, async (w, round) => ({ FLOOR_DATABASE: join(w, `floor-${round}.db`) })),
     inletServer('Inlet, SQLite', async (w, round) => `sqlite:${join(w, `inlet-${round}.db`)}`),
     inletServer(
       DESTINATIONS_NAME,
@@ -598,10 +781,20 @@ async function main(): Promise<void> {
       () => ['--config', configPath],
     ),
   ];
+  const pgBuilt = existsSync(join(ROOT, 'dist/store/postgres/postgres-store.js'));
   if (typeof pgDb === 'string') {
-    notes.push(`Inlet on PostgreSQL skipped: ${pgDb}`);
+    notes.push(`Inlet and the floor on PostgreSQL skipped: ${pgDb}`);
   } else {
-    servers.push(inletServer('Inlet, PostgreSQL', pgDb.url));
+    servers.splice(
+      2,
+      0,
+      floorServer(FLOOR_POSTGRES, async (w, round) => ({ FLOOR_DATABASE_URL: await pgDb.url(w, round) })),
+    );
+    if (pgBuilt) servers.push(inletServer('Inlet, PostgreSQL', pgDb.url));
+    else
+      notes.push(
+        'Inlet on PostgreSQL skipped: PostgreSQL support is not built in this tree (no dist/store/postgres/postgres-store.js).',
+      );
   }
   if (BASELINE_BIN !== undefined) {
     if (!existsSync(BASELINE_BIN)) throw new Error(`INLET_BENCH_BASELINE_BIN: no file ${BASELINE_BIN}`);
@@ -614,7 +807,7 @@ async function main(): Promise<void> {
         BASELINE_BIN,
       ),
     );
-    if (typeof pgDb !== 'string') {
+    if (typeof pgDb !== 'string' && pgBuilt) {
       servers.push(inletServer('baseline build, PostgreSQL', pgDb.url, undefined, BASELINE_BIN));
     }
   }
@@ -632,6 +825,7 @@ async function main(): Promise<void> {
   log(`machine: ${JSON.stringify(m)}`);
 
   const results = new Map<string, Measurement[]>();
+  const paced = new Map<string, PacedMeasurement>();
   let bareRps = 30_000;
   // Sizes each server's request file from its previous round (the first round guesses from bare).
   const expected = (name: string) => {
@@ -644,21 +838,9 @@ async function main(): Promise<void> {
         log(`round ${round}: ${spec.name}`);
         // The previous server's database and log are written back now, not during this measurement.
         spawnSync('sync');
-        let server: Started;
+        const server = await startReady(spec, work, round);
+        if (server === undefined) continue;
         try {
-          server = await spec.start(work, round);
-        } catch (error) {
-          notes.push(`${spec.name} round ${round} did not start: ${(error as Error).message.split('\n')[0]}`);
-          continue;
-        }
-        try {
-          const ready = spec.signed
-            ? await waitReady(server.port, 15_000)
-            : await waitPort(server.port, 15_000);
-          if (!ready) {
-            notes.push(`${spec.name} round ${round}: never became ready; skipped.`);
-            continue;
-          }
           const result = await measure(spec, server, work, expected(spec.name));
           if (spec.name === DESTINATIONS_NAME) {
             // How long after the load stops until both destinations have nothing pending.
@@ -687,9 +869,27 @@ async function main(): Promise<void> {
           }
           if (spec.name === 'bare node:http') bareRps = Math.max(bareRps, result.rps);
           log(
-            `  ${fmt(result.rps)} req/s, ${fmt(result.cpuUsPerRequest)} µs CPU/request, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
+            `  ${fmt(result.rps)} req/s, ${fmt(result.cpuUsPerRequest)} µs CPU/request${result.postgresCpuUsPerRequest === undefined ? '' : ` (+ PostgreSQL ${fmt(result.postgresCpuUsPerRequest)})`}, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
           );
           results.set(spec.name, [...(results.get(spec.name) ?? []), result]);
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+    if (PACED_RATE > 0) {
+      for (const spec of servers.filter((s) => PACED_LINES.includes(s.name))) {
+        log(`paced: ${spec.name} at ${PACED_RATE}/s`);
+        spawnSync('sync');
+        const server = await startReady(spec, work, ROUNDS + 1);
+        if (server === undefined) continue;
+        try {
+          const p = await measurePaced(server);
+          log(
+            `  ${p.sent} due, ${fmt(p.achievedRps)}/s answered, p50 ${fmt(p.p50Ms, 2)} ms, p99 ${fmt(p.p99Ms, 2)} ms, max ${fmt(p.maxMs, 1)} ms, Inlet-side p99 ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : '—'} ms, peak RSS ${fmt(p.rssMiB)} MiB, errors ${p.errors}`,
+          );
+          if (p.errors > 0) notes.push(`${spec.name}, paced: ${p.errors} errors or non-2xx answers.`);
+          paced.set(spec.name, p);
         } finally {
           await server.stop();
         }
@@ -698,6 +898,19 @@ async function main(): Promise<void> {
   } finally {
     if (typeof pgDb !== 'string') await pgDb.drop();
     await receiver.stop();
+  }
+
+  let bigBodies: BigBodyMeasurement | undefined;
+  if (BIG_BODIES) {
+    log(`big bodies: ${BIG_BODY_CLIENTS} clients, ${BIG_BODY_BYTES} B each, ${SECONDS} s`);
+    spawnSync('sync');
+    bigBodies = await measureBigBodies(work);
+    if (bigBodies !== undefined) {
+      const b = bigBodies;
+      log(
+        `  peak RSS ${fmt(b.rssMiB)} MiB, ${fmt(b.stored / b.seconds, 1)} stored/s, answers ${statusList(b.statuses)}, ${b.noAnswer} without an answer, in-flight bodies at most ${fmt(b.maxHeldMiB, 1)} MiB`,
+      );
+    }
   }
 
   // Scale check: ingest and the list API with a million stored deliveries.
@@ -744,29 +957,36 @@ async function main(): Promise<void> {
     rssMiB: Math.max(...runs.map((r) => r.rssMiB)),
     errors: runs.reduce((sum, r) => sum + r.errors, 0),
     cpuUs: median(runs.map((r) => r.cpuUsPerRequest)),
+    postgresCpuUs: median(runs.map((r) => r.postgresCpuUsPerRequest ?? NaN)),
     serverP99Ms: Math.max(...runs.map((r) => r.serverP99Ms ?? NaN)),
     all: runs.map((r) => Math.round(r.rps)),
   }));
   const bare = summary.find((s) => s.name === 'bare node:http')?.rps ?? NaN;
+  const rpsOf = (name: string | undefined) => summary.find((s) => s.name === name)?.rps ?? NaN;
+  /** req/s ÷ the floor on the same database, or — for a line that has none. */
+  const overFloor = (name: string, rps: number) => {
+    const floor = floorOf(name);
+    return floor === undefined ? '—' : fmt(rps / rpsOf(floor), 2);
+  };
   const rows = summary.map(
     (s) =>
-      `| ${s.name} | ${fmt(s.rps)} | ${s.all.join(', ')} | ${fmt(s.rps / bare, 2)} | ${fmt(s.cpuUs)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${Number.isFinite(s.serverP99Ms) ? `≤ ${s.serverP99Ms}` : '—'} | ${fmt(s.rssMiB)} | ${s.errors} |`,
+      `| ${s.name} | ${fmt(s.rps)} | ${s.all.join(', ')} | ${fmt(s.rps / bare, 2)} | ${overFloor(s.name, s.rps)} | ${fmt(s.cpuUs)} | ${Number.isFinite(s.postgresCpuUs) ? fmt(s.postgresCpuUs) : '—'} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${Number.isFinite(s.serverP99Ms) ? `≤ ${s.serverP99Ms}` : '—'} | ${fmt(s.rssMiB)} | ${s.errors} |`,
   );
   if (scale !== undefined) {
     rows.push(
-      `| Inlet, SQLite, ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries stored (one run) | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps / bare, 2)} | ${fmt(scale.ingest.cpuUsPerRequest)} | ${fmt(scale.ingest.p50Ms, 2)} | ${fmt(scale.ingest.p99Ms, 2)} | ${scale.ingest.serverP99Ms === undefined ? '—' : `≤ ${scale.ingest.serverP99Ms}`} | ${fmt(scale.ingest.rssMiB)} | ${scale.ingest.errors} |`,
+      `| Inlet, SQLite, ${SCALE_DELIVERIES.toLocaleString('en-US')} deliveries stored (one run) | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps)} | ${fmt(scale.ingest.rps / bare, 2)} | ${overFloor('Inlet, SQLite', scale.ingest.rps)} | ${fmt(scale.ingest.cpuUsPerRequest)} | — | ${fmt(scale.ingest.p50Ms, 2)} | ${fmt(scale.ingest.p99Ms, 2)} | ${scale.ingest.serverP99Ms === undefined ? '—' : `≤ ${scale.ingest.serverP99Ms}`} | ${fmt(scale.ingest.rssMiB)} | ${scale.ingest.errors} |`,
     );
   }
   const command = `npm run bench${env.INLET_BENCH_SECONDS ? ` (INLET_BENCH_SECONDS=${SECONDS})` : ''}`;
   const report = [
-    `Run ${startedAt.toISOString()} with \`${command}\`: each server started fresh, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured with \`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\` over loopback, servers alternated, ${ROUNDS} rounds, medians (peak RSS: the largest VmHWM). Every server gets the same requests (pre-formatted in wrk, so the load generator costs the same for all): Replicate-style prediction bodies of ≈ 1.6 KB with the three \`webhook-*\` headers; each Inlet request is a distinct delivery, validly signed just before its run (three per prediction: starting, processing, succeeded). "Inlet-side p99" is read from Inlet's own \`inlet_webhook_duration_seconds\` histogram (request received → answer; the bucket bound). Server CPU counts every thread of the server process (not PostgreSQL's own processes). Inlet runs with its defaults: JSON logs at info to a file, SQLite in WAL mode, the WAL fdatasynced after each group commit and before its 200s (Inlet's own sync, off the event loop).`,
+    `Run ${startedAt.toISOString()} with \`${command}\`: each server started fresh, ${WARMUP_SECONDS} s warm-up then ${SECONDS} s measured with \`wrk -t1 -c${CONNECTIONS} -d${SECONDS}s\` over loopback, servers alternated, ${ROUNDS} rounds, medians (peak RSS: the largest VmHWM). Every server gets the same requests (pre-formatted in wrk, so the load generator costs the same for all): Replicate-style prediction bodies of ≈ 1.6 KB with the three \`webhook-*\` headers; each Inlet request is a distinct delivery, validly signed just before its run (three per prediction: starting, processing, succeeded). "Inlet-side p99" is read from Inlet's own \`inlet_webhook_duration_seconds\` histogram (request received → answer; the bucket bound). Server CPU counts every thread of the server process; on PostgreSQL lines, the database server's own processes (same machine) are the next column. The floors (\`bench/floor-server.ts\`, not Inlet) verify, \`JSON.parse\` and insert one row per delivery in a group commit and answer once it is durable: on SQLite with Inlet's own WAL sync and checkpoints, on PostgreSQL one multi-row \`INSERT … ON CONFLICT DO NOTHING\` per batch, up to 4 batches at once; "× its floor" is an Inlet line's req/s over the floor on its own database. Inlet runs with its defaults: JSON logs at info to a file, SQLite in WAL mode, the WAL fdatasynced after each group commit and before its 200s (Inlet's own sync, off the event loop).`,
     '',
     '| machine | |',
     '| --- | --- |',
     ...Object.entries(m).map(([k, v]) => `| ${k} | ${v} |`),
     '',
-    '| server | req/s (median) | req/s per round | × bare node:http | server CPU µs/request | p50 ms | p99 ms | Inlet-side p99 ms (worst round) | peak RSS MiB | errors |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| server | req/s (median) | req/s per round | × bare node:http | × its floor | server CPU µs/request | PostgreSQL CPU µs/request | p50 ms | p99 ms | Inlet-side p99 ms (worst round) | peak RSS MiB | errors |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
   ];
@@ -776,6 +996,30 @@ async function main(): Promise<void> {
       `${fmt(rps(mine) / rps(theirs), 2)}× (${fmt(rps(mine))} ÷ ${fmt(rps(theirs))} req/s)`;
     report.push(
       `This build ÷ the baseline build, same rounds: SQLite ${ratio('Inlet, SQLite', 'baseline build, SQLite')}; PostgreSQL ${ratio('Inlet, PostgreSQL', 'baseline build, PostgreSQL')}.`,
+      '',
+    );
+  }
+  if (paced.size > 0) {
+    report.push(
+      `Paced: each line started fresh again, then ${PACED_WARMUP_SECONDS} s warm-up and ${PACED_SECONDS} s measured at a steady ${PACED_RATE} deliveries/s, open-loop (\`bench/paced.ts\`: \`node:http\` with keep-alive, at most ${CONNECTIONS} sockets; every 2 ms it sends the requests due by the clock, never waiting for answers, and each latency runs from when its request was due, so a stall is charged to every request queued behind it). Deliveries of the same kind as above, each distinct and signed as it is sent. "answered/s": 2xx answers of the window ÷ the time to the last of them.`,
+      '',
+      '| server | requests | answered/s | p50 ms | p99 ms | max ms | Inlet-side p99 ms | peak RSS MiB | errors |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...[...paced.entries()].map(
+        ([name, p]) =>
+          `| ${name} | ${p.sent} | ${fmt(p.achievedRps)} | ${fmt(p.p50Ms, 2)} | ${fmt(p.p99Ms, 2)} | ${fmt(p.maxMs, 1)} | ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : '—'} | ${fmt(p.rssMiB)} | ${p.errors} |`,
+      ),
+      '',
+    );
+  }
+  if (bigBodies !== undefined) {
+    const b = bigBodies;
+    report.push(
+      `Big bodies: \`inlet serve\` on a fresh SQLite file, ${BIG_BODY_CLIENTS} clients at once sending for ${SECONDS} s (the last answer ${fmt(b.seconds, 1)} s after the start), each POSTing validly signed deliveries of ${BIG_BODY_BYTES.toLocaleString('en-US')} bytes (Inlet's default \`--max-body\` is ${SETTING_DEFAULTS.maxBodyBytes.toLocaleString('en-US')}) back to back, and a refused one again after 100 ms (\`bench/big-bodies.ts\`). ${INFLIGHT_BOUND}`,
+      '',
+      '| peak RSS MiB | stored/s | answers | ended without an answer | request bodies held, most seen (sampled every 200 ms) |',
+      '| ---: | ---: | --- | ---: | ---: |',
+      `| ${fmt(b.rssMiB)} | ${fmt(b.stored / b.seconds, 1)} | ${statusList(b.statuses)} | ${b.noAnswer} | ${fmt(b.maxHeldMiB, 1)} MiB of ${fmt(SETTING_DEFAULTS.maxInflightBytes / 2 ** 20)} |`,
       '',
     );
   }
@@ -802,17 +1046,50 @@ async function main(): Promise<void> {
   const postgres = row('Inlet, PostgreSQL');
   const verdict = (ok: boolean | undefined) =>
     ok === undefined ? 'not measured' : ok ? 'met' : '**missed**';
-  const worstApi = scale === undefined ? undefined : Math.max(...scale.queries.map((q) => q.p50Ms));
+  /** A figure against its target; not measured when the figure is missing (a line skipped). */
+  const judge = (value: number, ok: (value: number) => boolean) =>
+    verdict(Number.isFinite(value) ? ok(value) : undefined);
+  const ratio = (a: number, b: number) => `${fmt(a / b, 2)} × (${fmt(a)} ÷ ${fmt(b)} req/s)`;
+  const sqliteRps = sqlite?.rps ?? NaN;
+  const postgresRps = postgres?.rps ?? NaN;
+  const sqliteFloor = rpsOf(FLOOR_SQLITE);
+  const postgresFloor = rpsOf(FLOOR_POSTGRES);
+  const worstApi = scale === undefined ? NaN : Math.max(...scale.queries.map((q) => q.p50Ms));
+  const scaleRps = scale?.ingest.rps ?? NaN;
+  // The paced targets are stated at 2,000/s: another rate measures something else.
+  const pacedAtTarget = (name: string) => (PACED_RATE === 2000 ? paced.get(name) : undefined);
+  const pacedRow = (name: string, database: string, limitMs: number) => {
+    const p = pacedAtTarget(name);
+    const worst = p === undefined || p.errors > 0 ? NaN : Math.max(p.p99Ms, p.serverP99Ms);
+    const measured =
+      p === undefined
+        ? 'n/a'
+        : `${fmt(p.p99Ms, 2)} / ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : 'n/a'} ms (${fmt(p.achievedRps)}/s answered, ${p.errors} errors)`;
+    const ok = p === undefined ? 'not measured' : judge(worst, (ms) => ms <= limitMs);
+    return `| at 2,000 deliveries/s paced, p99 ≤ ${limitMs} ms on ${database} (client / Inlet-side) | ${measured} | ${ok} |`;
+  };
+  // Every Inlet line of this build: saturated, paced, a million stored.
+  const inletPeaks = [
+    ...summary.filter((s) => s.name.startsWith('Inlet')).map((s) => s.rssMiB),
+    ...[...paced.entries()].filter(([name]) => name.startsWith('Inlet')).map(([, p]) => p.rssMiB),
+    scale?.ingest.rssMiB ?? NaN,
+  ].filter(Number.isFinite);
+  const peakRss = inletPeaks.length === 0 ? NaN : Math.max(...inletPeaks);
+  const stored = SCALE_DELIVERIES.toLocaleString('en-US');
   report.push(
     '| target | measured | |',
     '| --- | --- | --- |',
-    `| Inlet on SQLite ≥ 0.50 × bare node:http | ${fmt((sqlite?.rps ?? NaN) / bare, 2)} × | ${verdict(sqlite && sqlite.rps / bare >= 0.5)} |`,
-    `| with 2 destinations, ingest ≥ 0.90 × no destinations (same run) | ${fmt((withDestinations?.rps ?? NaN) / (sqlite?.rps ?? NaN), 2)} × (${fmt(deliveredPerRun)} messages delivered per round, all pending done ${fmt(drain, 1)} s after the load stopped) | ${verdict(withDestinations && sqlite && withDestinations.rps / sqlite.rps >= 0.9)} |`,
-    `| Inlet on PostgreSQL ≥ 0.30 × bare node:http | ${fmt((postgres?.rps ?? NaN) / bare, 2)} × | ${verdict(postgres && postgres.rps / bare >= 0.3)} |`,
-    `| p99 ≤ 10 ms (SQLite / PostgreSQL) | ${fmt(sqlite?.p99Ms ?? NaN, 1)} / ${fmt(postgres?.p99Ms ?? NaN, 1)} ms | ${verdict(sqlite && sqlite.p99Ms <= 10 && (postgres === undefined || postgres.p99Ms <= 10))} |`,
-    `| peak RSS ≤ 150 MB (SQLite / PostgreSQL) | ${fmt(sqlite?.rssMiB ?? NaN)} / ${fmt(postgres?.rssMiB ?? NaN)} MiB | ${verdict(sqlite && sqlite.rssMiB * 1.048576 <= 150 && (postgres === undefined || postgres.rssMiB * 1.048576 <= 150))} |`,
-    `| with ${SCALE_DELIVERIES.toLocaleString('en-US')} stored, ingest still ≥ 0.50 × | ${fmt((scale?.ingest.rps ?? NaN) / bare, 2)} × | ${verdict(scale && scale.ingest.rps / bare >= 0.5)} |`,
-    `| with ${SCALE_DELIVERIES.toLocaleString('en-US')} stored, list API ≤ 20 ms (worst median) | ${fmt(worstApi ?? NaN, 2)} ms | ${verdict(worstApi === undefined ? undefined : worstApi <= 20)} |`,
+    `| Inlet on SQLite ≥ 0.75 × its floor | ${ratio(sqliteRps, sqliteFloor)} | ${judge(sqliteRps / sqliteFloor, (r) => r >= 0.75)} |`,
+    `| Inlet on SQLite, server CPU ≤ 110 µs per delivery | ${fmt(sqlite?.cpuUs ?? NaN)} µs | ${judge(sqlite?.cpuUs ?? NaN, (us) => us <= 110)} |`,
+    `| Inlet on PostgreSQL ≥ 0.75 × its floor | ${ratio(postgresRps, postgresFloor)} | ${judge(postgresRps / postgresFloor, (r) => r >= 0.75)} |`,
+    `| Inlet on PostgreSQL ≥ 0.25 × bare node:http | ${ratio(postgresRps, bare)} | ${judge(postgresRps / bare, (r) => r >= 0.25)} |`,
+    `| with 2 destinations, ingest ≥ 0.90 × no destinations (same run) | ${fmt((withDestinations?.rps ?? NaN) / sqliteRps, 2)} × (${fmt(deliveredPerRun)} messages delivered per round, all pending done ${fmt(drain, 1)} s after the load stopped) | ${judge((withDestinations?.rps ?? NaN) / sqliteRps, (r) => r >= 0.9)} |`,
+    pacedRow('Inlet, SQLite', 'SQLite', 5),
+    pacedRow('Inlet, PostgreSQL', 'PostgreSQL', 10),
+    `| with ${stored} stored, ingest within 10 % of the empty database (≥ 0.90 ×) | ${ratio(scaleRps, sqliteRps)} | ${judge(scaleRps / sqliteRps, (r) => r >= 0.9)} |`,
+    `| with ${stored} stored, list API ≤ 20 ms (worst median) | ${fmt(worstApi, 2)} ms | ${judge(worstApi, (ms) => ms <= 20)} |`,
+    `| peak RSS ≤ 150 MB under the bench (SQLite / PostgreSQL / largest of every Inlet line) | ${fmt(sqlite?.rssMiB ?? NaN)} / ${fmt(postgres?.rssMiB ?? NaN)} / ${fmt(peakRss)} MiB | ${judge(peakRss, (mib) => mib * 1.048576 <= 150)} |`,
+    bigBodyRow(bigBodies),
     '',
   );
   if (notes.length > 0) report.push(...notes.map((n) => `- ${n}`), '');

@@ -1,0 +1,129 @@
+import { Agent, request } from 'node:http';
+import { signWebhook } from '../src/verify/index.js';
+import { predictionBody } from './deliveries.js';
+
+/**
+ * An open-loop sender: a steady RATE of distinct, validly signed deliveries (three per prediction, as
+ * bench/deliveries.ts makes them), however fast the server answers. Every few ms it sends the number of
+ * requests due by the clock, never waiting for answers first, and each request's latency runs from the
+ * time it was due, not from when it went out: a server that stalls is charged for the requests that
+ * queued behind the stall (no coordinated omission, unlike a closed loop such as wrk's).
+ *
+ * node:http with a keep-alive Agent, not fetch: fetch costs more than a core at 1,000 requests/s here,
+ * and the sender shares the machine's two cores with the server it measures.
+ */
+
+export interface PacedOptions {
+  url: URL;
+  secret: string;
+  /** Deliveries per second. */
+  rate: number;
+  warmupSeconds: number;
+  seconds: number;
+  /** Sockets at most; requests due beyond them wait in the Agent (and that wait counts). */
+  connections: number;
+  /** Makes the deliveries of this run distinct from any other's. */
+  tag: string;
+}
+
+export interface PacedResult {
+  /** Requests due in the measured window. */
+  sent: number;
+  /** Of those, answered 2xx. */
+  answered: number;
+  /** Of those, answered otherwise, failed or timed out. */
+  errors: number;
+  /** Answered ÷ the time from the window's start to the last answer of it. */
+  achievedRps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface PacedRun {
+  /** Resolves when the measured window opens (the warm-up's requests are all due). */
+  measuring: Promise<void>;
+  done: Promise<PacedResult>;
+}
+
+const TICK_MS = 2;
+const TIMEOUT_MS = 10_000;
+
+export function startPaced(o: PacedOptions): PacedRun {
+  const agent = new Agent({ keepAlive: true, maxSockets: o.connections });
+  const warmup = Math.round(o.rate * o.warmupSeconds);
+  const total = warmup + Math.round(o.rate * o.seconds);
+  const started = performance.now();
+  const dueAt = (n: number) => started + (n * 1000) / o.rate;
+  const latencies: number[] = [];
+  let errors = 0;
+  let lastAnswer = dueAt(warmup);
+  const pending: Promise<void>[] = [];
+
+  function send(n: number): Promise<void> {
+    const body = predictionBody(o.tag, n);
+    const headers = {
+      'content-type': 'application/json',
+      ...signWebhook(body, {
+        secret: o.secret,
+        id: `msg_${o.tag}${n}`,
+        timestampSec: Math.floor(Date.now() / 1000),
+      }),
+    };
+    return new Promise<void>((resolve) => {
+      let settled = false;
+      const settle = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        if (n >= warmup) {
+          lastAnswer = performance.now();
+          if (ok) latencies.push(lastAnswer - dueAt(n));
+          else errors++;
+        }
+        resolve();
+      };
+      const req = request(o.url, { method: 'POST', agent, headers }, (res) => {
+        res.resume();
+        res.once('close', () => settle(res.complete && res.statusCode! >= 200 && res.statusCode! < 300));
+      });
+      req.setTimeout(TIMEOUT_MS, () => req.destroy(new Error('timed out')));
+      req.once('error', () => settle(false));
+      req.end(body);
+    });
+  }
+
+  let opened: () => void;
+  const measuring = new Promise<void>((resolve) => (opened = resolve));
+  const done = new Promise<PacedResult>((resolve) => {
+    let next = 0;
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - started) * o.rate) / 1000) + 1);
+      while (next < due) {
+        if (next === warmup) opened();
+        const p = send(next++);
+        // Only the measured window's answers are awaited at the end; the warm-up's settle on their own.
+        if (next > warmup) pending.push(p);
+      }
+      if (next < total) setTimeout(tick, TICK_MS);
+      else void Promise.all(pending).then(() => resolve(summary()));
+    };
+    tick();
+  });
+
+  function summary(): PacedResult {
+    agent.destroy();
+    const sorted = latencies.sort((a, b) => a - b);
+    const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+    return {
+      sent: total - warmup,
+      answered: sorted.length,
+      errors,
+      achievedRps: sorted.length / ((lastAnswer - dueAt(warmup)) / 1000),
+      p50Ms: pct(0.5),
+      p99Ms: pct(0.99),
+      maxMs: sorted.at(-1) ?? NaN,
+    };
+  }
+
+  return { measuring, done };
+}

@@ -193,6 +193,23 @@ function deferred(): { promise: Promise<void>; resolve(): void } {
   return { promise, resolve };
 }
 
+/** A recording store whose first commit waits until `held.resolve()`. */
+function firstCommitHeld(maxConcurrentCommits = 1, oneCommitPerObject = false) {
+  const held = deferred();
+  let first = true;
+  const recording = recordingStore(
+    async () => {
+      if (first) {
+        first = false;
+        await held.promise;
+      }
+    },
+    maxConcurrentCommits,
+    oneCommitPerObject,
+  );
+  return { ...recording, held };
+}
+
 describe('CommitBatcher group commit', () => {
   it('commits what was submitted in one turn as one batch, each caller getting its own outcome', async () => {
     const { store, commits } = recordingStore();
@@ -203,14 +220,7 @@ describe('CommitBatcher group commit', () => {
   });
 
   it('cuts batches at maxBatch, and what arrives during a commit joins the next one', async () => {
-    const held = deferred();
-    let first = true;
-    const { store, commits } = recordingStore(async () => {
-      if (first) {
-        first = false;
-        await held.promise;
-      }
-    });
+    const { store, commits, held } = firstCommitHeld();
     const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, maxBatch: 2, logger });
     const early = ['a', 'b', 'c'].map((k) => batcher.submit(event(k)));
     await expect.poll(() => commits.length).toBe(1);
@@ -225,18 +235,7 @@ describe('CommitBatcher group commit', () => {
   });
 
   it('keeps an object that is committing out of the next batch when the store commits one batch per object, and lets the rest go', async () => {
-    const held = deferred();
-    let first = true;
-    const { store, commits } = recordingStore(
-      async () => {
-        if (first) {
-          first = false;
-          await held.promise;
-        }
-      },
-      4,
-      true,
-    );
+    const { store, commits, held } = firstCommitHeld(4, true);
     const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
     const early = batcher.submit(event('x-starting', 'x'));
     await expect.poll(() => commits.length).toBe(1);
@@ -260,14 +259,7 @@ describe('CommitBatcher group commit', () => {
   });
 
   it('puts every waiting delivery in the next batch when the store takes commits over one object side by side', async () => {
-    const held = deferred();
-    let first = true;
-    const { store, commits } = recordingStore(async () => {
-      if (first) {
-        first = false;
-        await held.promise;
-      }
-    }, 4);
+    const { store, commits, held } = firstCommitHeld(4);
     const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
     const early = batcher.submit(event('x-starting', 'x'));
     await expect.poll(() => commits.length).toBe(1);

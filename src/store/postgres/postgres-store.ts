@@ -285,14 +285,9 @@ export class PostgresStore extends SqlReadStore implements Store {
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
     const writer = this.#writable();
     if (events.length === 0) return [];
-    return transaction(
-      (what) => this.#connect(what),
-      this.location,
-      'committing events',
-      (client) => writer.commitEvents(client, events),
-      undefined,
-      { ownStatements: true },
-    );
+    return this.#transaction('committing events', (client) => writer.commitEvents(client, events), {
+      ownStatements: true,
+    });
   }
 
   async recordRejections(rows: readonly NewRejection[], limits: RejectionLimits): Promise<void> {
@@ -334,15 +329,12 @@ export class PostgresStore extends SqlReadStore implements Store {
   async probeWrite(): Promise<void> {
     const writer = this.#writable();
     try {
-      await transaction(
-        (what) => this.#connect(what),
-        this.location,
+      await this.#transaction(
         'probing writes',
         async (client) => {
           await writer.commitEvents(client, [readinessProbeEvent()], 'leave-open');
           throw PROBE_ROLLBACK;
         },
-        undefined,
         { ownStatements: true },
       );
     } catch (error) {
@@ -391,7 +383,11 @@ export class PostgresStore extends SqlReadStore implements Store {
     return this.#writer;
   }
 
-  #transaction<T>(doing: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
-    return transaction((what) => this.#connect(what), this.location, doing, work);
+  #transaction<T>(
+    doing: string,
+    work: (client: PoolClient) => Promise<T>,
+    options?: { ownStatements?: boolean },
+  ): Promise<T> {
+    return transaction((what) => this.#connect(what), this.location, doing, work, undefined, options);
   }
 }

@@ -216,8 +216,11 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
     written.push('updated');
   }
   const counts = written.map((name) => `(SELECT count(*) FROM ${name})`).join(' + ') || '0';
-  if (writes.transitions.length === 0)
-    return { sql: `WITH ${ctes.join(',\n')}\nSELECT ${counts} AS written`, params };
+  if (writes.transitions.length === 0) {
+    // Every batch has a new event or a duplicate to count; an empty one still makes valid SQL.
+    const withClause = ctes.length > 0 ? `WITH ${ctes.join(',\n')}\n` : '';
+    return { sql: `${withClause}SELECT ${counts} AS written`, params };
+  }
 
   const columns: SqlValue[][] = TRANSITION_COLUMNS.map(() => []);
   for (const transition of writes.transitions) {

@@ -161,6 +161,28 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     }
   });
 
+  it('dedupes a delivery of an existing prediction committed by two instances at once', async () => {
+    url = await db.freshSchema();
+    const [a, b] = [await serve(), await serve()];
+    const ids = Array.from({ length: 20 }, (_, i) => `q${i}`);
+    await a.commitEvents(ids.map((id) => makeEvent(`${id}_s`, started(id))));
+    // Both instances lock the prediction's row; the second to get it must find the first's delivery.
+    const processing = (id: string) =>
+      makeEvent(`${id}_p`, { id, status: 'processing', model: 'acme/m', logs: 'step 1' });
+    const results = await Promise.all(
+      ids.flatMap((id) => [a.commitEvents([processing(id)]), b.commitEvents([processing(id)])]),
+    );
+    for (let i = 0; i < ids.length; i++) {
+      const pair = [results[2 * i]![0]!, results[2 * i + 1]![0]!];
+      expect(
+        pair.filter((o) => !o.duplicate),
+        ids[i],
+      ).toHaveLength(1);
+      expect((await a.getEvent(`${ids[i]}_p`))!.duplicates).toBe(1);
+      expect(await b.getPrediction(ids[i]!)).toMatchObject({ eventCount: 2, status: 'processing' });
+    }
+  });
+
   it('commits overlapping batches in opposite orders without deadlocking', async () => {
     url = await db.freshSchema();
     const [a, b] = [await serve(), await serve()];

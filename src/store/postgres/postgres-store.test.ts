@@ -140,23 +140,30 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     for (const store of stores) await expect(store.ping()).resolves.toBeUndefined();
   });
 
+  /** Commits each event on both instances at once: exactly one of each pair is new, the other a duplicate. */
+  async function expectOneNewOfEach(a: Store, b: Store, events: readonly IncomingEvent[]): Promise<void> {
+    const pairs = await Promise.all(
+      events.map((event) => Promise.all([a.commitEvents([event]), b.commitEvents([event])])),
+    );
+    for (const [i, [[fromA], [fromB]]] of pairs.entries()) {
+      expect(
+        [fromA, fromB].filter((o) => o?.duplicate === false),
+        events[i]!.key,
+      ).toHaveLength(1);
+      expect((await a.getEvent(events[i]!.key))!.duplicates).toBe(1);
+    }
+  }
+
   it('dedupes a delivery committed by two instances at once: exactly one is new', async () => {
     url = await db.freshSchema();
     const [a, b] = [await serve(), await serve()];
     const keys = Array.from({ length: 30 }, (_, i) => `msg_${i}`);
-    const results = await Promise.all(
-      keys.flatMap((key, i) => [
-        a.commitEvents([makeEvent(key, started(`p${i}`))]),
-        b.commitEvents([makeEvent(key, started(`p${i}`))]),
-      ]),
+    await expectOneNewOfEach(
+      a,
+      b,
+      keys.map((key, i) => makeEvent(key, started(`p${i}`))),
     );
     for (let i = 0; i < keys.length; i++) {
-      const pair = [results[2 * i]![0]!, results[2 * i + 1]![0]!];
-      expect(
-        pair.filter((o) => !o.duplicate),
-        keys[i],
-      ).toHaveLength(1);
-      expect((await a.getEvent(keys[i]!))!.duplicates).toBe(1);
       expect(await b.getPrediction(`p${i}`)).toMatchObject({ eventCount: 1, status: 'starting' });
     }
   });
@@ -169,16 +176,8 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     // Both instances lock the prediction's row; the second to get it must find the first's delivery.
     const processing = (id: string) =>
       makeEvent(`${id}_p`, { id, status: 'processing', model: 'acme/m', logs: 'step 1' });
-    const results = await Promise.all(
-      ids.flatMap((id) => [a.commitEvents([processing(id)]), b.commitEvents([processing(id)])]),
-    );
+    await expectOneNewOfEach(a, b, ids.map(processing));
     for (let i = 0; i < ids.length; i++) {
-      const pair = [results[2 * i]![0]!, results[2 * i + 1]![0]!];
-      expect(
-        pair.filter((o) => !o.duplicate),
-        ids[i],
-      ).toHaveLength(1);
-      expect((await a.getEvent(`${ids[i]}_p`))!.duplicates).toBe(1);
       expect(await b.getPrediction(ids[i]!)).toMatchObject({ eventCount: 2, status: 'processing' });
     }
   });

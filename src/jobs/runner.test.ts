@@ -376,6 +376,49 @@ for (const [dialect, factory] of DIALECTS) {
       expect((await jobs.consumerStats('app')).pending).toBe(0);
     });
 
+    it('attempts nothing after a 410 while the disable is still being recorded', async () => {
+      // The 410's outcome is stored with the next flush of outcomes; a pass that runs before it lands
+      // must not read the still-enabled row and start on later transitions.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let recording!: () => void;
+      const recordingStarted = new Promise<void>((resolve) => (recording = resolve));
+      const heldJobs = new Proxy(jobs, {
+        get(target, prop) {
+          if (prop === 'complete') {
+            return async (...args: Parameters<JobStore['complete']>) => {
+              recording();
+              await held;
+              return target.complete(...args);
+            };
+          }
+          const value: unknown = Reflect.get(target, prop, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const d = new ScriptedDeliverer(['disable', 'delivered']);
+      const r = runner({ jobs: heldJobs });
+      r.add(consumer(d));
+      await r.idle();
+      log.append('p1', 'prediction.started');
+      const first = r.runOnce();
+      await recordingStarted;
+      log.append('p2', 'prediction.started');
+      log.append('p3', 'prediction.started');
+      const second = r.runOnce();
+      // start() registers (reading the still-enabled row) after the pass asked for before it.
+      await r.start();
+      expect(d.seen.map((m) => m.objectId)).toEqual(['p1']);
+      release();
+      await Promise.all([first, second]);
+      expect(await jobs.getConsumer('app')).toMatchObject({ enabled: false });
+      await r.idle();
+      expect(d.seen.map((m) => m.objectId)).toEqual(['p1']);
+      await jobs.setConsumerEnabled('app', { enabled: true, nowMs: clock.nowMs });
+      await r.idle();
+      expect(d.seen.map((m) => m.objectId)).toEqual(['p1', 'p1', 'p2', 'p3']);
+    });
+
     it('enable --from now skips what waited', async () => {
       const d = new ScriptedDeliverer(['disable', 'delivered']);
       const r = runner();

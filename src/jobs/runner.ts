@@ -126,6 +126,11 @@ interface Active {
   record: ConsumerRecord | undefined;
   deliverer: Deliverer | undefined;
   readonly inFlight: Map<string, InFlight>;
+  /**
+   * 410 verdicts not yet recorded. The stored row still says enabled until the flush of outcomes
+   * writes the disable, so while this is above 0 the consumer is disabled whatever is read back.
+   */
+  disabling: number;
 }
 
 /** Within one pass: the log read after a position (and limit), shared by the consumers standing there. */
@@ -203,6 +208,7 @@ export class Runner {
       record: undefined,
       deliverer: undefined,
       inFlight: new Map(),
+      disabling: 0,
     });
     this.wake();
   }
@@ -361,6 +367,8 @@ export class Runner {
    */
   async #fanOut(active: Active, reads: PassReads): Promise<void> {
     const name = active.definition.name;
+    // A 410 is being recorded: wait for it rather than read back the row it is about to change.
+    if (active.disabling > 0) return;
     // Enabling (CLI, API, another instance) happens elsewhere: read the row again while disabled.
     if (active.record?.enabled !== true) active.record = await this.#jobs.getConsumer(name);
     let record = active.record;
@@ -386,8 +394,9 @@ export class Runner {
       }
       for (const t of wanted) this.#remember(t);
       record = { ...record, position: last.seq };
-      active.record = record;
-      if (busy || transitions.length < batch) return;
+      // A 410 that came in meanwhile keeps the consumer disabled.
+      active.record = { ...(active.record ?? record), position: last.seq };
+      if (active.disabling > 0 || busy || transitions.length < batch) return;
     }
   }
 
@@ -404,7 +413,7 @@ export class Runner {
 
   async #dispatch(active: Active): Promise<number> {
     const d = active.definition;
-    if (active.record?.enabled !== true || active.deliverer === undefined) return 0;
+    if (active.record?.enabled !== true || active.disabling > 0 || active.deliverer === undefined) return 0;
     const free = d.maxInFlight - active.inFlight.size;
     if (free <= 0) return 0;
     const claimed = await this.#jobs.claim({
@@ -480,6 +489,7 @@ export class Runner {
     if (verdict.state === 'disable') {
       this.#logger?.warn({ consumer: d.name, reason: verdict.reason }, 'consumer disabled (410 Gone)');
       if (active.record !== undefined) active.record = { ...active.record, enabled: false };
+      active.disabling++;
     } else if (verdict.state === 'dead') {
       this.#logger?.warn(
         {
@@ -490,7 +500,7 @@ export class Runner {
         'message is dead: its retry schedule is used up',
       );
     }
-    await this.#record({
+    const recorded = this.#record({
       messageId: message.id,
       consumer: d.name,
       owner: this.owner,
@@ -503,6 +513,13 @@ export class Runner {
       },
       verdict,
     });
+    try {
+      await recorded;
+    } finally {
+      // Recorded (or given up on after retries, logged): from here the stored row is the truth, and a
+      // claim reads it.
+      if (verdict.state === 'disable') active.disabling--;
+    }
   }
 
   async #transition(id: string): Promise<TransitionRecord | undefined> {

@@ -338,6 +338,32 @@ describe('CommitBatcher when commits fail', () => {
     expect(retried!.atMs - failed!.atMs - 20).toBeOneOf([0, 1]);
   });
 
+  it('pauses at most a quarter of the commit timeout, so a delivery that comes as the store returns is committed', async () => {
+    vi.useFakeTimers();
+    let failing = true;
+    const { store, commits } = recordingStore(() => {
+      if (failing) throw new StoreUnavailableError('connection refused');
+    });
+    const batcher = new CommitBatcher(store, {
+      commitTimeoutMs: 500,
+      retryDelayMs: 20,
+      maxRetryDelayMs: 1000,
+      logger,
+    });
+    let first: unknown;
+    void batcher.submit(event('gone')).then((r) => (first = r));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(first).toEqual({ ok: false, reason: 'timeout' });
+    const pauses = commits.slice(1).map((c, i) => c.atMs - commits[i]!.atMs);
+    expect(Math.max(...pauses)).toBeLessThanOrEqual(126);
+    // The store is back while a pause runs: the next delivery waits for its end, not for its timeout.
+    failing = false;
+    let second: unknown;
+    void batcher.submit(event('kept')).then((r) => (second = r));
+    await vi.advanceTimersByTimeAsync(126);
+    expect(second).toMatchObject({ ok: true });
+  });
+
   it('does not commit a delivery that was already answered timeout while the store was away', async () => {
     vi.useFakeTimers();
     let failing = true;

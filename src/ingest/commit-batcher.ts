@@ -34,7 +34,10 @@ export interface CommitBatcherOptions {
   commitTimeoutMs: number;
   /** Largest group committed in one transaction. */
   maxBatch?: number;
-  /** First pause after a failed commit; doubles up to maxRetryDelayMs. */
+  /**
+   * First pause after a failed commit; doubles up to maxRetryDelayMs, and never beyond a quarter of
+   * the commit timeout: a delivery that arrives as the store comes back is tried within its wait.
+   */
   retryDelayMs?: number;
   maxRetryDelayMs?: number;
   logger: Logger;
@@ -106,7 +109,7 @@ export class CommitBatcher {
     this.#timeoutMs = options.commitTimeoutMs;
     this.#maxBatch = options.maxBatch ?? 512;
     this.#retryDelayMs = options.retryDelayMs ?? 20;
-    this.#maxRetryDelayMs = options.maxRetryDelayMs ?? 1000;
+    this.#maxRetryDelayMs = Math.min(options.maxRetryDelayMs ?? 1000, options.commitTimeoutMs / 4);
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#clock = options.clock ?? HOLDING_CLOCK;

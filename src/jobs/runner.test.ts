@@ -262,12 +262,41 @@ for (const [dialect, factory] of DIALECTS) {
       expect(await r.runOnce()).toBe(3);
       // 2 × maxInFlight transitions became messages; the consumer's position is there, not at the end.
       expect((await jobs.getConsumer('app'))?.position).toBe(log.rows[0]!.seq - 1 + 6);
-      expect((await jobs.consumerStats('app')).pending).toBe(3);
-      expect(await jobs.consumerCounts('app')).toEqual({ pending: 3, dead: 0 });
+      // The first 3 attempts' outcomes claimed the other 3 as they were recorded; nothing more.
+      expect(d.seen).toHaveLength(6);
+      expect(await jobs.consumerCounts('app')).toEqual({ pending: 0, dead: 0 });
       busy = false;
       await r.idle();
       expect(d.seen).toHaveLength(50);
       expect((await jobs.getConsumer('app'))?.position).toBe(log.rows.at(-1)!.seq);
+    });
+
+    it('refills the slots that outcomes free in the same write as the outcomes', async () => {
+      let claims = 0;
+      const counted = new Proxy(jobs, {
+        get(target, prop) {
+          if (prop === 'claim') {
+            return (...args: Parameters<JobStore['claim']>) => {
+              claims++;
+              return target.claim(...args);
+            };
+          }
+          const value: unknown = Reflect.get(target, prop, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      const d = new ScriptedDeliverer(['delivered']);
+      const r = runner({ jobs: counted });
+      r.add(consumer(d, { maxInFlight: 2 }));
+      await r.idle();
+      for (let i = 0; i < 10; i++) log.append(`p${i}`, 'prediction.completed');
+      claims = 0;
+      expect(await r.runOnce()).toBe(2);
+      expect(d.seen.map((m) => m.objectId)).toEqual(Array.from({ length: 10 }, (_, i) => `p${i}`));
+      expect(d.maxActive).toBe(2);
+      // The pass claimed the first two; every later message came with a recorded outcome.
+      expect(claims).toBe(1);
+      expect(await jobs.consumerCounts('app')).toEqual({ pending: 0, dead: 0 });
     });
 
     it('a catch-up fan-out that finds ingest busy part way stops after a small batch', async () => {

@@ -5,6 +5,7 @@ import { SYSTEM_CLOCK, type Clock } from '../clock.js';
 import type {
   AttemptOutcome,
   AttemptVerdict,
+  ClaimRequest,
   ConsumerRecord,
   JobStore,
   MessageRecord,
@@ -412,11 +413,21 @@ export class Runner {
   }
 
   async #dispatch(active: Active): Promise<number> {
+    const request = this.#claimRequest(active, active.definition.maxInFlight - active.inFlight.size);
+    if (request === undefined) return 0;
+    const claimed = await this.#jobs.claim(request);
+    this.#start(active, claimed);
+    return claimed.length;
+  }
+
+  /** A claim of up to `free` messages, or undefined when the consumer may not take any now. */
+  #claimRequest(active: Active, free: number): ClaimRequest | undefined {
     const d = active.definition;
-    if (active.record?.enabled !== true || active.disabling > 0 || active.deliverer === undefined) return 0;
-    const free = d.maxInFlight - active.inFlight.size;
-    if (free <= 0) return 0;
-    const claimed = await this.#jobs.claim({
+    if (this.#stopping || free <= 0) return undefined;
+    if (active.record?.enabled !== true || active.disabling > 0 || active.deliverer === undefined) {
+      return undefined;
+    }
+    return {
       consumer: d.name,
       owner: this.owner,
       nowMs: this.#clock.now(),
@@ -424,7 +435,11 @@ export class Runner {
       limit: free,
       maxInFlight: d.maxInFlight,
       ordered: d.ordered,
-    });
+    };
+  }
+
+  /** Starts an attempt of each claimed message. */
+  #start(active: Active, claimed: readonly MessageRecord[]): void {
     for (const message of claimed) {
       const controller = new AbortController();
       const done = this.#attempt(active, message, controller).finally(() => {
@@ -433,7 +448,6 @@ export class Runner {
       });
       active.inFlight.set(message.id, { controller, done });
     }
-    return claimed.length;
   }
 
   async #attempt(active: Active, message: MessageRecord, controller: AbortController): Promise<void> {
@@ -565,12 +579,16 @@ export class Runner {
     const batch = this.#completions;
     this.#completions = [];
     if (batch.length === 0) return;
+    const refills = this.#refills(batch);
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#jobs.complete(
+        const claimed = await this.#jobs.complete(
           batch.map((c) => c.outcome),
           this.#clock.now(),
+          refills.map((r) => r.request),
         );
+        // Started before the finished attempts let go of their slots: a pass in between finds them full.
+        refills.forEach((r, i) => this.#start(r.active, claimed[i] ?? []));
         break;
       } catch (error) {
         if (attempt >= 5) {
@@ -582,6 +600,27 @@ export class Runner {
       }
     }
     for (const c of batch) c.resolve();
+  }
+
+  /**
+   * The claims that refill the slots these outcomes free, made with them (one write, not one per
+   * claim): per consumer, its free slots once these attempts are over (they still hold theirs).
+   */
+  #refills(batch: readonly { outcome: AttemptOutcome }[]): { active: Active; request: ClaimRequest }[] {
+    const finished = new Map<string, number>();
+    for (const { outcome } of batch)
+      finished.set(outcome.consumer, (finished.get(outcome.consumer) ?? 0) + 1);
+    const refills = [];
+    for (const [name, count] of finished) {
+      const active = this.#consumers.get(name);
+      if (active === undefined) continue;
+      const request = this.#claimRequest(
+        active,
+        active.definition.maxInFlight - active.inFlight.size + count,
+      );
+      if (request !== undefined) refills.push({ active, request });
+    }
+    return refills;
   }
 
   async #allInFlight(): Promise<void> {

@@ -162,8 +162,16 @@ export interface JobStore {
   ): Promise<boolean>;
   /** Leases due messages (oldest transition first); none while the consumer is disabled. */
   claim(request: ClaimRequest): Promise<MessageRecord[]>;
-  /** Records attempts and their verdicts, all in one transaction. */
-  complete(outcomes: readonly AttemptOutcome[], nowMs: number): Promise<void>;
+  /**
+   * Records attempts and their verdicts, all in one transaction; then makes `claims` (the slots those
+   * attempts free), in the same transaction where the store can (SQLite: one write instead of one per
+   * claim). Answers each claim's messages, in the order of `claims`.
+   */
+  complete(
+    outcomes: readonly AttemptOutcome[],
+    nowMs: number,
+    claims?: readonly ClaimRequest[],
+  ): Promise<MessageRecord[][]>;
   /** Gives leases back without counting an attempt (shutdown). */
   release(messageIds: readonly string[], owner: string): Promise<void>;
   /** When the earliest pending message of the consumer is due (or its lease ends); undefined when none. */

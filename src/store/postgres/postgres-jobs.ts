@@ -111,16 +111,26 @@ export class PostgresJobs extends SqlJobStore implements JobStore {
     });
   }
 
-  async complete(outcomes: readonly AttemptOutcome[], nowMs: number): Promise<void> {
-    if (outcomes.length === 0) return;
-    // Messages in id order, as every instance writes them, so concurrent batches cannot deadlock.
-    const sorted = [...outcomes].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
-    await this.#unsyncedTransaction('recording attempts', async (client) => {
-      for (const outcome of sorted) {
-        const one = combinedStatement(outcomeStatements(outcome, nowMs));
-        await run(client, one.sql, one.params);
-      }
-    });
+  async complete(
+    outcomes: readonly AttemptOutcome[],
+    nowMs: number,
+    claims: readonly ClaimRequest[] = [],
+  ): Promise<MessageRecord[][]> {
+    if (outcomes.length > 0) {
+      // Messages in id order, as every instance writes them, so concurrent batches cannot deadlock.
+      const sorted = [...outcomes].sort((a, b) => (a.messageId < b.messageId ? -1 : 1));
+      await this.#unsyncedTransaction('recording attempts', async (client) => {
+        for (const outcome of sorted) {
+          const one = combinedStatement(outcomeStatements(outcome, nowMs));
+          await run(client, one.sql, one.params);
+        }
+      });
+    }
+    // Each claim in a transaction of its own, after the outcomes' commit: a claim holds its consumer's
+    // lock until its transaction ends, and the outcomes' row locks need not wait behind it.
+    const claimed: MessageRecord[][] = [];
+    for (const request of claims) claimed.push(await this.claim(request));
+    return claimed;
   }
 
   async release(messageIds: readonly string[], owner: string): Promise<void> {

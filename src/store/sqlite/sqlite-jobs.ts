@@ -101,39 +101,46 @@ export class SqliteJobs extends SqlJobStore implements JobStore {
   async claim(request: ClaimRequest): Promise<MessageRecord[]> {
     if (request.limit <= 0) return [];
     return this.#access.write('claiming messages', () =>
+      this.#db.transaction(() => this.#claim(request)).immediate(),
+    );
+  }
+
+  async complete(
+    outcomes: readonly AttemptOutcome[],
+    nowMs: number,
+    claims: readonly ClaimRequest[] = [],
+  ): Promise<MessageRecord[][]> {
+    if (outcomes.length === 0 && claims.length === 0) return [];
+    return this.#access.write('recording attempts', () =>
       this.#db
         .transaction(() => {
-          const consumer = this.#get<ConsumerRow>(GET_CONSUMER_SQL, [request.consumer]);
-          if (consumer === undefined || toNumber(consumer.enabled) === 0) return [];
-          const leased = toNumber(
-            this.#get<{ n: unknown }>(COUNT_LEASED_SQL, [request.consumer, request.nowMs])?.n ?? 0,
-          );
-          const limit = Math.min(request.limit, request.maxInFlight - leased);
-          if (limit <= 0) return [];
-          return this.#all<MessageRow>(leaseDueSql(request.ordered), [
-            request.owner,
-            request.nowMs + request.leaseMs,
-            request.consumer,
-            request.nowMs,
-            request.nowMs,
-            limit,
-          ])
-            .map(messageFromRow)
-            .sort((a, b) => a.transitionSeq - b.transitionSeq);
+          for (const s of batchOutcomeStatements(outcomes, nowMs)) this.#run(s.sql, s.params);
+          return claims.map((request) => this.#claim(request));
         })
         .immediate(),
     );
   }
 
-  async complete(outcomes: readonly AttemptOutcome[], nowMs: number): Promise<void> {
-    if (outcomes.length === 0) return;
-    await this.#access.write('recording attempts', () =>
-      this.#db
-        .transaction(() => {
-          for (const s of batchOutcomeStatements(outcomes, nowMs)) this.#run(s.sql, s.params);
-        })
-        .immediate(),
+  /** Inside a write transaction: one writer, so reading the due messages and leasing them is atomic. */
+  #claim(request: ClaimRequest): MessageRecord[] {
+    if (request.limit <= 0) return [];
+    const consumer = this.#get<ConsumerRow>(GET_CONSUMER_SQL, [request.consumer]);
+    if (consumer === undefined || toNumber(consumer.enabled) === 0) return [];
+    const leased = toNumber(
+      this.#get<{ n: unknown }>(COUNT_LEASED_SQL, [request.consumer, request.nowMs])?.n ?? 0,
     );
+    const limit = Math.min(request.limit, request.maxInFlight - leased);
+    if (limit <= 0) return [];
+    return this.#all<MessageRow>(leaseDueSql(request.ordered), [
+      request.owner,
+      request.nowMs + request.leaseMs,
+      request.consumer,
+      request.nowMs,
+      request.nowMs,
+      limit,
+    ])
+      .map(messageFromRow)
+      .sort((a, b) => a.transitionSeq - b.transitionSeq);
   }
 
   async release(messageIds: readonly string[], owner: string): Promise<void> {

@@ -7,7 +7,8 @@
  *   npm run build && npx tsc -p bench/tsconfig.json && node dist/.bench/bench/destination-lag.js [RATE] [SECONDS]
  *
  * LAG_MAX_IN_FLIGHT sets both destinations' `maxInFlight` (default 10); LAG_CPU_PROF_DIR writes a CPU
- * profile of `serve` there when it exits.
+ * profile of `serve` there when it exits; LAG_TIMELINE=1 prints, per half second, the messages received
+ * and their longest lag.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -25,12 +26,22 @@ const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const BIN = fileURLToPath(new URL('../../../dist/cli/bin.js', import.meta.url));
 
 const lags: number[] = [];
+/** LAG_TIMELINE=1: per half second of receipt, messages received and their longest lag. */
+const timeline = new Map<number, { messages: number; maxLag: number }>();
 const receiver = createServer((req, res) => {
   const chunks: Buffer[] = [];
   req.on('data', (c: Buffer) => chunks.push(c));
   req.on('end', () => {
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { timestamp: string };
-    lags.push(Date.now() - Date.parse(body.timestamp));
+    const lag = Date.now() - Date.parse(body.timestamp);
+    lags.push(lag);
+    if (process.env.LAG_TIMELINE) {
+      const slot = Math.floor(performance.now() / 500);
+      const entry = timeline.get(slot) ?? { messages: 0, maxLag: 0 };
+      entry.messages++;
+      entry.maxLag = Math.max(entry.maxLag, lag);
+      timeline.set(slot, entry);
+    }
     res.writeHead(200).end();
   });
 });
@@ -137,6 +148,12 @@ const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 10
 console.log(
   `${sent} deliveries in ${loadSeconds.toFixed(1)} s (${Math.round(sent / loadSeconds)}/s, ${failed} not 200) -> ${lags.length} messages to 2 destinations; lag (receipt − transition recorded) p50 ${pct(50)} ms, p99 ${pct(99)} ms, max ${sorted.at(-1)} ms`,
 );
+if (process.env.LAG_TIMELINE) {
+  const first = Math.min(...timeline.keys());
+  for (const [slot, { messages, maxLag }] of timeline) {
+    console.log(`  ${((slot - first) / 2).toFixed(1)} s: ${messages} messages, longest lag ${maxLag} ms`);
+  }
+}
 serve.kill('SIGTERM');
 await new Promise((resolve) => serve.on('exit', resolve));
 agent.destroy();

@@ -607,6 +607,8 @@ export class Runner {
    * claim): per consumer, its free slots once these attempts are over (they still hold theirs).
    */
   #refills(batch: readonly { outcome: AttemptOutcome }[]): { active: Active; request: ClaimRequest }[] {
+    // While ingest is crowded the slots wait for the next (deferred) pass, as every other runner step.
+    if (this.#busy()) return [];
     const finished = new Map<string, number>();
     for (const { outcome } of batch)
       finished.set(outcome.consumer, (finished.get(outcome.consumer) ?? 0) + 1);

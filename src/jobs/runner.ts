@@ -442,11 +442,18 @@ export class Runner {
   #start(active: Active, claimed: readonly MessageRecord[]): void {
     for (const message of claimed) {
       const controller = new AbortController();
-      const done = this.#attempt(active, message, controller).finally(() => {
-        active.inFlight.delete(message.id);
-        this.wake();
-      });
-      active.inFlight.set(message.id, { controller, done });
+      // A retry due at once can be claimed again by the very write that records its last attempt,
+      // before that attempt has let go of its slot: the new one starts after it.
+      const previous = active.inFlight.get(message.id)?.done ?? Promise.resolve();
+      const attempt = () => this.#attempt(active, message, controller);
+      const flight: InFlight = {
+        controller,
+        done: previous.then(attempt, attempt).finally(() => {
+          if (active.inFlight.get(message.id) === flight) active.inFlight.delete(message.id);
+          this.wake();
+        }),
+      };
+      active.inFlight.set(message.id, flight);
     }
   }
 

@@ -20,9 +20,9 @@ const DELIVERIES = Number(process.env.INLET_PRUNE_ROWS ?? 100_000);
 /** The longest any delivery may wait while a prune runs (the acceptance criterion). */
 const MAX_STALL_MS = Number(process.env.INLET_PRUNE_MAX_STALL_MS ?? 100);
 /**
- * The longest single wait allowed: it also catches the machine's own hiccups (another test file on the
- * other core, a checkpoint's write stuck behind the kernel's writeback), which reach ~110 ms before any
- * prune starts. A prune in one transaction per table stalls for seconds and fails it.
+ * The longest single commit in the store's process: it also catches the machine's own hiccups (other
+ * processes on two cores, a checkpoint's write stuck behind the kernel's writeback), so it is bounded
+ * loosely there. A prune in one transaction per table stalls for seconds and fails it.
  */
 const MAX_COMMIT_MS = Number(process.env.INLET_PRUNE_MAX_COMMIT_MS ?? 250);
 const TIMEOUT_MS = Math.max(60_000, DELIVERIES / 5);
@@ -80,14 +80,13 @@ function stallWhile(samples: readonly Sample[], fromMs: number, toMs: number) {
 }
 
 /**
- * Deliveries answered while a prune ran wait no longer than the same load just before it: the p99 within
- * 100 ms (or twice the p99 before), the longest within MAX_COMMIT_MS (or twice the longest before). The
- * p99, not only the longest: one hiccup of the machine in either window decides a longest, while a prune
- * that holds the write lock too long slows every delivery behind it.
+ * Deliveries answered while a prune ran wait no longer than the same load just before it: the longest
+ * within 100 ms (or twice the longest before), and the p99 within 100 ms (or twice the p99 before), which
+ * a prune that holds the write lock too long raises for every delivery behind it.
  */
 function expectNoStall(stall: ReturnType<typeof stallWhile>, baseline: ReturnType<typeof stallWhile>): void {
+  expect(stall.maxMs).toBeLessThanOrEqual(Math.max(MAX_STALL_MS, 2 * baseline.maxMs));
   expect(stall.p99Ms).toBeLessThanOrEqual(Math.max(MAX_STALL_MS, 2 * baseline.p99Ms));
-  expect(stall.maxMs).toBeLessThanOrEqual(Math.max(MAX_COMMIT_MS, 2 * baseline.maxMs));
 }
 
 function tableCounts(path: string) {

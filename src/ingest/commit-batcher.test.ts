@@ -187,6 +187,31 @@ function recordingStore(
   return { store, commits };
 }
 
+/**
+ * The store refuses commits (unavailable) until a first delivery has been answered timeout, then comes
+ * back, and a second delivery is submitted: what was seen during the outage, and the second's result
+ * `waitMs` later.
+ */
+async function storeBackAfterATimeout(
+  options: { commitTimeoutMs: number; maxRetryDelayMs: number },
+  waitMs: number,
+) {
+  vi.useFakeTimers();
+  let failing = true;
+  const { store, commits } = recordingStore(() => {
+    if (failing) throw new StoreUnavailableError('connection refused');
+  });
+  const batcher = new CommitBatcher(store, { ...options, retryDelayMs: 20, logger });
+  const results: unknown[] = [];
+  void batcher.submit(event('gone')).then((r) => (results[0] = r));
+  await vi.advanceTimersByTimeAsync(options.commitTimeoutMs);
+  const during = { first: results[0], healthy: batcher.healthy, commits: [...commits] };
+  failing = false;
+  void batcher.submit(event('kept')).then((r) => (results[1] = r));
+  await vi.advanceTimersByTimeAsync(waitMs);
+  return { during, second: results[1], commits };
+}
+
 function deferred(): { promise: Promise<void>; resolve(): void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
@@ -339,52 +364,24 @@ describe('CommitBatcher when commits fail', () => {
   });
 
   it('pauses at most a quarter of the commit timeout, so a delivery that comes as the store returns is committed', async () => {
-    vi.useFakeTimers();
-    let failing = true;
-    const { store, commits } = recordingStore(() => {
-      if (failing) throw new StoreUnavailableError('connection refused');
-    });
-    const batcher = new CommitBatcher(store, {
-      commitTimeoutMs: 500,
-      retryDelayMs: 20,
-      maxRetryDelayMs: 1000,
-      logger,
-    });
-    let first: unknown;
-    void batcher.submit(event('gone')).then((r) => (first = r));
-    await vi.advanceTimersByTimeAsync(500);
-    expect(first).toEqual({ ok: false, reason: 'timeout' });
-    const pauses = commits.slice(1).map((c, i) => c.atMs - commits[i]!.atMs);
+    const { during, second } = await storeBackAfterATimeout(
+      { commitTimeoutMs: 500, maxRetryDelayMs: 1000 },
+      126,
+    );
+    expect(during.first).toEqual({ ok: false, reason: 'timeout' });
+    const pauses = during.commits.slice(1).map((c, i) => c.atMs - during.commits[i]!.atMs);
     expect(Math.max(...pauses)).toBeLessThanOrEqual(126);
-    // The store is back while a pause runs: the next delivery waits for its end, not for its timeout.
-    failing = false;
-    let second: unknown;
-    void batcher.submit(event('kept')).then((r) => (second = r));
-    await vi.advanceTimersByTimeAsync(126);
+    // The store came back while a pause ran: the next delivery waited for its end, not for its timeout.
     expect(second).toMatchObject({ ok: true });
   });
 
   it('does not commit a delivery that was already answered timeout while the store was away', async () => {
-    vi.useFakeTimers();
-    let failing = true;
-    const { store, commits } = recordingStore(() => {
-      if (failing) throw new StoreUnavailableError('connection refused');
-    });
-    const batcher = new CommitBatcher(store, {
-      commitTimeoutMs: 100,
-      retryDelayMs: 20,
-      maxRetryDelayMs: 20,
-      logger,
-    });
-    let first: unknown;
-    void batcher.submit(event('gone')).then((r) => (first = r));
-    await vi.advanceTimersByTimeAsync(100);
-    expect(first).toEqual({ ok: false, reason: 'timeout' });
-    expect(batcher.healthy).toBe(false);
-    failing = false;
-    let second: unknown;
-    void batcher.submit(event('kept')).then((r) => (second = r));
-    await vi.advanceTimersByTimeAsync(100);
+    const { during, second, commits } = await storeBackAfterATimeout(
+      { commitTimeoutMs: 100, maxRetryDelayMs: 20 },
+      100,
+    );
+    expect(during.first).toEqual({ ok: false, reason: 'timeout' });
+    expect(during.healthy).toBe(false);
     expect(second).toMatchObject({ ok: true });
     expect(commits.at(-1)!.keys).toEqual(['kept']);
     expect(commits.filter((c) => c.keys.includes('gone') && c.keys.includes('kept'))).toEqual([]);

@@ -45,6 +45,17 @@ class ScriptedDeliverer implements Deliverer {
   }
 }
 
+/** `jobs` with some methods replaced; the others go to `jobs` itself. */
+function jobsWith(jobs: JobStore, replaced: Partial<JobStore>): JobStore {
+  return new Proxy(jobs, {
+    get(target, prop) {
+      if (prop in replaced) return replaced[prop as keyof JobStore];
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 function consumer(deliverer: Deliverer, over: Partial<ConsumerDefinition> = {}): ConsumerDefinition {
   return {
     name: 'app',
@@ -274,16 +285,10 @@ for (const [dialect, factory] of DIALECTS) {
 
     it('refills the slots that outcomes free in the same write as the outcomes', async () => {
       let claims = 0;
-      const counted = new Proxy(jobs, {
-        get(target, prop) {
-          if (prop === 'claim') {
-            return (...args: Parameters<JobStore['claim']>) => {
-              claims++;
-              return target.claim(...args);
-            };
-          }
-          const value: unknown = Reflect.get(target, prop, target);
-          return typeof value === 'function' ? value.bind(target) : value;
+      const counted = jobsWith(jobs, {
+        claim: (...args) => {
+          claims++;
+          return jobs.claim(...args);
         },
       });
       const d = new ScriptedDeliverer(['delivered']);
@@ -413,17 +418,11 @@ for (const [dialect, factory] of DIALECTS) {
       const held = new Promise<void>((resolve) => (release = resolve));
       let recording!: () => void;
       const recordingStarted = new Promise<void>((resolve) => (recording = resolve));
-      const heldJobs = new Proxy(jobs, {
-        get(target, prop) {
-          if (prop === 'complete') {
-            return async (...args: Parameters<JobStore['complete']>) => {
-              recording();
-              await held;
-              return target.complete(...args);
-            };
-          }
-          const value: unknown = Reflect.get(target, prop, target);
-          return typeof value === 'function' ? value.bind(target) : value;
+      const heldJobs = jobsWith(jobs, {
+        complete: async (...args) => {
+          recording();
+          await held;
+          return jobs.complete(...args);
         },
       });
       const d = new ScriptedDeliverer(['disable', 'delivered']);

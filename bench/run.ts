@@ -300,12 +300,16 @@ async function startReady(spec: ServerSpec, work: string, round: number): Promis
   return undefined;
 }
 
-async function runWrk(
+/**
+ * One wrk run, from `offset` in the requests file. Without `offset`, wrk loads its requests and
+ * waits: `loaded` resolves then, and `go` starts its clock from the offset it is given.
+ */
+function startWrk(
   port: number,
   seconds: number,
   requestsFile: string | undefined,
-  offset: number,
-): Promise<WrkResult> {
+  offset?: number,
+): { loaded: Promise<void>; go(offset: number): void; result: Promise<WrkResult> } {
   const args = [
     '-t1',
     `-c${CONNECTIONS}`,
@@ -319,13 +323,18 @@ async function runWrk(
   const wrkEnv = {
     ...nodeEnv({}),
     INLET_BENCH_REQUESTS: requestsFile ?? '',
-    INLET_BENCH_OFFSET: String(offset),
+    ...(offset === undefined ? { INLET_BENCH_WAIT: '1' } : { INLET_BENCH_OFFSET: String(offset) }),
   };
-  return new Promise((resolve, reject) => {
-    const proc = spawn('wrk', args, { env: wrkEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const proc = spawn('wrk', args, { env: wrkEnv, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let onLoaded: () => void = () => {};
+  const loaded = new Promise<void>((resolve) => (onLoaded = resolve));
+  proc.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (out.includes('BENCH_LOADED\n')) onLoaded();
+  });
+  proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const result = new Promise<WrkResult>((resolve, reject) => {
     // Loading a large request file takes a few seconds before the clock starts.
     const timer = setTimeout(() => proc.kill('SIGKILL'), (seconds + 120) * 1000);
     proc.on('exit', () => {
@@ -335,6 +344,12 @@ async function runWrk(
       else resolve(JSON.parse(line) as WrkResult);
     });
   });
+  return {
+    // Settles either way: a wrk that exits before it loaded rejects here too.
+    loaded: Promise.race([loaded, result.then(() => {})]),
+    go: (start) => proc.stdin.end(`${start}\n`),
+    result,
+  };
 }
 
 /** Cumulative counts of `inlet_webhook_duration_seconds` for accepted deliveries, by bucket bound. */
@@ -417,12 +432,25 @@ async function measure(
     const meanBytes = writeSignedDeliveries(file, count, SECRET, tag, { hex: spec.hex === true });
     log(`  ${count} deliveries signed (mean body ${Math.round(meanBytes)} B) in ${Date.now() - t0} ms`);
   }
-  const warm = await runWrk(server.port, WARMUP_SECONDS, file, 0);
+  // The measured run loads its requests while the warm-up runs and starts the moment it ends. Loading
+  // takes a few seconds: a pause that long before the window let a runner with destinations drain the
+  // warm-up's backlog, still finishing as the window began, and its CPU was counted in the window.
+  const measured = startWrk(server.port, SECONDS, file);
+  measured.result.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled
+  let warm: WrkResult;
+  try {
+    warm = await startWrk(server.port, WARMUP_SECONDS, file, 0).result;
+  } catch (error) {
+    measured.go(0);
+    throw error;
+  }
+  await measured.loaded;
   const cpuBefore = cpuSeconds(server.pid);
   const onPostgres = spec.name.includes('PostgreSQL');
   const postgresBefore = onPostgres ? postgresCpuSeconds() : 0;
   const histogramBefore = spec.signed ? await acceptedHistogram(server.port) : undefined;
-  const result = await runWrk(server.port, SECONDS, file, warm.sent);
+  measured.go(warm.sent);
+  const result = await measured.result;
   const m = toMeasurement(result, peakRssMiB(server.pid), cpuSeconds(server.pid) - cpuBefore);
   if (onPostgres)
     m.postgresCpuUsPerRequest = ((postgresCpuSeconds() - postgresBefore) * 1e6) / result.requests;

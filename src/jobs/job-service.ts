@@ -25,6 +25,8 @@ export interface JobServiceOptions {
   destinationOptions?: DestinationConsumerOptions;
   /** True while ingest is crowded: the runner defers to it (see `RunnerOptions.busy`). */
   busy?: () => boolean;
+  /** True when ingest has nothing waiting (see `RunnerOptions.calm`). */
+  calm?: () => boolean;
 }
 
 /** The runner as a service of `serve` and `inlet worker`: started after the store, stopped before it. */
@@ -47,6 +49,7 @@ export class JobService implements Service {
       ...(options.pollIntervalMs === undefined ? {} : { pollIntervalMs: options.pollIntervalMs }),
       ...(options.clock === undefined ? {} : { clock: options.clock }),
       ...(options.busy === undefined ? {} : { busy: options.busy }),
+      ...(options.calm === undefined ? {} : { calm: options.calm }),
     });
     for (const destination of options.destinations) {
       this.runner.add(destinationConsumer(destination, options.destinationOptions));

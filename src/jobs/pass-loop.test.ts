@@ -118,4 +118,33 @@ describe('PassLoop', () => {
     }
     expect(waits).toEqual([1, 2, 4, 4, 4, 1]);
   });
+  it('runs a pass deferred while busy at once when a wake finds ingest no longer busy', async () => {
+    let busy = true;
+    let passes = 0;
+    const loop = new PassLoop({
+      pass: async () => {
+        passes++;
+      },
+      onError: () => undefined,
+      active: () => true,
+      afterIdle: () => undefined,
+      busy: () => busy,
+      // Far longer than the test may take: only the wake below can run the pass.
+      busyDelayMs: 600_000,
+    });
+    loop.wake();
+    /** Up to 20 turns of the event loop, fewer once `count` passes ran. */
+    const turns = async (count: number) => {
+      for (let i = 0; i < 20 && passes < count; i++) await new Promise((r) => setImmediate(r));
+    };
+    await turns(1);
+    // Still busy: a wake changes nothing.
+    loop.wake();
+    await turns(1);
+    expect(passes).toBe(0);
+    busy = false;
+    loop.wake();
+    await turns(1);
+    expect(passes).toBe(1);
+  });
 });

@@ -17,6 +17,12 @@ export interface PassLoopOptions {
    * (default `busyDelayMs`), and the first pass once not busy runs at once.
    */
   busy?: () => boolean;
+  /**
+   * True when ingest has nothing waiting at all (default: not `busy`). A wake that finds it so cuts
+   * short the wait of a pass deferred while busy. A stricter signal than "not busy": at saturation the
+   * busy average dips now and then, and each dip released a whole pass into the flood.
+   */
+  calm?: () => boolean;
   busyDelayMs?: number;
   busyDelayMaxMs?: number;
 }
@@ -24,15 +30,19 @@ export interface PassLoopOptions {
 export class PassLoop {
   readonly #options: PassLoopOptions;
   readonly #busy: () => boolean;
+  readonly #calm: () => boolean;
   #scheduled = false;
   #looping = false;
   #again = false;
   /** The wait of the last pass deferred while busy; 0 once a pass ran without. */
   #busyDelay = 0;
+  /** The timer of a pass deferred while busy and not yet run. */
+  #deferred: ReturnType<typeof setTimeout> | undefined;
 
   constructor(options: PassLoopOptions) {
     this.#options = options;
     this.#busy = options.busy ?? (() => false);
+    this.#calm = options.calm ?? (() => !this.#busy());
   }
 
   /** Look for work soon. */
@@ -42,21 +52,34 @@ export class PassLoop {
       this.#again = true;
       return;
     }
-    if (this.#scheduled) return;
+    if (this.#scheduled) {
+      // Deferred while ingest was busy, and now nothing waits: the pass runs now, not after its wait.
+      if (this.#deferred !== undefined && this.#calm()) {
+        clearTimeout(this.#deferred);
+        this.#deferred = undefined;
+        this.#busyDelay = 0;
+        setImmediate(() => this.#run());
+      }
+      return;
+    }
     this.#scheduled = true;
-    const run = () => {
-      this.#scheduled = false;
-      void this.#loop();
-    };
     if (this.#busy()) {
       const first = this.#options.busyDelayMs ?? 0;
       const max = Math.max(first, this.#options.busyDelayMaxMs ?? first);
       this.#busyDelay = this.#busyDelay === 0 ? first : Math.min(max, this.#busyDelay * 2);
-      setTimeout(run, this.#busyDelay);
+      this.#deferred = setTimeout(() => {
+        this.#deferred = undefined;
+        this.#run();
+      }, this.#busyDelay);
     } else {
       this.#busyDelay = 0;
-      setImmediate(run);
+      setImmediate(() => this.#run());
     }
+  }
+
+  #run(): void {
+    this.#scheduled = false;
+    void this.#loop();
   }
 
   async #loop(): Promise<void> {

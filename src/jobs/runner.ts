@@ -62,6 +62,8 @@ export interface RunnerOptions {
    * the runner catches up as soon as ingest is idle.
    */
   busy?: () => boolean;
+  /** True when ingest has nothing waiting: a pass deferred while busy then runs at once (`PassLoopOptions.calm`). */
+  calm?: () => boolean;
   busyPassIntervalMs?: number;
   busyPassMaxIntervalMs?: number;
 }
@@ -80,7 +82,7 @@ const RUNNER_DEFAULTS = Object.freeze({
   transitionCacheBytes: 16 * 1024 * 1024,
   transitionCacheSize: 8192,
   busyPassIntervalMs: 10,
-  busyPassMaxIntervalMs: 250,
+  busyPassMaxIntervalMs: 1000,
 });
 
 /** ±20% (CONTRACT §9). */
@@ -189,6 +191,7 @@ export class Runner {
       active: () => this.#running && !this.#stopping,
       afterIdle: () => this.#armTimer(),
       busy: this.#busy,
+      ...(options.calm === undefined ? {} : { calm: options.calm }),
       busyDelayMs: this.#busyPassIntervalMs,
       busyDelayMaxMs: options.busyPassMaxIntervalMs ?? RUNNER_DEFAULTS.busyPassMaxIntervalMs,
     });

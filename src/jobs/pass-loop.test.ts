@@ -112,6 +112,7 @@ describe('PassLoop', () => {
     }
     expect(waits).toEqual([1, 2, 4, 4, 4, 1]);
   });
+
   it('runs a pass deferred while busy at once when a wake finds ingest calm (nothing waiting), not merely not busy', async () => {
     let busy = true;
     let calm = false;

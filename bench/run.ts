@@ -309,7 +309,7 @@ function startWrk(
   seconds: number,
   requestsFile: string | undefined,
   offset?: number,
-): { loaded: Promise<void>; go(offset: number): void; result: Promise<WrkResult> } {
+): { loaded: Promise<void>; go(offset: number): void; kill(): void; result: Promise<WrkResult> } {
   const args = [
     '-t1',
     `-c${CONNECTIONS}`,
@@ -348,6 +348,7 @@ function startWrk(
     // Settles either way: a wrk that exits before it loaded rejects here too.
     loaded: Promise.race([loaded, result.then(() => {})]),
     go: (start) => proc.stdin.end(`${start}\n`),
+    kill: () => proc.kill('SIGKILL'),
     result,
   };
 }
@@ -441,7 +442,7 @@ async function measure(
   try {
     warm = await startWrk(server.port, WARMUP_SECONDS, file, 0).result;
   } catch (error) {
-    measured.go(0);
+    measured.kill();
     throw error;
   }
   await measured.loaded;

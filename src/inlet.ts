@@ -121,8 +121,7 @@ export function createInlet(
     subscribe: (wake) => batcher.onTransitions(wake),
     // Saturated, not steady: at a steady 1,000 deliveries/s ingest is almost never crowded.
     busy: () => batcher.crowded,
-    // Nothing queued or committing: a pass deferred by a flood need not wait out its back-off.
-    calm: () => batcher.pending === 0 && !batcher.crowded,
+    calm: () => batcher.calm,
   });
   const archive =
     jobOptions.archive === undefined

@@ -452,6 +452,26 @@ describe('CommitBatcher crowding', () => {
     expect(batcher.crowded).toBe(false);
   });
 
+  it("is calm only when no webhook is queued or committing; never as a commit's own listeners run", async () => {
+    let release!: () => void;
+    const { store, holdCommits } = fakeStore(() => undefined);
+    holdCommits(new Promise<void>((resolve) => (release = resolve)));
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    expect(batcher.calm).toBe(true);
+    const seen: boolean[] = [];
+    batcher.onTransitions(() => seen.push(batcher.calm));
+    const committed = batcher.submit(event('a'));
+    expect(batcher.calm).toBe(false); // queued
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(batcher.calm).toBe(false); // committing
+    release();
+    holdCommits(undefined);
+    await committed;
+    // Its listeners ran while its batch still counted, with nothing else waiting.
+    expect(seen).toEqual([false]);
+    expect(batcher.calm).toBe(true);
+  });
+
   it('once crowded, stays so until the average falls below 10, and a pause starts it again', async () => {
     // Commits of one event each, finished one by one by the test: `pending` is exactly what it holds.
     const open: (() => void)[] = [];

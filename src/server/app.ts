@@ -1,4 +1,10 @@
-import type { IncomingMessage } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -27,7 +33,12 @@ import { registerHealthRoutes } from './health-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
 import { sendError } from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
-import { createWebhookIntake, registerWebhookRoute } from './webhook-route.js';
+import {
+  createWebhookIntake,
+  OVERLOADED_MESSAGE,
+  registerWebhookRoute,
+  type WebhookIntake,
+} from './webhook-route.js';
 
 export interface AppOptions {
   webhookPath: string;
@@ -62,6 +73,9 @@ export interface AppDeps {
   stream?: Omit<StreamRoutesDeps, 'log' | 'jobs'>;
 }
 
+/** Idle keep-alive connections are kept this long (longer than common proxies' 60 s). */
+const KEEP_ALIVE_TIMEOUT_MS = 72_000;
+
 /** Node checks header and request timeouts on this interval; short timeouts need a shorter one. */
 function connectionsCheckingIntervalMs(timeoutsMs: number[]): number {
   const shortest = Math.min(30_000, ...timeoutsMs.filter((t) => t > 0));
@@ -85,13 +99,28 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   const serverOptions = {
     connectionsCheckingInterval: connectionsCheckingIntervalMs([headersTimeoutMs, requestTimeoutMs]),
   };
-  // With a certificate the same app listens on an https.Server: one code path, typed as the http one.
-  const transport =
-    options.https === undefined
-      ? { http: serverOptions }
-      : ({ https: { ...serverOptions, ...options.https } } as unknown as { http: typeof serverOptions });
+  // The webhook path is served on node:http directly, ahead of Fastify (which serves everything else):
+  // routing, hooks and the reply object cost about an eighth of a delivery's CPU (docs/benchmarks.md).
+  // `front.webhook` is set below, once the intake is built (the factory runs inside Fastify()).
+  const front: { webhook?: WebhookIntake } = {};
+  const serverFactory = (fastify: (req: IncomingMessage, res: ServerResponse) => void) => {
+    const handler = (req: IncomingMessage, res: ServerResponse) => {
+      const webhook = front.webhook;
+      if (webhook?.isWebhookUrl(req.url) === true) webhook.handle(req, res);
+      else fastify(req, res);
+    };
+    const server =
+      options.https === undefined
+        ? createHttpServer(serverOptions, handler)
+        : (createHttpsServer({ ...serverOptions, ...options.https }, handler) as unknown as Server);
+    // What Fastify sets on a server it creates itself.
+    server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    server.requestTimeout = requestTimeoutMs;
+    server.setTimeout(0);
+    return server;
+  };
   const app = Fastify({
-    ...transport,
+    serverFactory,
     loggerInstance,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.maxBodyBytes,
@@ -112,9 +141,6 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
         socket.end(clientErrorResponse(400, `The request is not valid HTTP (${what}).`));
       }
     },
-    requestTimeout: requestTimeoutMs,
-    connectionTimeout: 0,
-    keepAliveTimeout: 72_000,
     // Requests that arrive while closing get the contract's 503 from the hook below.
     return503OnClosing: false,
     // Idle keep-alive connections are not destroyed on close: drainConnectionsOnClose ends them.
@@ -124,10 +150,6 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   // Node wants headersTimeout <= requestTimeout (requestTimeout 0 means none).
   app.server.headersTimeout =
     requestTimeoutMs > 0 ? Math.min(headersTimeoutMs, requestTimeoutMs) : headersTimeoutMs;
-
-  const intake = createWebhookIntake(options, deps);
-  const isWebhookPath = intake.isWebhookPath;
-  app.setNotFoundHandler(intake.notFound);
 
   // While closing, answers in flight still go out, each on a connection that then closes, so
   // keep-alive clients cannot hold the process open after SIGTERM. A request that arrives on an open
@@ -145,12 +167,10 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     if (closing) void reply.header('connection', 'close');
   });
   app.addHook('onRequest', async (request, reply) => {
-    if (!closing) return;
+    // The webhook handler answers its own requests while closing.
+    if (!closing || isWebhookUrl(request.url)) return;
     // Read the body first: closing a connection with unread bytes resets it, answer and all.
     await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
-    if (isWebhookPath(request.routeOptions.url)) {
-      deps.metrics?.delivery('unavailable', 'shutting_down', reply.elapsedTime / 1000);
-    }
     return sendError(reply, 'shutting_down', 'Inlet is shutting down; retry in a moment.', {
       'retry-after': '2',
     });
@@ -165,10 +185,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   const reservations = new WeakMap<IncomingMessage, RequestReservation>();
   let lastRefusalLogMs = 0;
   let refusedSinceLog = 0;
-  const overloaded = (request: FastifyRequest, reply: FastifyReply) => {
-    if (isWebhookPath(request.routeOptions.url)) {
-      deps.metrics?.delivery('unavailable', 'storage_unavailable', reply.elapsedTime / 1000);
-    }
+  const noteOverload = () => {
     deps.metrics?.inflightRefused();
     // One line a second at most: under the floods this guards against, a line per request is I/O on
     // the request path (the metric counts every refusal).
@@ -182,23 +199,33 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
       lastRefusalLogMs = nowMs;
       refusedSinceLog = 0;
     }
-    return sendError(
-      reply,
-      'storage_unavailable',
-      'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.',
-      { 'retry-after': '2', connection: 'close' },
-    );
   };
+  const overloaded = (_request: FastifyRequest, reply: FastifyReply) => {
+    noteOverload();
+    return sendError(reply, 'storage_unavailable', OVERLOADED_MESSAGE, {
+      'retry-after': '2',
+      connection: 'close',
+    });
+  };
+  const intake = createWebhookIntake(options, {
+    ...deps,
+    inflight,
+    closing: () => closing,
+    noteOverload,
+  });
+  const isWebhookUrl = intake.isWebhookUrl;
+  front.webhook = intake;
+  app.setNotFoundHandler(intake.notFound);
   app.setErrorHandler(
     createErrorHandler({
       maxBodyBytes: options.maxBodyBytes,
       logger: deps.logger,
-      metrics: deps.metrics,
-      intake,
       overloaded,
     }),
   );
   app.addHook('onRequest', async (request, reply) => {
+    // The webhook handler reserves its own.
+    if (isWebhookUrl(request.url)) return;
     const headers = request.raw.headers;
     const declared = headers['content-length'];
     if (headers['transfer-encoding'] === undefined && (declared === undefined || declared === '0')) return;
@@ -219,7 +246,6 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   });
 
   registerWebhookRoute(app, intake, {
-    ingest: deps.ingest,
     maxBodyBytes: options.maxBodyBytes,
     reservationFor: (raw) => reservations.get(raw) ?? inflight.forRequest(),
   });

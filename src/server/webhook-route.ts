@@ -1,7 +1,7 @@
-import type { IncomingMessage } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { ErrorCode } from '../errors.js';
+import type { Logger } from 'pino';
+import { type ErrorCode, ERROR_STATUS, errorBody } from '../errors.js';
 import {
   type Ingest,
   REJECTION_BODY_BYTES,
@@ -11,7 +11,13 @@ import {
 import type { InletMetrics } from '../metrics/metrics.js';
 import { createAdminAccessHook } from './admin-access.js';
 import { discardBody } from './discard-body.js';
-import { meterBody, readBodyWithin, type RequestReservation } from './inflight-bytes.js';
+import {
+  InflightLimitError,
+  meterBody,
+  readBodyWithin,
+  type InflightBytes,
+  type RequestReservation,
+} from './inflight-bytes.js';
 import { webhookPathHint } from './path-hint.js';
 import { sendError } from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
@@ -26,40 +32,63 @@ export interface WebhookIntakeOptions {
 export interface WebhookIntakeDeps {
   ingest: Ingest;
   metrics?: InletMetrics;
+  logger: Logger;
+  /** The budget of request bodies held in memory (`--max-inflight-bytes`). */
+  inflight: InflightBytes;
+  /** True once the server is closing: webhooks are answered 503 `shutting_down`. */
+  closing(): boolean;
+  /** Counts and logs a request refused because request bodies in memory are at the limit. */
+  noteOverload(): void;
 }
 
-/** The HTTP side of ingest: what the webhook route, the not-found handler and the error handler share. */
+/**
+ * Handles one request on the webhook path, whatever its method, from its first byte to its answer.
+ * Written against `node:http` alone: the server calls it before Fastify sees the request (the route
+ * registered in Fastify calls it too, for `inject()` and anything routed there).
+ */
+export type WebhookHandler = (raw: IncomingMessage, res: ServerResponse) => void;
+
+/** The HTTP side of ingest: the webhook handler, and what the not-found handler shares with it. */
 export interface WebhookIntake {
   /** The webhook path, and the same with one trailing slash. */
   readonly paths: readonly string[];
   readonly isWebhookPath: (path: string | undefined) => boolean;
-  /** Everything ingest needs of a request but its body. */
-  readonly requestMeta: (request: FastifyRequest) => Omit<WebhookRequest, 'body'>;
-  /** Sends ingest's answer, counted in the metrics. */
-  readonly answer: (reply: FastifyReply, answer: WebhookAnswer) => FastifyReply;
-  /** Refuses a delivery before its body was parsed (kept in the rejections log), and answers. */
-  readonly refuse: (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    code: ErrorCode,
-    message: string,
-    body?: Buffer,
-  ) => FastifyReply;
+  /** Whether a request URL (query string and all) is on the webhook path. */
+  readonly isWebhookUrl: (url: string | undefined) => boolean;
+  readonly handle: WebhookHandler;
   /** The not-found handler: a POST to the wrong path is kept in the rejections log with a hint. */
   readonly notFound: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
-  /** Anything but POST on the webhook path: 405, its body read first. */
-  readonly rejectMethod: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
+}
+
+export const OVERLOADED_MESSAGE =
+  'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.';
+const SHUTTING_DOWN_MESSAGE = 'Inlet is shutting down; retry in a moment.';
+const INTERNAL_ERROR_MESSAGE = 'Inlet failed to handle this request; the log says why.';
+
+/** One JSON answer, in one write: the headers Fastify would send for it, and no more. */
+export function writeJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers?: Readonly<Record<string, string>>,
+): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
 }
 
 export function createWebhookIntake(options: WebhookIntakeOptions, deps: WebhookIntakeDeps): WebhookIntake {
-  const requestMeta = (request: FastifyRequest) => ({
-    headers: request.raw.headers,
+  const { ingest, maxBodyBytes } = { ...deps, ...options };
+  const requestMeta = (raw: IncomingMessage): Omit<WebhookRequest, 'body'> => ({
+    headers: raw.headers,
     remoteAddress:
-      options.trustProxy?.clientAddress(
-        request.socket.remoteAddress ?? '',
-        request.raw.headers['x-forwarded-for'],
-      ) ??
-      request.socket.remoteAddress ??
+      options.trustProxy?.clientAddress(raw.socket.remoteAddress ?? '', raw.headers['x-forwarded-for']) ??
+      raw.socket.remoteAddress ??
       '',
     receivedAtMs: Date.now(),
   });
@@ -70,29 +99,159 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     ? [options.webhookPath]
     : [options.webhookPath, `${options.webhookPath}/`];
   const isWebhookPath = (path: string | undefined) => path !== undefined && webhookPaths.includes(path);
-
-  const answer = (reply: FastifyReply, answer: WebhookAnswer): FastifyReply => {
-    deps.metrics?.delivery(answer.outcome, answer.code, reply.elapsedTime / 1000);
-    return reply
-      .code(answer.status)
-      .headers(answer.headers ?? {})
-      .send(answer.body);
+  const isWebhookUrl = (url: string | undefined) => {
+    if (url === undefined) return false;
+    const query = url.indexOf('?');
+    return isWebhookPath(query < 0 ? url : url.slice(0, query));
   };
+
+  /** Sends an answer, counted in the metrics; while closing, on a connection that then closes. */
+  const send = (
+    res: ServerResponse,
+    startedMs: number,
+    answer: Pick<WebhookAnswer, 'status' | 'outcome' | 'code' | 'body' | 'headers'>,
+    extraHeaders?: Readonly<Record<string, string>>,
+  ): void => {
+    deps.metrics?.delivery(answer.outcome, answer.code, (performance.now() - startedMs) / 1000);
+    const closing = deps.closing();
+    const headers =
+      answer.headers === undefined && extraHeaders === undefined && !closing
+        ? undefined
+        : { ...answer.headers, ...extraHeaders, ...(closing ? { connection: 'close' } : {}) };
+    writeJson(res, answer.status, answer.body, headers);
+  };
+  /** A refusal that is not the delivery's fault: 503, counted but not kept in the rejections log. */
+  const unavailable = (
+    res: ServerResponse,
+    startedMs: number,
+    code: 'shutting_down' | 'storage_unavailable',
+    message: string,
+    headers: Readonly<Record<string, string>>,
+  ) =>
+    send(res, startedMs, {
+      status: ERROR_STATUS[code],
+      outcome: 'unavailable',
+      code,
+      body: errorBody(code, message),
+      headers,
+    });
+  /** Refuses a delivery before its body was parsed (kept in the rejections log), and answers. */
   const refuse = (
-    request: FastifyRequest,
-    reply: FastifyReply,
+    raw: IncomingMessage,
+    res: ServerResponse,
+    startedMs: number,
     code: ErrorCode,
     message: string,
     body?: Buffer,
-  ): FastifyReply => {
-    const meta = requestMeta(request);
-    return answer(reply, deps.ingest.reject(body === undefined ? meta : { ...meta, body }, code, message));
+    extraHeaders?: Readonly<Record<string, string>>,
+  ) => {
+    const meta = requestMeta(raw);
+    send(
+      res,
+      startedMs,
+      ingest.reject(body === undefined ? meta : { ...meta, body }, code, message),
+      extraHeaders,
+    );
+  };
+  const rest = (raw: IncomingMessage, keepBytes: number) =>
+    discardBody(raw, { maxBytes: 4 * maxBodyBytes, timeoutMs: 10_000, keepBytes });
+
+  async function handleRequest(raw: IncomingMessage, res: ServerResponse, startedMs: number): Promise<void> {
+    if (deps.closing()) {
+      // Read the body first: closing a connection with unread bytes resets it, answer and all.
+      await discardBody(raw, { maxBytes: 4 * maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
+      return unavailable(res, startedMs, 'shutting_down', SHUTTING_DOWN_MESSAGE, { 'retry-after': '2' });
+    }
+    if (raw.method !== 'POST') {
+      const message = `Use POST to deliver webhooks here; got ${raw.method ?? ''}.`;
+      return refuse(
+        raw,
+        res,
+        startedMs,
+        'method_not_allowed',
+        message,
+        await rest(raw, REJECTION_BODY_BYTES),
+      );
+    }
+
+    // Bodies are read whole before a signature can be checked, so the body's Content-Length is taken
+    // from the in-memory budget before a byte of it is read (a body of unknown length, chunk by chunk
+    // as it arrives), and given back when the request is over, however it ends.
+    const reservation = deps.inflight.forRequest();
+    const release = () => reservation.releaseAll();
+    res.once('close', release).once('finish', release);
+    const declared = raw.headers['content-length'];
+    const length = declared === undefined ? undefined : Number(declared);
+    if (length !== undefined && Number.isSafeInteger(length) && length <= maxBodyBytes) {
+      if (!reservation.reserve(length)) return overloaded(res, startedMs);
+    }
+
+    let body: Buffer;
+    try {
+      body = await readBodyWithin(length === undefined ? meterBody(raw, reservation) : raw, reservation, {
+        contentLength: length,
+        maxBytes: maxBodyBytes,
+      });
+    } catch (error) {
+      return bodyUnread(raw, res, startedMs, error);
+    }
+    send(res, startedMs, await ingest.accept({ ...requestMeta(raw), body }));
+  }
+
+  function overloaded(res: ServerResponse, startedMs: number): void {
+    deps.noteOverload();
+    unavailable(res, startedMs, 'storage_unavailable', OVERLOADED_MESSAGE, {
+      'retry-after': '2',
+      connection: 'close',
+    });
+  }
+
+  async function bodyUnread(
+    raw: IncomingMessage,
+    res: ServerResponse,
+    startedMs: number,
+    error: unknown,
+  ): Promise<void> {
+    if (error instanceof InflightLimitError) return overloaded(res, startedMs);
+    const status = (error as { statusCode?: unknown }).statusCode;
+    if (status === 413) {
+      // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
+      const kept = await rest(raw, REJECTION_BODY_BYTES);
+      const message = `The body is larger than the limit of ${maxBodyBytes} bytes (--max-body).`;
+      return refuse(raw, res, startedMs, 'payload_too_large', message, kept, { connection: 'close' });
+    }
+    if (status === 400) {
+      // A body that could not be read as sent: a lying Content-Length, a connection closed mid-body.
+      const message = `The request could not be read: ${(error as Error).message}`;
+      return refuse(raw, res, startedMs, 'bad_request', message);
+    }
+    throw error;
+  }
+
+  const handle: WebhookHandler = (raw, res) => {
+    const startedMs = performance.now();
+    handleRequest(raw, res, startedMs).catch((error: unknown) => {
+      deps.logger.error({ err: error, url: raw.url }, 'request failed');
+      // A bug, not the store nor the request: 500, which Replicate retries like any 5xx; nothing was stored.
+      if (res.headersSent) return void res.destroy();
+      send(res, startedMs, {
+        status: ERROR_STATUS.internal_error,
+        outcome: 'unavailable',
+        code: 'internal_error',
+        body: errorBody('internal_error', INTERNAL_ERROR_MESSAGE),
+      });
+    });
   };
 
   const adminAccess = createAdminAccessHook({ adminToken: options.adminToken });
   async function notFound(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const path = request.url.split('?')[0] ?? '';
-    if (isWebhookPath(path)) return rejectMethod(request, reply);
+    if (isWebhookPath(path)) {
+      // A method Fastify does not route (the webhook route takes all it knows): answered the same way.
+      void reply.hijack();
+      handle(request.raw, reply.raw);
+      return reply;
+    }
     const isApi = path === '/api' || path.startsWith('/api/');
     if (isApi) {
       // Unknown API paths answer to the same access rule as the known ones.
@@ -103,76 +262,55 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
       // rejections log, with a hint, like any other refused delivery.
       const body = Buffer.isBuffer(request.body)
         ? Buffer.from(request.body.subarray(0, REJECTION_BODY_BYTES))
-        : await discardBody(request.raw, {
-            maxBytes: 4 * options.maxBodyBytes,
-            timeoutMs: 10_000,
-            keepBytes: REJECTION_BODY_BYTES,
-          });
+        : await rest(request.raw, REJECTION_BODY_BYTES);
       const message = `Nothing is served at POST ${path}. ${webhookPathHint(path, options.webhookPath)}`;
-      return refuse(request, reply, 'not_found', message, body);
+      const answer = ingest.reject({ ...requestMeta(request.raw), body }, 'not_found', message);
+      deps.metrics?.delivery(answer.outcome, answer.code, reply.elapsedTime / 1000);
+      return reply
+        .code(answer.status)
+        .headers(answer.headers ?? {})
+        .send(answer.body);
     }
     return sendError(reply, 'not_found', `Nothing is served at ${request.method} ${path}.`);
   }
 
-  async function rejectMethod(request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    const message = `Use POST to deliver webhooks here; got ${request.method}.`;
-    const body = await discardBody(request.raw, {
-      maxBytes: 4 * options.maxBodyBytes,
-      timeoutMs: 10_000,
-      keepBytes: REJECTION_BODY_BYTES,
-    });
-    return refuse(request, reply, 'method_not_allowed', message, body);
-  }
-
-  return { paths: webhookPaths, isWebhookPath, requestMeta, answer, refuse, notFound, rejectMethod };
+  return { paths: webhookPaths, isWebhookPath, isWebhookUrl, handle, notFound };
 }
 
 /**
- * The webhook, on the raw bytes: its own scope so no JSON parser ever touches the body. Any other POST
- * is read raw there too and handed to the not-found handler.
+ * The webhook path in Fastify, for `inject()` and any request that reaches Fastify first: handed whole
+ * to the intake's handler. Any other POST is read raw here (never parsed as JSON first) and handed to
+ * the not-found handler, which keeps it in the rejections log.
  */
 export function registerWebhookRoute(
   app: FastifyInstance,
   intake: WebhookIntake,
   deps: {
-    ingest: Ingest;
     maxBodyBytes: number;
     /** The in-flight bytes reservation made for this request (`--max-inflight-bytes`). */
     reservationFor(raw: IncomingMessage): RequestReservation;
   },
 ): void {
-  const readBody = (raw: IncomingMessage, payload: Readable) => {
-    const declared = raw.headers['content-length'];
-    return readBodyWithin(payload, deps.reservationFor(raw), {
-      contentLength: declared === undefined ? undefined : Number(declared),
-      maxBytes: deps.maxBodyBytes,
-    });
-  };
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: IncomingMessage) =>
-      readBody(request.raw, payload),
-    );
-    // Any other POST lands here rather than in the not-found handler, so its body is read raw too
-    // (never parsed as JSON first) and kept in the rejections log.
+    scope.addContentTypeParser('*', async (request: FastifyRequest, payload: IncomingMessage) => {
+      const declared = request.raw.headers['content-length'];
+      return readBodyWithin(payload, deps.reservationFor(request.raw), {
+        contentLength: declared === undefined ? undefined : Number(declared),
+        maxBytes: deps.maxBodyBytes,
+      });
+    });
     scope.post('/*', (request, reply) => intake.notFound(request, reply));
     for (const path of intake.paths)
       scope.all(path, {
-        // The whole delivery is read and answered here, before Fastify's body parsing: its media-type
-        // check would answer 415 to a malformed Content-Type first, and ingest judges the content type
-        // itself (CONTRACT §3: size first, an empty header counts as absent).
+        // Taken before Fastify's body parsing: its media-type check would answer 415 to a malformed
+        // Content-Type first, and ingest judges the content type itself (size first, an empty header
+        // counts as absent).
         onRequest: async (request, reply) => {
-          if (request.method !== 'POST') return intake.rejectMethod(request, reply);
-          // No preParsing hook runs before this one: a body of unknown length is metered here.
-          const raw = request.raw;
-          const length = raw.headers['content-length'];
-          const body = await readBody(
-            raw,
-            length === undefined ? meterBody(raw, deps.reservationFor(raw)) : raw,
-          );
-          return intake.answer(reply, await deps.ingest.accept({ ...intake.requestMeta(request), body }));
+          void reply.hijack();
+          intake.handle(request.raw, reply.raw);
         },
-        // Never reached: onRequest answers every request on the webhook path.
+        // Never reached: onRequest takes every request on the webhook path.
         handler: async (_request, reply) => reply,
       });
   });

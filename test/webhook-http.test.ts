@@ -1,0 +1,207 @@
+/**
+ * The webhook path is served on node:http ahead of Fastify, and through Fastify for `inject()`: the same
+ * handler either way. These tests send the same requests both ways and compare the answers, over a real
+ * socket on loopback.
+ */
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Ingest } from '../src/ingest/accept.js';
+import { buildApp } from '../src/server/app.js';
+import {
+  createTestInlet,
+  prediction,
+  quietLogger,
+  signedHeaders,
+  type TestInlet,
+  WEBHOOK_PATH,
+} from './helpers.js';
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | undefined>;
+  body: unknown;
+}
+
+const KEPT_HEADERS = ['content-type', 'allow', 'retry-after'] as const;
+
+function pick(headers: Record<string, string | string[] | number | undefined>): Answer['headers'] {
+  return Object.fromEntries(KEPT_HEADERS.map((name) => [name, headers[name]?.toString()]));
+}
+
+function overHttp(
+  port: number,
+  method: string,
+  path: string,
+  body: string | undefined,
+  headers: Record<string, string>,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(text));
+        resolve({ status: res.statusCode ?? 0, headers: pick(res.headers), body: JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+let inlet: TestInlet;
+let port: number;
+beforeAll(async () => {
+  inlet = await createTestInlet({ INLET_MAX_BODY_BYTES: '4096' });
+  const address = await inlet.app.listen({ port: 0, host: '127.0.0.1' });
+  port = Number(new URL(address).port);
+});
+afterAll(async () => {
+  await inlet.close();
+});
+
+describe('the webhook path over a socket and through inject()', () => {
+  const signed = (overrides: Record<string, unknown> = {}) => {
+    const body = JSON.stringify(prediction(overrides));
+    return { body, headers: signedHeaders(body) };
+  };
+
+  const cases: [
+    string,
+    () => { method: string; path?: string; body?: string; headers?: Record<string, string> },
+  ][] = [
+    ['a signed delivery', () => ({ method: 'POST', ...signed() })],
+    [
+      'the same path with a query string',
+      () => ({ method: 'POST', path: `${WEBHOOK_PATH}?a=1`, ...signed() }),
+    ],
+    [
+      'the same path with one trailing slash',
+      () => ({ method: 'POST', path: `${WEBHOOK_PATH}/`, ...signed() }),
+    ],
+    ['GET', () => ({ method: 'GET' })],
+    ['PUT with a body', () => ({ method: 'PUT', body: 'x'.repeat(5000) })],
+    [
+      'a body over --max-body',
+      () => ({ method: 'POST', body: 'x'.repeat(5000), headers: { 'content-type': 'text/plain' } }),
+    ],
+    [
+      'a text/plain body',
+      () => ({ method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } }),
+    ],
+    [
+      'an unsigned body',
+      () => ({ method: 'POST', body: '{}', headers: { 'content-type': 'application/json' } }),
+    ],
+    [
+      'a wrong signature',
+      () => {
+        const { body, headers } = signed();
+        return { method: 'POST', body: `${body} `, headers };
+      },
+    ],
+    ['a POST to another path', () => ({ method: 'POST', path: '/replicate-webhooks', body: '{}' })],
+  ];
+
+  it.each(cases)('%s: the same answer both ways', async (_name, make) => {
+    const sent = make();
+    const path = sent.path ?? WEBHOOK_PATH;
+    const headers = { 'content-type': 'application/json', ...sent.headers };
+    const http = await overHttp(port, sent.method, path, sent.body, headers);
+    // A delivery is answered `duplicate` the second time: inject() gets a new one, signed the same way.
+    const again = http.status === 200 ? { ...sent, ...signed() } : sent;
+    const injected = await inlet.app.inject({
+      method: sent.method as 'POST',
+      url: path,
+      ...(again.body === undefined ? {} : { payload: again.body }),
+      headers: { 'content-type': 'application/json', ...again.headers },
+    });
+    expect(http).toEqual({
+      status: injected.statusCode,
+      headers: pick(injected.headers),
+      body: injected.json(),
+    });
+  });
+
+  it('reads a chunked body (no Content-Length) within the limits, and refuses one over --max-body', async () => {
+    const { body, headers } = signed();
+    const chunked = { ...headers, 'transfer-encoding': 'chunked' };
+    expect(await overHttp(port, 'POST', WEBHOOK_PATH, body, chunked)).toMatchObject({
+      status: 200,
+      body: { received: true, duplicate: false },
+    });
+    const big = await overHttp(port, 'POST', WEBHOOK_PATH, 'x'.repeat(5000), chunked);
+    expect(big).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } });
+  });
+
+  it('answers 400 bad_request to a body shorter than its Content-Length, and keeps it', async () => {
+    const socket = connect(port, '127.0.0.1');
+    const text = await new Promise<string>((resolve, reject) => {
+      let got = '';
+      socket.on('data', (chunk: Buffer) => (got += chunk.toString('utf8')));
+      socket.on('error', reject);
+      socket.on('close', () => resolve(got));
+      socket.write(
+        `POST ${WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"id":`,
+      );
+      setImmediate(() => socket.end());
+    });
+    // The client went away: the answer may not reach it, but the rejection is kept.
+    expect(text === '' || text.startsWith('HTTP/1.1 400')).toBe(true);
+    // The server sees the connection close a moment after the client does.
+    await vi.waitFor(async () => {
+      await inlet.settled();
+      const rejections = (await inlet.app.inject({ url: '/api/rejections' })).json().data as {
+        code: string;
+      }[];
+      expect(rejections.some((r) => r.code === 'bad_request')).toBe(true);
+    });
+  });
+});
+
+describe('a bug while handling a delivery, over a socket', () => {
+  it('answers 500 internal_error in the error shape', async () => {
+    const app = buildApp(
+      {
+        webhookPath: WEBHOOK_PATH,
+        maxBodyBytes: 1024,
+        adminToken: undefined,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 60_000,
+        maxInflightBytes: 1024 * 1024,
+        closeTimeoutMs: 1_000,
+      },
+      {
+        store: inlet.store,
+        batcher: inlet.batcher,
+        logger: quietLogger,
+        ingest: { accept: () => Promise.reject(new TypeError('a bug')) } as unknown as Ingest,
+      },
+    );
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const body = JSON.stringify(prediction());
+      const res = await overHttp(
+        Number(new URL(address).port),
+        'POST',
+        WEBHOOK_PATH,
+        body,
+        signedHeaders(body),
+      );
+      expect(res).toEqual({
+        status: 500,
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: {
+          error: {
+            code: 'internal_error',
+            message: 'Inlet failed to handle this request; the log says why.',
+          },
+        },
+      });
+    } finally {
+      await app.close();
+    }
+  });
+});

@@ -3,7 +3,7 @@
  * handler either way. These tests send the same requests both ways and compare the answers, over a real
  * socket on loopback.
  */
-import { request as httpRequest } from 'node:http';
+import { Agent, request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Ingest } from '../src/ingest/accept.js';
@@ -21,6 +21,8 @@ interface Answer {
   status: number;
   headers: Record<string, string | undefined>;
   body: unknown;
+  /** Not compared with inject(), which has no connection. */
+  connection?: string | undefined;
 }
 
 const KEPT_HEADERS = ['content-type', 'allow', 'retry-after'] as const;
@@ -37,13 +39,18 @@ function overHttp(
   headers: Record<string, string>,
 ): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method, path, headers, agent: keepAlive }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(text));
-        resolve({ status: res.statusCode ?? 0, headers: pick(res.headers), body: JSON.parse(text) });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: pick(res.headers),
+          body: JSON.parse(text),
+          connection: res.headers.connection,
+        });
       });
     });
     req.on('error', reject);
@@ -51,6 +58,8 @@ function overHttp(
   });
 }
 
+/** A keep-alive client, so that a connection the server closes says so. */
+const keepAlive = new Agent({ keepAlive: true });
 let inlet: TestInlet;
 let port: number;
 beforeAll(async () => {
@@ -59,6 +68,7 @@ beforeAll(async () => {
   port = Number(new URL(address).port);
 });
 afterAll(async () => {
+  keepAlive.destroy();
   await inlet.close();
 });
 
@@ -109,7 +119,7 @@ describe('the webhook path over a socket and through inject()', () => {
     const sent = make();
     const path = sent.path ?? WEBHOOK_PATH;
     const headers = { 'content-type': 'application/json', ...sent.headers };
-    const http = await overHttp(port, sent.method, path, sent.body, headers);
+    const { connection: _, ...http } = await overHttp(port, sent.method, path, sent.body, headers);
     // A delivery is answered `duplicate` the second time: inject() gets a new one, signed the same way.
     const again = http.status === 200 ? { ...sent, ...signed() } : sent;
     const injected = await inlet.app.inject({
@@ -131,9 +141,12 @@ describe('the webhook path over a socket and through inject()', () => {
     expect(await overHttp(port, 'POST', WEBHOOK_PATH, body, chunked)).toMatchObject({
       status: 200,
       body: { received: true, duplicate: false },
+      connection: 'keep-alive',
     });
     const big = await overHttp(port, 'POST', WEBHOOK_PATH, 'x'.repeat(5000), chunked);
     expect(big).toMatchObject({ status: 413, body: { error: { code: 'payload_too_large' } } });
+    // The rest of a body over the limit is read and dropped, then the connection closes.
+    expect(big.connection).toBe('close');
   });
 
   it('answers 400 bad_request to a body shorter than its Content-Length, and keeps it', async () => {
@@ -190,7 +203,7 @@ describe('a bug while handling a delivery, over a socket', () => {
         body,
         signedHeaders(body),
       );
-      expect(res).toEqual({
+      expect(res).toMatchObject({
         status: 500,
         headers: { 'content-type': 'application/json; charset=utf-8' },
         body: {

@@ -7,7 +7,7 @@ import {
   type ReplicateObject,
   SUMMARY_OMITTED_FIELDS,
 } from '../replicate/types.js';
-import { randomId } from './random-id.js';
+import { orderedId } from './random-id.js';
 import type { TransitionKind, TransitionRecord } from './transition-types.js';
 import type { CommitOutcome, IncomingEvent } from './types.js';
 
@@ -196,7 +196,7 @@ export function foldBatch(
     if (step.transition !== undefined) {
       const { next } = step;
       transitions.push({
-        id: randomId('tr_'),
+        id: orderedId('tr_'),
         type: `${next.kind}.${step.transition}`,
         objectId: id,
         kind: next.kind,

@@ -21,7 +21,7 @@ import {
   type RejectionTotalsRow,
   type SqlValue,
 } from '../statements.js';
-import { randomId } from '../random-id.js';
+import { orderedId } from '../random-id.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits } from '../types.js';
 import { isPostgresUnavailable, isRetryableConflict, toStoreError } from './postgres-errors.js';
 import { TRANSITIONS_CHANNEL } from './postgres-jobs.js';
@@ -344,7 +344,7 @@ export class PostgresWriter {
     rows: readonly NewRejection[],
     limits: RejectionLimits,
   ): Promise<void> {
-    const params = rows.flatMap((row) => insertRejectionParams(randomId('rej_'), row));
+    const params = rows.flatMap((row) => insertRejectionParams(orderedId('rej_'), row));
     await client.query(numberPlaceholders(insertRejectionsSql(rows.length)), params);
     const totals = (await client.query<RejectionTotalsRow & QueryResultRow>(REJECTION_TOTALS_SQL)).rows[0];
     if (totals === undefined) return;

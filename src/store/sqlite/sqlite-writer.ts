@@ -27,7 +27,7 @@ import {
   TOUCH_OBJECT_SQL,
   touchObjectParams,
 } from './commit-sql.js';
-import { randomId } from '../random-id.js';
+import { orderedId } from '../random-id.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits } from '../types.js';
 
 // 8 MiB keeps `serve` under 150 MB RSS; list queries on a million deliveries stay ~2-3 ms (docs/benchmarks.md).
@@ -153,7 +153,7 @@ export class SqliteWriter {
 
   #recordAndTrim(rows: readonly NewRejection[], limits: RejectionLimits): void {
     for (const row of rows) {
-      this.#insertRejection.run(...insertRejectionParams(randomId('rej_'), row));
+      this.#insertRejection.run(...insertRejectionParams(orderedId('rej_'), row));
     }
     const totals = this.#rejectionTotals.get() as RejectionTotalsRow;
     if (toNumber(totals.row_count) > limits.maxRows) this.#trimByRows.run(limits.maxRows);

@@ -32,7 +32,9 @@ export function redactHeaders(headers: IncomingHttpHeaders): Record<string, stri
 
 /** JSON = `application/json` with any parameters, or any `type/subtype+json`; a missing header is accepted. */
 export function isJsonContentType(contentType: string | undefined): boolean {
-  if (contentType === undefined || contentType.trim() === '') return true;
+  // What Replicate sends, answered without the parsing below.
+  if (contentType === undefined || contentType === 'application/json') return true;
+  if (contentType.trim() === '') return true;
   const mediaType = (contentType.split(';')[0] ?? '').trim().toLowerCase();
   return mediaType === 'application/json' || /^[a-z0-9!#$&^_.+-]+\/[a-z0-9!#$&^_.+-]+\+json$/.test(mediaType);
 }

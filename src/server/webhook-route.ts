@@ -52,7 +52,6 @@ export type WebhookHandler = (raw: IncomingMessage, res: ServerResponse) => void
 export interface WebhookIntake {
   /** The webhook path, and the same with one trailing slash. */
   readonly paths: readonly string[];
-  readonly isWebhookPath: (path: string | undefined) => boolean;
   /** Whether a request URL (query string and all) is on the webhook path. */
   readonly isWebhookUrl: (url: string | undefined) => boolean;
   readonly handle: WebhookHandler;
@@ -83,7 +82,8 @@ export function writeJson(
 }
 
 export function createWebhookIntake(options: WebhookIntakeOptions, deps: WebhookIntakeDeps): WebhookIntake {
-  const { ingest, maxBodyBytes } = { ...deps, ...options };
+  const { ingest } = deps;
+  const { maxBodyBytes } = options;
   const requestMeta = (raw: IncomingMessage): Omit<WebhookRequest, 'body'> => ({
     headers: raw.headers,
     remoteAddress:
@@ -274,7 +274,7 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     return sendError(reply, 'not_found', `Nothing is served at ${request.method} ${path}.`);
   }
 
-  return { paths: webhookPaths, isWebhookPath, isWebhookUrl, handle, notFound };
+  return { paths: webhookPaths, isWebhookUrl, handle, notFound };
 }
 
 /**

@@ -521,12 +521,27 @@ describe('a bug while handling a delivery', () => {
       },
     );
     const body = JSON.stringify(prediction());
+    const expected = {
+      error: { code: 'internal_error', message: 'Inlet failed to handle this request; the log says why.' },
+    };
     const res = await app.inject({ method: 'POST', url: PATH, payload: body, headers: signedHeaders(body) });
     expect(res.statusCode).toBe(500);
-    expect(res.json()).toEqual({
-      error: { code: 'internal_error', message: 'Inlet failed to handle this request; the log says why.' },
-    });
-    await app.close();
+    expect(res.json()).toEqual(expected);
+    // The same over a socket, where the webhook handler runs ahead of Fastify.
+    const address = await app.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const other = JSON.stringify(prediction());
+      const http = await fetch(`${address}${PATH}`, {
+        method: 'POST',
+        body: other,
+        headers: signedHeaders(other),
+      });
+      expect(http.status).toBe(500);
+      expect(http.headers.get('content-type')).toBe('application/json; charset=utf-8');
+      expect(await http.json()).toEqual(expected);
+    } finally {
+      await app.close();
+    }
   });
 });
 

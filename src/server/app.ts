@@ -31,14 +31,9 @@ import { discardBody } from './discard-body.js';
 import { createErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
 import { registerDashboardRoutes } from './dashboard-routes.js';
-import { sendError } from './send-error.js';
+import { OVERLOADED, sendError, sendRefusal, SHUTTING_DOWN } from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
-import {
-  createWebhookIntake,
-  OVERLOADED_MESSAGE,
-  registerWebhookRoute,
-  type WebhookIntake,
-} from './webhook-route.js';
+import { createWebhookIntake, registerWebhookRoute, type WebhookIntake } from './webhook-route.js';
 
 export interface AppOptions {
   webhookPath: string;
@@ -171,9 +166,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     if (!closing || isWebhookUrl(request.url)) return;
     // Read the body first: closing a connection with unread bytes resets it, answer and all.
     await discardBody(request.raw, { maxBytes: 4 * options.maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
-    return sendError(reply, 'shutting_down', 'Inlet is shutting down; retry in a moment.', {
-      'retry-after': '2',
-    });
+    return sendRefusal(reply, SHUTTING_DOWN);
   });
 
   // Bodies are read whole before a signature can be checked, so without a bound anyone could make Inlet
@@ -202,10 +195,7 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   };
   const overloaded = (_request: FastifyRequest, reply: FastifyReply) => {
     noteOverload();
-    return sendError(reply, 'storage_unavailable', OVERLOADED_MESSAGE, {
-      'retry-after': '2',
-      connection: 'close',
-    });
+    return sendRefusal(reply, OVERLOADED);
   };
   const intake = createWebhookIntake(options, {
     ...deps,
@@ -229,15 +219,9 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     const headers = request.raw.headers;
     const declared = headers['content-length'];
     if (headers['transfer-encoding'] === undefined && (declared === undefined || declared === '0')) return;
-    const reservation = inflight.forRequest();
+    const reservation = inflight.openRequest(headers, reply.raw, options.maxBodyBytes);
+    if (reservation === undefined) return overloaded(request, reply);
     reservations.set(request.raw, reservation);
-    const release = () => reservation.releaseAll();
-    reply.raw.once('close', release).once('finish', release);
-    if (declared === undefined) return;
-    const length = Number(declared);
-    // Over --max-body: refused as 413 before any of it is kept, so nothing to reserve.
-    if (!Number.isSafeInteger(length) || length > options.maxBodyBytes) return;
-    if (!reservation.reserve(length)) return overloaded(request, reply);
   });
   app.addHook('preParsing', async (request, _reply, payload) => {
     const reservation = reservations.get(request.raw);

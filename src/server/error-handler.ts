@@ -2,7 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { discardBody } from './discard-body.js';
 import { InflightLimitError } from './inflight-bytes.js';
-import { sendError } from './send-error.js';
+import { INTERNAL_ERROR, sendError, sendRefusal, tooLargeMessage, unreadableMessage } from './send-error.js';
 
 export interface ErrorHandlerDeps {
   maxBodyBytes: number;
@@ -24,22 +24,19 @@ export function createErrorHandler(deps: ErrorHandlerDeps) {
   ): Promise<FastifyReply> {
     if (error instanceof InflightLimitError) return deps.overloaded(request, reply);
     if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || error.statusCode === 413) {
-      const message = `The body is larger than the limit of ${maxBodyBytes} bytes (--max-body).`;
       // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
       await discardBody(request.raw, { maxBytes: 4 * maxBodyBytes, timeoutMs: 10_000, keepBytes: 0 });
       void reply.header('connection', 'close');
-      return sendError(reply, 'payload_too_large', message);
+      return sendError(reply, 'payload_too_large', tooLargeMessage(maxBodyBytes));
     }
     if (error.statusCode === 415) {
       return sendError(reply, 'unsupported_media_type', error.message);
     }
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       // Framework-level 4xx: a body that could not be read as sent (a lying Content-Length), a bad URL.
-      const message = `The request could not be read: ${error.message}`;
-      return sendError(reply, 'bad_request', message);
+      return sendError(reply, 'bad_request', unreadableMessage(error.message));
     }
     deps.logger.error({ err: error, url: request.url }, 'request failed');
-    // A bug, not the store nor the request: 500.
-    return sendError(reply, 'internal_error', 'Inlet failed to handle this request; the log says why.');
+    return sendRefusal(reply, INTERNAL_ERROR);
   };
 }

@@ -1,3 +1,5 @@
+import { EventEmitter } from 'node:events';
+import type { ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -26,6 +28,22 @@ describe('InflightBytes', () => {
     expect(budget.held).toBe(0);
     // Released: nothing more can be taken in its name.
     expect(a.reserve(10)).toBe(false);
+  });
+
+  it('opens a request with its Content-Length taken, refuses one past the limit, and gives it back when the response closes', () => {
+    const budget = new InflightBytes(100);
+    const response = () => new EventEmitter() as unknown as ServerResponse;
+    const first = response();
+    expect(budget.openRequest({ 'content-length': '60' }, first, 1000)).toBeDefined();
+    expect(budget.held).toBe(60);
+    // Past the limit: nothing taken, the caller answers 503.
+    expect(budget.openRequest({ 'content-length': '50' }, response(), 1000)).toBeUndefined();
+    expect(budget.held).toBe(60);
+    // Over --max-body (refused as 413 before any of it is kept), or of unknown length: nothing up front.
+    expect(budget.openRequest({ 'content-length': '5000' }, response(), 1000)?.reserved).toBe(0);
+    expect(budget.openRequest({ 'transfer-encoding': 'chunked' }, response(), 1000)?.reserved).toBe(0);
+    first.emit('close');
+    expect(budget.held).toBe(0);
   });
 
   it('meters a body of unknown length chunk by chunk, fails it at the limit and stops reading', async () => {

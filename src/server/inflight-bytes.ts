@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { PassThrough, type Readable } from 'node:stream';
 
 /** Request body bytes held in memory at once across all connections (`--max-inflight-bytes`). */
@@ -30,6 +31,28 @@ export class InflightBytes {
    */
   forRequest(): RequestReservation {
     return new RequestReservation(this);
+  }
+
+  /**
+   * A request's reservation, given back once its response is over however the request ends (answered,
+   * aborted, timed out: the response closes in every case), with the declared `Content-Length` taken
+   * up front: `undefined` when that would pass the limit (the caller answers 503, the body unread). A
+   * length over `maxBodyBytes` takes nothing, being refused as 413 before any of it is kept; a body of
+   * unknown length reserves chunk by chunk as it arrives (`meterBody`).
+   */
+  openRequest(
+    headers: IncomingHttpHeaders,
+    response: ServerResponse,
+    maxBodyBytes: number,
+  ): RequestReservation | undefined {
+    const reservation = new RequestReservation(this);
+    const release = () => reservation.releaseAll();
+    response.once('close', release).once('finish', release);
+    const declared = headers['content-length'];
+    if (declared === undefined) return reservation;
+    const length = Number(declared);
+    if (!Number.isSafeInteger(length) || length > maxBodyBytes) return reservation;
+    return reservation.reserve(length) ? reservation : undefined;
   }
 }
 

@@ -19,7 +19,15 @@ import {
   type RequestReservation,
 } from './inflight-bytes.js';
 import { webhookPathHint } from './path-hint.js';
-import { sendError } from './send-error.js';
+import {
+  INTERNAL_ERROR,
+  OVERLOADED,
+  type Refusal,
+  sendError,
+  SHUTTING_DOWN,
+  tooLargeMessage,
+  unreadableMessage,
+} from './send-error.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
 export interface WebhookIntakeOptions {
@@ -58,11 +66,6 @@ export interface WebhookIntake {
   /** The not-found handler: a POST to the wrong path is kept in the rejections log with a hint. */
   readonly notFound: (request: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply>;
 }
-
-export const OVERLOADED_MESSAGE =
-  'Inlet holds as many request bodies in memory as it allows (--max-inflight-bytes); retry in a moment.';
-const SHUTTING_DOWN_MESSAGE = 'Inlet is shutting down; retry in a moment.';
-const INTERNAL_ERROR_MESSAGE = 'Inlet failed to handle this request; the log says why.';
 
 /** One JSON answer, in one write: the headers Fastify would send for it, and no more. */
 export function writeJson(
@@ -120,20 +123,14 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
         : { ...answer.headers, ...extraHeaders, ...(closing ? { connection: 'close' } : {}) };
     writeJson(res, answer.status, answer.body, headers);
   };
-  /** A refusal that is not the delivery's fault: 503, counted but not kept in the rejections log. */
-  const unavailable = (
-    res: ServerResponse,
-    startedMs: number,
-    code: 'shutting_down' | 'storage_unavailable',
-    message: string,
-    headers: Readonly<Record<string, string>>,
-  ) =>
+  /** An answer that is not the delivery's fault (503, 500): counted, not kept in the rejections log. */
+  const unavailable = (res: ServerResponse, startedMs: number, refusal: Refusal) =>
     send(res, startedMs, {
-      status: ERROR_STATUS[code],
+      status: ERROR_STATUS[refusal.code],
       outcome: 'unavailable',
-      code,
-      body: errorBody(code, message),
-      headers,
+      code: refusal.code,
+      body: errorBody(refusal.code, refusal.message),
+      ...(refusal.headers === undefined ? {} : { headers: { ...refusal.headers } }),
     });
   /** Refuses a delivery before its body was parsed (kept in the rejections log), and answers. */
   const refuse = (
@@ -160,7 +157,7 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     if (deps.closing()) {
       // Read the body first: closing a connection with unread bytes resets it, answer and all.
       await discardBody(raw, { maxBytes: 4 * maxBodyBytes, timeoutMs: 5_000, keepBytes: 0 });
-      return unavailable(res, startedMs, 'shutting_down', SHUTTING_DOWN_MESSAGE, { 'retry-after': '2' });
+      return unavailable(res, startedMs, SHUTTING_DOWN);
     }
     if (raw.method !== 'POST') {
       const message = `Use POST to deliver webhooks here; got ${raw.method ?? ''}.`;
@@ -175,16 +172,11 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     }
 
     // Bodies are read whole before a signature can be checked, so the body's Content-Length is taken
-    // from the in-memory budget before a byte of it is read (a body of unknown length, chunk by chunk
-    // as it arrives), and given back when the request is over, however it ends.
-    const reservation = deps.inflight.forRequest();
-    const release = () => reservation.releaseAll();
-    res.once('close', release).once('finish', release);
+    // from the in-memory budget before a byte of it is read.
+    const reservation = deps.inflight.openRequest(raw.headers, res, maxBodyBytes);
+    if (reservation === undefined) return overloaded(res, startedMs);
     const declared = raw.headers['content-length'];
     const length = declared === undefined ? undefined : Number(declared);
-    if (length !== undefined && Number.isSafeInteger(length) && length <= maxBodyBytes) {
-      if (!reservation.reserve(length)) return overloaded(res, startedMs);
-    }
 
     let body: Buffer;
     try {
@@ -200,10 +192,7 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
 
   function overloaded(res: ServerResponse, startedMs: number): void {
     deps.noteOverload();
-    unavailable(res, startedMs, 'storage_unavailable', OVERLOADED_MESSAGE, {
-      'retry-after': '2',
-      connection: 'close',
-    });
+    unavailable(res, startedMs, OVERLOADED);
   }
 
   async function bodyUnread(
@@ -217,13 +206,11 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     if (status === 413) {
       // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.
       const kept = await rest(raw, REJECTION_BODY_BYTES);
-      const message = `The body is larger than the limit of ${maxBodyBytes} bytes (--max-body).`;
+      const message = tooLargeMessage(maxBodyBytes);
       return refuse(raw, res, startedMs, 'payload_too_large', message, kept, { connection: 'close' });
     }
     if (status === 400) {
-      // A body that could not be read as sent: a lying Content-Length, a connection closed mid-body.
-      const message = `The request could not be read: ${(error as Error).message}`;
-      return refuse(raw, res, startedMs, 'bad_request', message);
+      return refuse(raw, res, startedMs, 'bad_request', unreadableMessage((error as Error).message));
     }
     throw error;
   }
@@ -232,14 +219,8 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     const startedMs = performance.now();
     handleRequest(raw, res, startedMs).catch((error: unknown) => {
       deps.logger.error({ err: error, url: raw.url }, 'request failed');
-      // A bug, not the store nor the request: 500, which Replicate retries like any 5xx; nothing was stored.
       if (res.headersSent) return void res.destroy();
-      send(res, startedMs, {
-        status: ERROR_STATUS.internal_error,
-        outcome: 'unavailable',
-        code: 'internal_error',
-        body: errorBody('internal_error', INTERNAL_ERROR_MESSAGE),
-      });
+      unavailable(res, startedMs, INTERNAL_ERROR);
     });
   };
 

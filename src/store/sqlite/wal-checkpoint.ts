@@ -34,16 +34,19 @@ export interface WalCheckpointOptions {
  * SQLite's automatic checkpoint runs inside a commit and, at `synchronous = NORMAL`, fsyncs the WAL
  * and then the database file there: ~10 ms on the event loop every ~1,000 frames, most of it waiting
  * for the disk. Inlet turns it off (`wal_autocheckpoint = 0`) and checkpoints itself, keeping SQLite's
- * order: (1) hold new writes, (2) wait for a WAL sync that started now (`WalSync`), so every frame
- * copied is already on disk in the WAL, (3) copy the frames into the database file with syncing off
- * (the only part on the loop, ~2 ms), (4) fsync the database file on libuv's pool, (5) let writes go
- * on. The first write after that restarts the WAL from its beginning, overwriting frames only once
- * their pages are on disk in the database file: the guarantee SQLite's own checkpoint gives. A read
- * transaction on a second connection, begun before the copy and ended after the sync, keeps any other
- * process that writes to the file meanwhile from restarting the WAL early (a writer restarts it only
- * when no reader uses it). Holding writes is also what lets the WAL restart under steady load; a
- * checkpoint from another connection never finds a moment without writes and the WAL grows without
- * bound.
+ * order: (1) begin a read transaction on a second connection (the pin), (2) wait for a WAL sync that
+ * started now (`WalSync`), so every frame the pin sees is on disk in the WAL, (3) copy those frames
+ * into the database file with syncing off (on the loop, ~1–2 ms for 1,000 frames; a checkpoint never
+ * copies frames newer than a reader's snapshot), (4) fsync the database file on libuv's pool, (5) end
+ * the pin. Writes go on meanwhile, appending to the WAL: while the pin is open no writer, in this
+ * process or another, may restart the WAL (a writer restarts it only when every frame is copied and no
+ * reader uses it). Then the same again, but with new writes held from (1) to (5): it copies only what
+ * was committed during the first pass, a few frames, so writes wait for a small copy and a small sync
+ * (~1.3 ms), not for the whole checkpoint (~3 ms at 2,000 deliveries a second: docs/benchmarks.md). The
+ * first write after that restarts the WAL from its beginning, overwriting frames only once their pages
+ * are on disk in the database file: the guarantee SQLite's own checkpoint gives. Holding writes is what
+ * lets the WAL restart under steady load; a checkpoint that never holds them never finds a moment
+ * with every frame copied, and the WAL grows without bound.
  *
  * If the database file cannot be synced, its pages cannot be trusted, so the WAL must never restart:
  * the store stops writing (every write fails `StoreUnavailableError`) until Inlet is restarted, when
@@ -136,6 +139,11 @@ export class WalCheckpointer {
     return endianness() === 'LE' ? this.#header.readUInt32LE(0) : this.#header.readUInt32BE(0);
   }
 
+  /** True while a checkpoint runs (its writes may or may not be held yet). */
+  get checkpointing(): boolean {
+    return this.#running !== undefined;
+  }
+
   /** Resolves once no checkpoint runs (before closing the connection). */
   async idle(): Promise<void> {
     await this.#running;
@@ -150,19 +158,36 @@ export class WalCheckpointer {
   }
 
   async #checkpoint(): Promise<void> {
-    let release!: () => void;
-    this.#hold = new Promise((resolve) => (release = resolve));
+    // Most of the WAL is copied and synced while writes go on; writes are held only for what was
+    // committed meanwhile, a few frames, so the hold is a short copy and one small sync.
+    if (await this.#pass(false)) await this.#pass(true);
+  }
+
+  /**
+   * One copy of the WAL into the database file and its sync. With `holdWrites`, no write starts until
+   * the sync is done, so every frame is copied and the next write can restart the WAL. Without, the
+   * copy ends at the frames committed when the pass began (the pin's snapshot: a checkpoint never
+   * copies past a reader's), all durable in the WAL before they are copied; writes meanwhile add frames
+   * after them, and the pin keeps anything from restarting the WAL until the sync is done. True when
+   * the pass succeeded.
+   */
+  async #pass(holdWrites: boolean): Promise<boolean> {
+    let release: (() => void) | undefined;
+    if (holdWrites) this.#hold = new Promise((resolve) => (release = resolve));
     let copied = false;
     try {
-      await this.#wal.durable();
       this.#pinWal();
+      await this.#wal.durable();
       const result = this.#copy();
       copied = result.checkpointed > 0;
       if (copied) await this.#fsyncDatabase();
-      // Frames an open reader (a CLI command) still needs stay in the WAL: try again once as many
-      // frames again have been added, not after every commit.
-      this.#nextAt = result.checkpointed < result.log ? result.log + this.#frames : this.#frames;
-      this.#retryGap = 1 / 2;
+      if (holdWrites) {
+        // Frames an open reader (a CLI command) still needs stay in the WAL: try again once as many
+        // frames again have been added, not after every commit.
+        this.#nextAt = result.checkpointed < result.log ? result.log + this.#frames : this.#frames;
+        this.#retryGap = 1 / 2;
+      }
+      return true;
     } catch (error) {
       if (copied) {
         const kept = keepWal(this.#databasePath);
@@ -181,11 +206,12 @@ export class WalCheckpointer {
         this.#nextAt = this.#lastFrames + this.#retryGap;
         this.#logger?.warn({ err: (error as Error).message }, 'SQLite checkpoint failed; will try again');
       }
+      return false;
     } finally {
       // After a failed sync the pin stays: no other process may restart the WAL either.
       if (this.#failure === undefined && this.#pin?.inTransaction === true) this.#pin.exec('COMMIT');
       this.#hold = undefined;
-      release();
+      release?.();
     }
   }
 

@@ -4,7 +4,9 @@ import { predictionBody } from './deliveries.js';
 
 /**
  * An open-loop sender: a steady RATE of distinct, validly signed deliveries (three per prediction, as
- * bench/deliveries.ts makes them), however fast the server answers. Every few ms it sends the number of
+ * bench/deliveries.ts makes them), however fast the server answers. The predictions run side by side,
+ * as Replicate's do: STREAMS of them at once, each sending its next delivery STREAMS ÷ RATE seconds after
+ * its last (1,000 predictions and half a second apart at 2,000 a second), not three back to back. Every few ms it sends the number of
  * requests due by the clock, never waiting for answers first, and each request's latency runs from the
  * time it was due, not from when it went out: a server that stalls is charged for the requests that
  * queued behind the stall (no coordinated omission, unlike a closed loop such as wrk's).
@@ -24,6 +26,19 @@ export interface PacedOptions {
   connections: number;
   /** Makes the deliveries of this run distinct from any other's. */
   tag: string;
+  /** Predictions in progress at once (1,000 unless set). */
+  streams?: number;
+}
+
+/**
+ * The `predictionBody` sequence number of the n-th delivery sent: the sends go round `streams`
+ * predictions, all of them starting, then all processing, then all succeeded, then the next `streams`.
+ */
+export function interleaved(n: number, streams: number): number {
+  const block = Math.floor(n / (3 * streams));
+  const stage = Math.floor(n / streams) % 3;
+  const prediction = block * streams + (n % streams);
+  return prediction * 3 + stage;
 }
 
 export interface PacedResult {
@@ -58,7 +73,7 @@ export function startPaced(o: PacedOptions): PacedRun {
   // charged to the server. The timestamps stay well inside the five minutes' tolerance.
   const timestampSec = Math.floor(Date.now() / 1000);
   const requests = Array.from({ length: total }, (_, n) => {
-    const body = Buffer.from(predictionBody(o.tag, n));
+    const body = Buffer.from(predictionBody(o.tag, interleaved(n, o.streams ?? 1000)));
     const headers = {
       'content-type': 'application/json',
       'content-length': String(body.length),

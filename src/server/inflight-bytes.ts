@@ -103,9 +103,10 @@ export class RequestReservation {
 
 /**
  * A body of unknown length (chunked) passes through here: each chunk is reserved before it is passed on,
- * and when the budget runs out the stream fails with `InflightLimitError` and the request is paused, so
- * the rest of the body is never read. (Not `pipeline`: it would destroy the request, and with it the
- * socket the 503 must go out on.)
+ * and when the budget runs out the stream fails with `InflightLimitError` and the request is paused: the
+ * rest of the body is never held (after the 503 the webhook handler reads and drops it, for a bounded
+ * time: close-gently.ts). (Not `pipeline`: it would destroy the request, and with it the socket the
+ * 503 must go out on.)
  */
 export function meterBody(payload: Readable, reservation: RequestReservation): Readable {
   const meter = new PassThrough();

@@ -25,7 +25,7 @@ export const SHUTTING_DOWN: Refusal = {
   headers: { 'retry-after': '2' },
 };
 
-/** Request bodies in memory at `--max-inflight-bytes`: the body is never read, so the connection closes. */
+/** Request bodies in memory at `--max-inflight-bytes`: answered before the body is read, so the connection closes. */
 export const OVERLOADED: Refusal = {
   code: 'storage_unavailable',
   message:

@@ -10,6 +10,7 @@ import {
 } from '../ingest/accept.js';
 import type { InletMetrics } from '../metrics/metrics.js';
 import { createAdminAccessHook } from './admin-access.js';
+import { closeGently, LINGER_MS } from './close-gently.js';
 import { discardBody } from './discard-body.js';
 import {
   InflightLimitError,
@@ -174,7 +175,7 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     // Bodies are read whole before a signature can be checked, so the body's Content-Length is taken
     // from the in-memory budget before a byte of it is read.
     const reservation = deps.inflight.openRequest(raw.headers, res, maxBodyBytes);
-    if (reservation === undefined) return overloaded(res, startedMs);
+    if (reservation === undefined) return overloaded(raw, res, startedMs);
     const declared = raw.headers['content-length'];
     const length = declared === undefined ? undefined : Number(declared);
 
@@ -190,9 +191,16 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     send(res, startedMs, await ingest.accept({ ...requestMeta(raw), body }));
   }
 
-  function overloaded(res: ServerResponse, startedMs: number): void {
+  /**
+   * Answered at once, before the body is read, so a sender that stalls gets its answer now; the
+   * connection then reads and drops what is still sent, for a bounded time, so that it can close
+   * without resetting (`closeGently`).
+   */
+  function overloaded(raw: IncomingMessage, res: ServerResponse, startedMs: number): void {
     deps.noteOverload();
+    closeGently(res);
     unavailable(res, startedMs, OVERLOADED);
+    void discardBody(raw, { maxBytes: 4 * maxBodyBytes, timeoutMs: LINGER_MS, keepBytes: 0 });
   }
 
   async function bodyUnread(
@@ -201,7 +209,7 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     startedMs: number,
     error: unknown,
   ): Promise<void> {
-    if (error instanceof InflightLimitError) return overloaded(res, startedMs);
+    if (error instanceof InflightLimitError) return overloaded(raw, res, startedMs);
     const status = (error as { statusCode?: unknown }).statusCode;
     if (status === 413) {
       // Read the rest before answering: a client still writing would otherwise see a reset, not the 413.

@@ -6,10 +6,11 @@ import { predictionBody } from './deliveries.js';
  * An open-loop sender: a steady RATE of distinct, validly signed deliveries (three per prediction, as
  * bench/deliveries.ts makes them), however fast the server answers. The predictions run side by side,
  * as Replicate's do: STREAMS of them at once, each sending its next delivery STREAMS ÷ RATE seconds after
- * its last (1,000 predictions and half a second apart at 2,000 a second), not three back to back. Every few ms it sends the number of
- * requests due by the clock, never waiting for answers first, and each request's latency runs from the
- * time it was due, not from when it went out: a server that stalls is charged for the requests that
- * queued behind the stall (no coordinated omission, unlike a closed loop such as wrk's).
+ * its last (1,000 predictions and half a second apart at 2,000 a second), not three back to back. Every
+ * millisecond it sends the number of requests due by the clock, never waiting for answers first, and
+ * each request's latency runs from the time it was due, not from when it went out: a server that stalls
+ * is charged for the requests that queued behind the stall (no coordinated omission, unlike a closed
+ * loop such as wrk's).
  *
  * node:http with a keep-alive Agent, not fetch: fetch costs more than a core at 1,000 requests/s here,
  * and the sender shares the machine's two cores with the server it measures.
@@ -72,15 +73,19 @@ export function startPaced(o: PacedOptions): PacedRun {
   // with the server it measures, so the less it does while measuring, the less of its own time is
   // charged to the server. The timestamps stay well inside the five minutes' tolerance.
   const timestampSec = Math.floor(Date.now() / 1000);
-  const requests = Array.from({ length: total }, (_, n) => {
-    const body = Buffer.from(predictionBody(o.tag, interleaved(n, o.streams ?? 1000)));
-    const headers = {
-      'content-type': 'application/json',
-      'content-length': String(body.length),
-      ...signWebhook(body, { secret: o.secret, id: `msg_${o.tag}${n}`, timestampSec }),
-    };
-    return { body, headers };
-  });
+  // Each is dropped once sent.
+  const requests: ({ body: Buffer; headers: Record<string, string> } | undefined)[] = Array.from(
+    { length: total },
+    (_, n) => {
+      const body = Buffer.from(predictionBody(o.tag, interleaved(n, o.streams ?? 1000)));
+      const headers = {
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+        ...signWebhook(body, { secret: o.secret, id: `msg_${o.tag}${n}`, timestampSec }),
+      };
+      return { body, headers };
+    },
+  );
   const started = performance.now();
   const dueAt = (n: number) => started + (n * 1000) / o.rate;
   const latencies: number[] = [];
@@ -90,7 +95,7 @@ export function startPaced(o: PacedOptions): PacedRun {
 
   function send(n: number): Promise<void> {
     const { body, headers } = requests[n]!;
-    requests[n] = undefined!;
+    requests[n] = undefined;
     return new Promise<void>((resolve) => {
       let settled = false;
       const settle = (ok: boolean) => {

@@ -55,6 +55,16 @@ export async function createTestInlet(
 
 export const WEBHOOK_PATH = '/replicate-webhook';
 
+/** An unlabelled metric's value in a Prometheus text exposition (NaN when it is absent). */
+export function metricIn(text: string, name: string): number {
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
+/** An unlabelled metric's value in an in-process Inlet's `/metrics`. */
+export async function metricOf(inlet: Inlet, name: string): Promise<number> {
+  return metricIn(await inlet.metrics.text(), name);
+}
+
 /** POSTs through `inject()` and answers status, headers and the parsed JSON body. */
 export async function postWebhook(
   inlet: Inlet,

@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createTestInlet, postWebhook, prediction, signedHeaders, type TestInlet } from './helpers.js';
+import {
+  createTestInlet,
+  metricOf,
+  postWebhook,
+  prediction,
+  signedHeaders,
+  type TestInlet,
+} from './helpers.js';
 
 const KIB = 1024;
 
@@ -10,8 +17,6 @@ describe('the rejection log under a flood, and its API', () => {
     inlet = undefined;
   });
 
-  const metric = async (target: TestInlet, name: string) =>
-    Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await target.metrics.text())?.[1] ?? NaN);
   const api = async (target: TestInlet, url: string) => {
     const res = await target.app.inject({ method: 'GET', url });
     return { status: res.statusCode, json: res.json<Record<string, unknown>>() };
@@ -41,13 +46,13 @@ describe('the rejection log under a flood, and its API', () => {
     // Every rejection is either written or counted as over the budget.
     for (let i = 0; i < 200; i++) {
       const settled =
-        (await metric(current, 'inlet_rejections_recorded_total')) +
-        (await metric(current, 'inlet_rejections_limited_total'));
+        (await metricOf(current, 'inlet_rejections_recorded_total')) +
+        (await metricOf(current, 'inlet_rejections_limited_total'));
       if (settled === 200) break;
       await new Promise((resolve) => setImmediate(resolve));
     }
-    const recorded = await metric(current, 'inlet_rejections_recorded_total');
-    const limited = await metric(current, 'inlet_rejections_limited_total');
+    const recorded = await metricOf(current, 'inlet_rejections_recorded_total');
+    const limited = await metricOf(current, 'inlet_rejections_limited_total');
     expect(recorded + limited).toBe(200);
     // 256 KiB per second by default: four 64 KiB bodies at once, four more each second.
     expect(recorded).toBeGreaterThanOrEqual(4);

@@ -3,7 +3,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
+import { metricIn, prediction, SECRET, signedHeaders, tempDir } from './helpers.js';
 import { startServe, stop, type RunningServer } from './process-helpers.js';
 
 const MIB = 1024 * 1024;
@@ -100,7 +100,7 @@ describe('request bodies in memory stay under --max-inflight-bytes', () => {
 
   const metric = async (name: string) => {
     const text = await (await fetch(`${server.base}/metrics`)).text();
-    return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1]);
+    return metricIn(text, name);
   };
   const stored = async (id: string) => {
     const res = await fetch(`${server.base}/api/predictions/${id}`);

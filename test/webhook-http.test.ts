@@ -6,7 +6,14 @@
 import { Agent, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createTestInlet, prediction, signedHeaders, type TestInlet, WEBHOOK_PATH } from './helpers.js';
+import {
+  createTestInlet,
+  metricOf,
+  prediction,
+  signedHeaders,
+  type TestInlet,
+  WEBHOOK_PATH,
+} from './helpers.js';
 
 interface Answer {
   status: number;
@@ -185,12 +192,9 @@ describe('a delivery refused because request bodies in memory are at the limit',
     await small.close();
   });
 
-  const metric = async (name: string) => {
-    const text = (await small.app.inject({ url: '/metrics' })).body;
-    return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  };
-  const head = (length: number) =>
-    `POST ${WEBHOOK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
+  const metric = (name: string) => metricOf(small, name);
+  const head = (length: number, path = WEBHOOK_PATH) =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${length}\r\n\r\n`;
   const open = async () => {
     const socket = connect(smallPort, '127.0.0.1');
     clients.push(socket);
@@ -198,38 +202,48 @@ describe('a delivery refused because request bodies in memory are at the limit',
     return socket;
   };
 
-  it('gets its 503, not a reset, though it reads its answer only once its whole body is sent', async () => {
-    // Two senders declare 64 KiB each, send 1 KiB and stall: the 128 KiB budget is taken.
+  beforeAll(async () => {
+    // Two senders declare 64 KiB each, send 1 KiB and stall: the 128 KiB budget stays taken.
     for (const stalled of [await open(), await open()]) stalled.write(`${head(64 * KIB)}${'x'.repeat(KIB)}`);
     await vi.waitFor(async () => expect(await metric('inlet_inflight_body_bytes')).toBe(128 * KIB));
-
-    const sender = await open();
-    const serverSide = serverSockets.at(-1)!;
-    const serverClosed = new Promise((resolve) => serverSide.once('close', resolve));
-    // Reads nothing until it has sent its whole body, as most HTTP clients do.
-    sender.pause();
-    const start = `${head(64 * KIB)}${'x'.repeat(KIB)}`;
-    sender.write(start);
-    // Refused at once: the server has sent its answer and its end of the connection.
-    await new Promise((resolve) =>
-      serverSide.writableFinished ? resolve(null) : serverSide.once('finish', resolve),
-    );
-    expect(await metric('inlet_inflight_refused_total')).toBe(1);
-    // The rest of the body still reaches a connection that reads it: the server closes only once the
-    // sender has closed its end, with nothing left unread (which would reset the connection).
-    sender.end('x'.repeat(63 * KIB));
-    await serverClosed;
-    expect(serverSide.bytesRead).toBe(start.length + 63 * KIB);
-    const received = await new Promise<{ text: string; error?: string }>((resolve) => {
-      let text = '';
-      sender.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-      sender.once('error', (error: NodeJS.ErrnoException) => resolve({ text, error: error.code ?? 'error' }));
-      sender.once('close', () => resolve({ text }));
-      sender.resume();
-    });
-    expect(received.error).toBeUndefined();
-    expect(received.text).toMatch(/^HTTP\/1\.1 503 /);
-    expect(received.text).toContain('retry-after: 2');
-    expect(received.text).toContain('"storage_unavailable"');
   });
+
+  // The webhook handler, and Fastify's hook for every other route (here a POST to the wrong path).
+  it.each([WEBHOOK_PATH, '/replicate-webhooks'])(
+    '%s: gets its 503, not a reset, though it reads its answer only once its whole body is sent',
+    async (path) => {
+      const refusedBefore = await metric('inlet_inflight_refused_total');
+
+      const sender = await open();
+      const serverSide = serverSockets.at(-1)!;
+      const serverClosed = new Promise((resolve) => serverSide.once('close', resolve));
+      // Reads nothing until it has sent its whole body, as most HTTP clients do.
+      sender.pause();
+      const start = `${head(64 * KIB, path)}${'x'.repeat(KIB)}`;
+      sender.write(start);
+      // Refused at once: the server has sent its answer and its end of the connection.
+      await new Promise((resolve) =>
+        serverSide.writableFinished ? resolve(null) : serverSide.once('finish', resolve),
+      );
+      expect(await metric('inlet_inflight_refused_total')).toBe(refusedBefore + 1);
+      // The rest of the body still reaches a connection that reads it: the server closes only once the
+      // sender has closed its end, with nothing left unread (which would reset the connection).
+      sender.end('x'.repeat(63 * KIB));
+      await serverClosed;
+      expect(serverSide.bytesRead).toBe(start.length + 63 * KIB);
+      const received = await new Promise<{ text: string; error?: string }>((resolve) => {
+        let text = '';
+        sender.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        sender.once('error', (error: NodeJS.ErrnoException) =>
+          resolve({ text, error: error.code ?? 'error' }),
+        );
+        sender.once('close', () => resolve({ text }));
+        sender.resume();
+      });
+      expect(received.error).toBeUndefined();
+      expect(received.text).toMatch(/^HTTP\/1\.1 503 /);
+      expect(received.text).toContain('retry-after: 2');
+      expect(received.text).toContain('"storage_unavailable"');
+    },
+  );
 });

@@ -27,6 +27,7 @@ import { registerStreamRoutes, type StreamRoutesDeps } from './stream-routes.js'
 import { registerJobsRoutes, type JobsRoutesDeps } from './jobs-routes.js';
 import { InflightBytes, meterBody, type RequestReservation } from './inflight-bytes.js';
 import { drainConnectionsOnClose } from './connection-drain.js';
+import { closeGently } from './close-gently.js';
 import { discardBody } from './discard-body.js';
 import { createErrorHandler } from './error-handler.js';
 import { registerHealthRoutes } from './health-routes.js';
@@ -178,7 +179,9 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
   const reservations = new WeakMap<IncomingMessage, RequestReservation>();
   let lastRefusalLogMs = 0;
   let refusedSinceLog = 0;
-  const noteOverload = () => {
+  /** Every refusal at the limit, on either door: counted, logged, its connection closed gently. */
+  const noteOverload = (raw: IncomingMessage, res: ServerResponse) => {
+    closeGently(raw, res);
     deps.metrics?.inflightRefused();
     // One line a second at most: under the floods this guards against, a line per request is I/O on
     // the request path (the metric counts every refusal).
@@ -187,14 +190,14 @@ export function buildApp(options: AppOptions, deps: AppDeps): FastifyInstance {
     if (nowMs - lastRefusalLogMs >= 1000) {
       deps.logger.warn(
         { held: inflight.held, limit: inflight.limit, refused: refusedSinceLog },
-        'request bodies in memory at the limit (--max-inflight-bytes): answering 503 without reading the body',
+        'request bodies in memory at the limit (--max-inflight-bytes): answering 503 before reading the body',
       );
       lastRefusalLogMs = nowMs;
       refusedSinceLog = 0;
     }
   };
-  const overloaded = (_request: FastifyRequest, reply: FastifyReply) => {
-    noteOverload();
+  const overloaded = (request: FastifyRequest, reply: FastifyReply) => {
+    noteOverload(request.raw, reply.raw);
     return sendRefusal(reply, OVERLOADED);
   };
   const intake = createWebhookIntake(options, {

@@ -10,7 +10,6 @@ import {
 } from '../ingest/accept.js';
 import type { InletMetrics } from '../metrics/metrics.js';
 import { createAdminAccessHook } from './admin-access.js';
-import { closeGently, LINGER_MS } from './close-gently.js';
 import { discardBody } from './discard-body.js';
 import {
   InflightLimitError,
@@ -46,8 +45,11 @@ export interface WebhookIntakeDeps {
   inflight: InflightBytes;
   /** True once the server is closing: webhooks are answered 503 `shutting_down`. */
   closing(): boolean;
-  /** Counts and logs a request refused because request bodies in memory are at the limit. */
-  noteOverload(): void;
+  /**
+   * Counts and logs a request refused because request bodies in memory are at the limit, and lets its
+   * connection close without a reset once answered (`closeGently`).
+   */
+  noteOverload(raw: IncomingMessage, res: ServerResponse): void;
 }
 
 /**
@@ -191,16 +193,10 @@ export function createWebhookIntake(options: WebhookIntakeOptions, deps: Webhook
     send(res, startedMs, await ingest.accept({ ...requestMeta(raw), body }));
   }
 
-  /**
-   * Answered at once, before the body is read, so a sender that stalls gets its answer now; the
-   * connection then reads and drops what is still sent, for a bounded time, so that it can close
-   * without resetting (`closeGently`).
-   */
+  /** Answered at once, before the body is read, so a sender that stalls gets its answer now. */
   function overloaded(raw: IncomingMessage, res: ServerResponse, startedMs: number): void {
-    deps.noteOverload();
-    closeGently(res);
+    deps.noteOverload(raw, res);
     unavailable(res, startedMs, OVERLOADED);
-    void discardBody(raw, { maxBytes: 4 * maxBodyBytes, timeoutMs: LINGER_MS, keepBytes: 0 });
   }
 
   async function bodyUnread(

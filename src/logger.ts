@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import type { LogFormat, LogLevel } from './config.js';
 import { REDACTED_HEADERS } from './ingest/headers.js';
+import { LogBatch } from './log-batch.js';
 
 /** One logger for the process; secrets and signatures are never passed to it. */
 export function createLogger(options: { level: LogLevel; format: LogFormat; stream: Writable }): Logger {
@@ -28,8 +29,11 @@ export function createLogger(options: { level: LogLevel; format: LogFormat; stre
     );
   }
   // On stdout, lines are written by libuv's thread pool, several at a time under load, instead of one
-  // blocking write per line on the event loop; pino flushes what is left when the process exits.
+  // blocking write per line on the event loop, and handed to it once per event-loop turn (LogBatch);
+  // what is left is written out when the process exits.
   const destination =
-    options.stream === process.stdout ? pino.destination({ dest: 1, sync: false }) : options.stream;
+    options.stream === process.stdout
+      ? new LogBatch(pino.destination({ dest: 1, sync: false }))
+      : options.stream;
   return pino({ ...base, timestamp: pino.stdTimeFunctions.isoTime }, destination);
 }

@@ -229,7 +229,13 @@ async function startProcess(
   };
 }
 
-const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({ PATH: env.PATH, ...extra });
+/** Node's options for every server the bench starts (e.g. `--max-semi-space-size=8`, `--import` of a probe). */
+const NODE_OPTIONS = env.INLET_BENCH_NODE_OPTIONS;
+const nodeEnv = (extra: Record<string, string>): NodeJS.ProcessEnv => ({
+  PATH: env.PATH,
+  ...(NODE_OPTIONS === undefined ? {} : { NODE_OPTIONS }),
+  ...extra,
+});
 
 function inletServer(
   name: string,

@@ -51,6 +51,17 @@ describe('LogBatch', () => {
     batch.end();
   });
 
+  it('drops the lines of a turn whose sink has ended, instead of throwing from a timer', async () => {
+    const batch = new LogBatch({
+      write() {
+        throw new Error('SonicBoom destroyed');
+      },
+    });
+    batch.write('late\n');
+    await nextTurn();
+    batch.end();
+  });
+
   it.each([
     ['exits at once', 'process.exit(3);', 3],
     ['throws', "throw new Error('boom');", 1],

@@ -58,7 +58,13 @@ export class LogBatch {
     if (this.#lines.length === 0) return;
     const text = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join('');
     this.#lines = [];
-    if (text !== undefined) this.#sink.write(text);
+    if (text === undefined) return;
+    try {
+      this.#sink.write(text);
+    } catch {
+      // A sink ended already (pino ends its own at `beforeExit`): the lines are dropped, as pino drops
+      // them after a broken pipe, rather than thrown from a timer where nothing can catch them.
+    }
   }
 
   /** Hands over what waits, then flushes the sink (pino's `logger.flush(cb)`). */

@@ -166,12 +166,14 @@ function recordingStore(
   answer: (keys: string[]) => Promise<void> | void = () => undefined,
   maxConcurrentCommits = 1,
   oneCommitPerObject = false,
+  concurrentCommitBacklog?: number,
 ) {
   const commits: { keys: string[]; atMs: number }[] = [];
   const store = {
     capabilities: {
       maxConcurrentCommits,
       oneCommitPerObject,
+      concurrentCommitBacklog,
       multiInstance: false,
       skipLocked: false,
       crossProcessNotify: false,
@@ -219,7 +221,11 @@ function deferred(): { promise: Promise<void>; resolve(): void } {
 }
 
 /** A recording store whose first commit waits until `held.resolve()`. */
-function firstCommitHeld(maxConcurrentCommits = 1, oneCommitPerObject = false) {
+function firstCommitHeld(
+  maxConcurrentCommits = 1,
+  oneCommitPerObject = false,
+  concurrentCommitBacklog?: number,
+) {
   const held = deferred();
   let first = true;
   const recording = recordingStore(
@@ -231,6 +237,7 @@ function firstCommitHeld(maxConcurrentCommits = 1, oneCommitPerObject = false) {
     },
     maxConcurrentCommits,
     oneCommitPerObject,
+    concurrentCommitBacklog,
   );
   return { ...recording, held };
 }
@@ -293,6 +300,26 @@ describe('CommitBatcher group commit', () => {
     expect(commits[1]!.keys).toEqual(['x-processing', 'y-starting']);
     held.resolve();
     await early;
+  });
+
+  it('starts a commit beside a running one only once the backlog the store asks for is waiting', async () => {
+    const { store, commits, held } = firstCommitHeld(4, true, 3);
+    const batcher = new CommitBatcher(store, { commitTimeoutMs: 10_000, logger });
+    const early = batcher.submit(event('a'));
+    await expect.poll(() => commits.length).toBe(1);
+    const waiting = [batcher.submit(event('b')), batcher.submit(event('c'))];
+    // Two waiting, fewer than 3: they wait for the running commit rather than start one of their own.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(commits).toHaveLength(1);
+    const third = batcher.submit(event('d'));
+    await Promise.all([...waiting, third]);
+    expect(commits.map((c) => c.keys)).toEqual([['a'], ['b', 'c', 'd']]);
+    // Below the backlog, what waits goes in the commit after the running one.
+    const held2 = batcher.submit(event('e'));
+    held.resolve();
+    await Promise.all([early, held2]);
+    expect(commits.map((c) => c.keys)).toEqual([['a'], ['b', 'c', 'd'], ['e']]);
   });
 
   it('wakes transition listeners after a commit that applied a change', async () => {

@@ -257,7 +257,9 @@ export class CommitBatcher {
 
   #schedule(): void {
     if (this.#scheduled || this.#retryTimer !== undefined) return;
-    if (this.#inFlight >= this.#store.capabilities.maxConcurrentCommits) return;
+    const { maxConcurrentCommits, concurrentCommitBacklog = 1 } = this.#store.capabilities;
+    if (this.#inFlight >= maxConcurrentCommits) return;
+    if (this.#inFlight > 0 && this.#queue.length < concurrentCommitBacklog) return;
     this.#scheduled = true;
     // setImmediate lets every request already parsed in this turn join the batch.
     setImmediate(() => {

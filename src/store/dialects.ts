@@ -14,6 +14,9 @@ export const SQLITE_CAPABILITIES: StoreCapabilities = Object.freeze({
 export const POSTGRES_CAPABILITIES: StoreCapabilities = Object.freeze({
   // Row locks let commits run side by side; a few at once keep the pool free for reads and pings.
   maxConcurrentCommits: 4,
+  // Every commit takes the transitions lock until its COMMIT: at a steady load, one commit at a time
+  // and larger batches answer sooner than several small commits queued on that lock (docs/benchmarks.md).
+  concurrentCommitBacklog: 16,
   oneCommitPerObject: true,
   multiInstance: true,
   skipLocked: true,

@@ -151,6 +151,12 @@ export interface StoreCapabilities {
    * that a batch never holds a commit slot waiting on another, and the rest of the queue goes on.
    */
   readonly oneCommitPerObject?: boolean;
+  /**
+   * While a commit runs, another starts only once this many deliveries wait (unset: as soon as one
+   * waits). Below it they wait for the running commit and go together in the next: fewer, larger
+   * commits, where each commit costs round trips and a lock shared by every commit (PostgreSQL's).
+   */
+  readonly concurrentCommitBacklog?: number;
   /** Several processes may share this store (PostgreSQL). */
   readonly multiInstance: boolean;
   /** Claims skip rows another transaction holds (`FOR UPDATE SKIP LOCKED`). */

@@ -85,6 +85,7 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     expect(store.dialect).toBe('postgres');
     expect(store.capabilities).toEqual({
       maxConcurrentCommits: 4,
+      concurrentCommitBacklog: 16,
       oneCommitPerObject: true,
       multiInstance: true,
       skipLocked: true,

@@ -868,11 +868,9 @@ async function main(): Promise<void> {
 
   const results = new Map<string, Measurement[]>();
   const paced = new Map<string, PacedMeasurement>();
-  let bareRps = 30_000;
-  // Sizes each server's request file from its previous round (the first round guesses from bare).
-  // How many deliveries to sign for a line: its best round so far, and in its first round the bare
-  // line's (no receiver is faster), at most FIRST_ROUND_RPS (the file takes ≈ 1.6 KB a delivery). A
-  // fixed guess of 12,000 ran short on a fast day: the floor reused 31,990 deliveries in its first round.
+  // Sizes each server's request file: its best round so far, and in its first round the bare line's
+  // (no receiver is faster), at most FIRST_ROUND_RPS (the file takes ≈ 1.6 KB a delivery). A fixed
+  // guess of 12,000 ran short on a fast day: the floor reused 31,990 deliveries in its first round.
   const best = (name: string) => Math.max(...(results.get(name) ?? []).map((r) => r.rps));
   const expected = (name: string) => {
     if (results.has(name)) return best(name);
@@ -913,7 +911,6 @@ async function main(): Promise<void> {
               `  destinations drained ${fmt(result.drainSeconds, 1)} s after the load; ${delivered} messages delivered`,
             );
           }
-          if (spec.name === 'bare node:http') bareRps = Math.max(bareRps, result.rps);
           log(
             `  ${fmt(result.rps)} req/s, ${fmt(result.cpuUsPerRequest)} µs CPU/request${result.postgresCpuUsPerRequest === undefined ? '' : ` (+ PostgreSQL ${fmt(result.postgresCpuUsPerRequest)})`}, p50 ${fmt(result.p50Ms, 2)} ms, p99 ${fmt(result.p99Ms, 2)} ms, peak RSS ${fmt(result.rssMiB)} MiB, errors ${result.errors}`,
           );

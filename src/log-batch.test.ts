@@ -58,6 +58,7 @@ describe('LogBatch', () => {
       },
     });
     batch.write('late\n');
+    // Thrown from the timer, the error would fail this run as an unhandled one.
     await nextTurn();
     batch.end();
   });

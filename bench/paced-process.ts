@@ -16,16 +16,25 @@ export function startPacedProcess(options: PacedOptions): PacedRun {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   let opened: () => void;
-  const measuring = new Promise<void>((resolve) => (opened = resolve));
+  let failed: (error: Error) => void;
+  // A sender that fails before the window opens fails both, so the bench never waits on the first.
+  const measuring = new Promise<void>((resolve, reject) => ((opened = resolve), (failed = reject)));
   const done = new Promise<PacedResult>((resolve, reject) => {
+    const fail = (error: Error) => {
+      failed(error);
+      reject(error);
+    };
     child.on('message', (message: FromSender) => {
       if (message.type === 'measuring') opened();
       else if (message.type === 'done') resolve(message.result);
-      else reject(new Error(`paced sender: ${message.error}`));
+      else fail(new Error(`paced sender: ${message.error}`));
     });
-    child.once('exit', (code) => reject(new Error(`paced sender exited with ${code} before its result`)));
-    child.once('error', reject);
+    child.once('exit', (code) => fail(new Error(`paced sender exited with ${code}`)));
+    child.once('error', fail);
   }).finally(() => child.connected && child.disconnect());
+  // Both are the caller's to await; these only keep whichever it has not reached from going unhandled.
+  measuring.catch(() => undefined);
+  done.catch(() => undefined);
   const toSender: ToSender = { ...options, url: options.url.href };
   child.send(toSender);
   return { measuring, done };

@@ -5,12 +5,10 @@ export interface LineSink {
   /** The file descriptor it writes to: at exit, the lines still waiting are written to it directly. */
   readonly fd?: number;
   write(chunk: string): unknown;
-  flush?(callback?: (error?: Error) => void): void;
   flushSync?(): void;
-  end?(): void;
 }
 
-/** Batches alive in this process: the one `exit` listener writes out what each still holds. */
+/** This process's batches: the one `exit` listener writes out what each still holds. */
 const open = new Set<LogBatch>();
 let exitListener = false;
 
@@ -22,10 +20,10 @@ let exitListener = false;
  * path allocated, measured with a sampling heap profile of the bench). One write a turn measures and
  * copies each line once.
  *
- * Nothing is held past the turn, and `flush` first hands over what is waiting, in order. A process
- * that exits before the turn ends still writes its last lines: an `exit` listener flushes the sink
- * synchronously, then writes what waits here straight to its file descriptor (handed to the sink, the
- * lines would start an asynchronous write that the exiting process never finishes).
+ * Nothing is held past the turn. A process that exits before the turn ends still writes its last
+ * lines, in order: an `exit` listener flushes the sink synchronously, then writes what waits here
+ * straight to its file descriptor (handed to the sink, the lines would start an asynchronous write
+ * that the exiting process never finishes).
  */
 export class LogBatch {
   readonly #sink: LineSink;
@@ -67,13 +65,6 @@ export class LogBatch {
     }
   }
 
-  /** Hands over what waits, then flushes the sink (pino's `logger.flush(cb)`). */
-  flush(callback?: (error?: Error) => void): void {
-    this.#handOver();
-    if (this.#sink.flush !== undefined) this.#sink.flush(callback);
-    else callback?.();
-  }
-
   /** Writes out the sink's lines, then these, before returning (at exit). */
   flushSync(): void {
     const fd = this.#sink.fd;
@@ -87,12 +78,6 @@ export class LogBatch {
     const text = Buffer.from(this.#lines.join(''));
     this.#lines = [];
     writeAllSync(fd, text);
-  }
-
-  end(): void {
-    this.#handOver();
-    open.delete(this);
-    this.#sink.end?.();
   }
 }
 

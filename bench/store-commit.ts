@@ -1,8 +1,12 @@
 /**
  * The store's commit path alone, no HTTP: N deliveries (three statuses per prediction, made before the
- * clock starts) committed through `commitEvents` in batches of 18, 8 batches in flight, on a fresh
- * SQLite file (or `BENCH_DATABASE_URL`). Prints the process's CPU per delivery (every thread: the WAL
- * syncs and checkpoints included) and deliveries a second, after 10,000 deliveries of warm-up.
+ * clock starts) committed through `commitEvents` in batches of 18, 8 batches in flight (or
+ * `BENCH_BATCH`, `BENCH_IN_FLIGHT`), on a fresh SQLite file (or `BENCH_DATABASE_URL`). Prints the
+ * process's CPU per delivery (every thread: the WAL syncs and checkpoints included), deliveries a
+ * second and the median and p99 time of one commit, after 10,000 deliveries of warm-up. On PostgreSQL
+ * it also prints how the batches were committed (`commitPaths`): with more than one in flight, a
+ * prediction split over two batches committing at once makes the second one's guess miss, which
+ * `serve`'s batcher never lets happen (one commit per object at a time).
  *
  *   npm run build && npx tsc -p bench/tsconfig.json && node dist/.bench/bench/store-commit.js [N]
  */
@@ -15,8 +19,8 @@ import { incomingEvent } from './deliveries.js';
 
 const N = Number(process.argv[2] ?? 60_000);
 const WARMUP = 10_000;
-const BATCH = 18;
-const IN_FLIGHT = 8;
+const BATCH = Number(process.env.BENCH_BATCH ?? 18);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 
 const dir = mkdtempSync(join(tmpdir(), 'inlet-store-bench-'));
 const store = await openStore(process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'inlet.db')}`, {
@@ -29,23 +33,30 @@ const events: IncomingEvent[] = Array.from({ length: WARMUP + N }, (_, i) =>
 );
 
 let next = 0;
+let commitMs: number[] = [];
 async function committer(until: number): Promise<void> {
   while (next < until) {
     const batch = events.slice(next, Math.min(until, next + BATCH));
     next += batch.length;
+    const begun = performance.now();
     await store.commitEvents(batch);
+    commitMs.push(performance.now() - begun);
   }
 }
 const run = (until: number) => Promise.all(Array.from({ length: IN_FLIGHT }, () => committer(until)));
 
 await run(WARMUP);
+commitMs = [];
 const cpu = process.cpuUsage();
 const started = performance.now();
 await run(WARMUP + N);
 const used = process.cpuUsage(cpu);
 const seconds = (performance.now() - started) / 1000;
+commitMs.sort((a, b) => a - b);
+const at = (p: number) => commitMs[Math.min(commitMs.length - 1, Math.floor(p * commitMs.length))] ?? NaN;
 console.log(
-  `${N} deliveries: ${((used.user + used.system) / N).toFixed(1)} µs CPU each, ${Math.round(N / seconds)} deliveries/s`,
+  `${N} deliveries: ${((used.user + used.system) / N).toFixed(1)} µs CPU each, ${Math.round(N / seconds)} deliveries/s, one commit p50 ${at(0.5).toFixed(2)} ms, p99 ${at(0.99).toFixed(2)} ms`,
 );
+if ('commitPaths' in store) console.log(JSON.stringify((store as { commitPaths: unknown }).commitPaths));
 await store.close();
 rmSync(dir, { recursive: true, force: true });

@@ -269,6 +269,82 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
     }
   });
 
+  describe('guessed states (one round trip)', () => {
+    const processing = (id: string, logs: string): ReplicateObject => ({
+      id,
+      status: 'processing',
+      model: 'acme/m',
+      logs,
+    });
+
+    it('guesses the objects this instance wrote last, and a new object for one it has not seen', async () => {
+      url = await db.freshSchema();
+      const a = await serve();
+      await a.commitEvents([makeEvent('g1', started('p1')), makeEvent('g2', started('p2'))]);
+      await a.commitEvents([makeEvent('g3', processing('p1', 'a')), makeEvent('g4', started('p3'))]);
+      await a.commitEvents([makeEvent('g5', processing('p1', 'ab'))]);
+      expect(a.commitPaths).toEqual({ guessed: 3, locked: 0, staleGuesses: 0 });
+      expect(await a.getPrediction('p1')).toMatchObject({
+        status: 'processing',
+        eventCount: 3,
+        winningEventKey: 'g5',
+      });
+      const transitions = await a.transitions.listTransitions({ afterSeq: 0, limit: 10 });
+      expect(transitions.map((t) => `${t.objectId} ${t.type}`)).toEqual([
+        'p1 prediction.started',
+        'p2 prediction.started',
+        'p1 prediction.logs',
+        'p3 prediction.started',
+        'p1 prediction.logs',
+      ]);
+    });
+
+    it('falls back to the locked path when another instance wrote the object, and folds on its state', async () => {
+      url = await db.freshSchema();
+      const [a, b] = [await serve(), await serve()];
+      await a.commitEvents([makeEvent('h1', started('p1'))]);
+      // b has not seen p1: its guess (a new object) misses, and the batch is committed again, locked.
+      expect(await b.commitEvents([makeEvent('h2', processing('p1', 'a'))])).toEqual([
+        { duplicate: false, applied: true, conflict: false },
+      ]);
+      expect(b.commitPaths).toEqual({ guessed: 0, locked: 1, staleGuesses: 1 });
+      // a's guess (1 event) is stale now: the guard refuses it, and the locked path folds on b's write.
+      await a.commitEvents([makeEvent('h3', processing('p1', 'abc'))]);
+      expect(a.commitPaths).toEqual({ guessed: 1, locked: 1, staleGuesses: 1 });
+      expect(await a.getPrediction('p1')).toMatchObject({ eventCount: 3, winningEventKey: 'h3' });
+      expect((await a.transitions.listTransitions({ afterSeq: 0, limit: 10 })).map((t) => t.type)).toEqual([
+        'prediction.started',
+        'prediction.logs',
+        'prediction.logs',
+      ]);
+    });
+
+    it('finds a delivery stored already by a guess that missed: a duplicate, counted once', async () => {
+      url = await db.freshSchema();
+      const a = await serve();
+      await a.commitEvents([makeEvent('d1', started('p1'))]);
+      const again = await a.commitEvents([makeEvent('d1', started('p1')), makeEvent('d2', started('p2'))]);
+      expect(again).toEqual([
+        { duplicate: true, applied: false, conflict: false },
+        { duplicate: false, applied: true, conflict: false },
+      ]);
+      expect(a.commitPaths).toMatchObject({ guessed: 1, locked: 1, staleGuesses: 1 });
+      expect((await a.getEvent('d1'))!.duplicates).toBe(1);
+      expect(await a.getPrediction('p2')).toMatchObject({ eventCount: 1 });
+      expect(await a.transitions.listTransitions({ afterSeq: 0, limit: 10 })).toHaveLength(2);
+    });
+
+    it('after a miss, takes the locked path for 1, 2, 4 … batches before guessing again', async () => {
+      url = await db.freshSchema();
+      const [a, b] = [await serve(), await serve()];
+      // Every guess of b misses: a wrote each object first.
+      for (let i = 0; i < 8; i++) await a.commitEvents([makeEvent(`s${i}`, started(`p${i}`))]);
+      for (let i = 0; i < 8; i++) await b.commitEvents([makeEvent(`x${i}`, processing(`p${i}`, 'a'))]);
+      // Batches 1, 3 and 6 guessed and missed; 2, 4–5 and 7–8 waited out the pauses (1, then 2, then 4).
+      expect(b.commitPaths).toEqual({ guessed: 0, locked: 8, staleGuesses: 3 });
+    });
+  });
+
   it('keeps events in arrival order inside a batch, whatever their keys', async () => {
     url = await db.freshSchema();
     const store = await serve();

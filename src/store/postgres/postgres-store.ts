@@ -282,6 +282,11 @@ export class PostgresStore extends SqlReadStore implements Store {
     });
   }
 
+  /** Batches committed with guessed states (one round trip) and locked ones, and the guesses that missed. */
+  get commitPaths(): Readonly<{ guessed: number; locked: number; staleGuesses: number }> {
+    return { ...(this.#writer?.paths ?? { guessed: 0, locked: 0, staleGuesses: 0 }) };
+  }
+
   async commitEvents(events: readonly IncomingEvent[]): Promise<CommitOutcome[]> {
     const writer = this.#writable();
     if (events.length === 0) return [];

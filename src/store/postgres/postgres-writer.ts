@@ -130,6 +130,22 @@ interface BatchWrites {
   summaries: ReadonlyMap<string, string>;
   transitions: readonly NewTransition[];
   recordedAtMs: number;
+  /**
+   * Set when the states were guessed rather than read under lock (`PostgresWriter`'s fast path): each
+   * updated object's `event_count` as guessed before the batch. Every write then checks what it
+   * assumed, and the statement fails with `STALE_GUESS` (rolling the transaction back) unless each new
+   * event, new object and guessed object was written as guessed.
+   */
+  guessedCounts?: ReadonlyMap<string, number>;
+}
+
+/** In the error a write statement raises when its guessed states were not the stored ones. */
+const STALE_GUESS = 'inlet: stale guess';
+
+/** Whether `error` is a write statement's failed guess (the transaction is rolled back; nothing was written). */
+export function isStaleGuess(error: unknown): boolean {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  return code === '22P02' && typeof message === 'string' && message.includes(STALE_GUESS);
 }
 
 /**
@@ -139,11 +155,13 @@ interface BatchWrites {
  * then the transitions with a wake-up for every instance's runner (`pg_notify`, sent at COMMIT).
  *
  * An event key or a new object another instance committed first fails its insert: the whole
- * transaction runs again and finds it (`isRetryableConflict`). Transitions are inserted only once
- * the other writes are done and this transaction holds the schema's transitions lock (the lock reads
- * their counts, and the insert reads the lock's row), held until COMMIT: `seq` follows commit order
- * across instances, and a reader that has seen seq N never later finds a committed row below N
- * (consumers read "after seq"). The lock is taken only by batches that have transitions.
+ * transaction runs again and finds it (`isRetryableConflict`); with guessed states, it fails the
+ * statement's check instead (`guessedCounts`). Transitions are inserted only once the other writes are
+ * done and this transaction holds the schema's transitions lock (the lock's query filters on their
+ * counts, so the planner cannot drop them, and the insert reads the lock's row), held until COMMIT:
+ * `seq` follows commit order across instances, and a reader that has seen seq N never later finds a
+ * committed row below N (consumers read "after seq"). The lock is taken only by batches that have
+ * transitions.
  */
 function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; params: unknown[] } {
   const params: unknown[] = [];
@@ -162,6 +180,9 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
   const stateColumns = OBJECT_UPDATE_COLUMNS.map(([name]) => name).join(', ');
   const ctes: string[] = [];
   const written: string[] = [];
+  const guessed = writes.guessedCounts;
+  // A guess inserts what may exist already without failing on it: the check below counts what was written.
+  const unlessStored = (key: string) => (guessed === undefined ? '' : `\n  ON CONFLICT (${key}) DO NOTHING`);
 
   if (writes.events.length > 0) {
     const rows = writes.events.map((event) => {
@@ -178,7 +199,7 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
 )`);
     ctes.push(`stored AS (
   INSERT INTO events (seq, ${EVENT_COLUMN_LIST})
-  SELECT seq, ${EVENT_COLUMN_LIST} FROM incoming ORDER BY delivery_key
+  SELECT seq, ${EVENT_COLUMN_LIST} FROM incoming ORDER BY delivery_key${unlessStored('delivery_key')}
   RETURNING 1
 )`);
     written.push('stored');
@@ -196,12 +217,21 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
     ctes.push(`created AS (
   INSERT INTO objects (${stateColumns})
   SELECT ${OBJECT_UPDATE_COLUMNS.map(([name]) => (name === 'summary' ? "COALESCE(v.summary, '{}')" : `v.${name}`)).join(', ')}
-  FROM unnest(${stateArrays(writes.created)}) AS v (${stateColumns}) ORDER BY v.id
+  FROM unnest(${stateArrays(writes.created)}) AS v (${stateColumns}) ORDER BY v.id${unlessStored('id')}
   RETURNING 1
 )`);
     written.push('created');
   }
   if (writes.updated.length > 0) {
+    // A guessed state is written only over the state it was folded from (`event_count` grows with every
+    // new event of the object, and only this statement writes objects).
+    const guard =
+      guessed === undefined
+        ? ''
+        : ` AND o.event_count = (${param(
+            writes.updated.map((state) => guessed.get(state.id) ?? -1),
+            'bigint[]',
+          )})[v.ord]`;
     ctes.push(`updated AS (
   UPDATE objects AS o SET
   ${OBJECT_UPDATE_COLUMNS.slice(1)
@@ -209,13 +239,20 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
       name === 'summary' ? 'summary = COALESCE(v.summary, o.summary)' : `${name} = v.${name}`,
     )
     .join(', ')}
-  FROM unnest(${stateArrays(writes.updated)}) AS v (${stateColumns})
-  WHERE o.id = v.id
+  FROM unnest(${stateArrays(writes.updated)}) WITH ORDINALITY AS v (${stateColumns}, ord)
+  WHERE o.id = v.id${guard}
   RETURNING 1
 )`);
     written.push('updated');
   }
-  const counts = written.map((name) => `(SELECT count(*) FROM ${name})`).join(' + ') || '0';
+  let counts = written.map((name) => `(SELECT count(*) FROM ${name})`).join(' + ') || '0';
+  if (guessed !== undefined) {
+    // Not a constant (the planner would fold it and always fail): cast only when the check fails.
+    const expected =
+      writes.events.length + writes.created.length + writes.updated.length + writes.duplicates.size;
+    counts = `(SELECT CASE WHEN w.n = ${expected} THEN w.n ELSE ('${STALE_GUESS}: ' || w.n)::bigint END
+  FROM (SELECT ${counts} AS n) AS w)`;
+  }
   if (writes.transitions.length === 0) {
     // Every batch has a new event or a duplicate to count; an empty one still makes valid SQL.
     const withClause = ctes.length > 0 ? `WITH ${ctes.join(',\n')}\n` : '';
@@ -228,7 +265,7 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
   }
   ctes.push(`serialised AS (
   SELECT pg_advisory_xact_lock(hashtextextended('inlet.transitions.' || current_schema(), 0))
-  FROM (SELECT ${counts} AS written) AS done
+  FROM (SELECT ${counts} AS written) AS done WHERE done.written IS NOT NULL
 )`);
   ctes.push(`inserted AS (
   INSERT INTO transitions (${TRANSITION_COLUMNS.join(', ')})
@@ -264,78 +301,205 @@ function inOneWrite<T>(client: PoolClient, send: () => T): T {
 /** How the batch's transaction ends: committed, or left open for the caller (a probe rolls it back). */
 export type CommitEnd = 'commit' | 'leave-open';
 
+/** Folded states kept for the fast path's guesses: the objects most recently written by this instance. */
+const KNOWN_STATES = 4096;
+/** After a failed guess, batches that take the locked path before guessing again (doubling to this). */
+const MAX_GUESS_PAUSE = 64;
+
+/** What a batch's events say before anything is read: first occurrences, repeats and objects. */
+interface BatchKeys {
+  firstIndex: Map<string, number>;
+  occurrences: Map<string, number>;
+  objectIds: string[];
+}
+
+function batchKeys(events: readonly IncomingEvent[]): BatchKeys {
+  const firstIndex = new Map<string, number>();
+  const occurrences = new Map<string, number>();
+  events.forEach((event, i) => {
+    if (!firstIndex.has(event.key)) firstIndex.set(event.key, i);
+    occurrences.set(event.key, (occurrences.get(event.key) ?? 0) + 1);
+  });
+  return { firstIndex, occurrences, objectIds: [...new Set(events.map((e) => e.object.id))] };
+}
+
 /**
  * Everything `serve` writes to PostgreSQL, each call on a connection inside the caller's transaction
  * (`transaction` below): row locks in id order, so instances committing at once queue rather than
- * deadlock.
+ * deadlock (a deadlock that still happens is broken by PostgreSQL and the batch runs again).
  */
 export class PostgresWriter {
   /** The qualified name of `events.seq`'s sequence, as a SQL literal. */
   readonly #sequence: string;
+  /** Each recently written object's folded state, as committed or as being committed (least recent first). */
+  readonly #known = new Map<string, ObjectState>();
+  /** Batches left to take the locked path before the next guess, and the pause after the next miss. */
+  #pauseLeft = 0;
+  #nextPause = 1;
+  /** Batches committed by each path, and guesses that missed (`PostgresStore.commitPaths`). */
+  readonly paths = { guessed: 0, locked: 0, staleGuesses: 0 };
 
   constructor(eventSequence: string) {
     this.#sequence = eventSequence;
   }
 
   /**
-   * Commits a batch in two round trips, on a connection in pipeline mode with no transaction open
-   * (`transaction(…, { ownStatements: true })`): BEGIN with the two reads (the objects' locks and
-   * states, then which keys are stored), the fold in memory, then the one write statement with COMMIT.
-   * The reads write nothing, so a BEGIN that failed cannot leave half a batch committed: its error
-   * stops the batch before the write is sent.
+   * Commits a batch. Most batches take one round trip: their objects' states are guessed (the state
+   * this instance last wrote, or none for an object it has not seen), folded, and sent with BEGIN and
+   * COMMIT in one write whose statement checks every guess as it writes (`BatchWrites.guessedCounts`).
+   * A wrong guess — another instance wrote the object, a delivery was stored already, a commit this
+   * guess was folded on failed — rolls that transaction back, and the batch is committed again the
+   * locked way (`#commitLocked`). After a miss, the next batches take the locked path (1, 2, 4 … 64
+   * of them) before guessing again, so instances that share objects do not pay for guesses that miss.
    */
   async commitEvents(
     client: PoolClient,
     events: readonly IncomingEvent[],
     end: CommitEnd = 'commit',
   ): Promise<CommitOutcome[]> {
-    const firstIndex = new Map<string, number>();
-    const occurrences = new Map<string, number>();
-    events.forEach((event, i) => {
-      if (!firstIndex.has(event.key)) firstIndex.set(event.key, i);
-      occurrences.set(event.key, (occurrences.get(event.key) ?? 0) + 1);
-    });
-    const objectIds = [...new Set(events.map((e) => e.object.id))];
+    const keys = batchKeys(events);
+    if (end === 'commit' && this.#pauseLeft === 0) {
+      const outcomes = await this.#commitGuessed(client, events, keys);
+      if (outcomes !== undefined) {
+        this.#nextPause = 1;
+        return outcomes;
+      }
+      this.#pauseLeft = this.#nextPause;
+      this.#nextPause = Math.min(this.#nextPause * 2, MAX_GUESS_PAUSE);
+    } else if (this.#pauseLeft > 0) {
+      this.#pauseLeft--;
+    }
+    return this.#commitLocked(client, events, keys, end);
+  }
 
+  /** The fast path: one round trip, or undefined when a guess was wrong (nothing was written). */
+  async #commitGuessed(
+    client: PoolClient,
+    events: readonly IncomingEvent[],
+    keys: BatchKeys,
+  ): Promise<CommitOutcome[] | undefined> {
+    const states = new Map<string, ObjectState>();
+    for (const id of keys.objectIds) {
+      const known = this.#known.get(id);
+      if (known !== undefined) states.set(id, known);
+    }
+    const guessedCounts = new Map([...states].map(([id, state]) => [id, state.eventCount]));
+    const isNew = (event: IncomingEvent, i: number) => keys.firstIndex.get(event.key) === i;
+    const { outcomes, write, folded } = this.#fold(events, keys, isNew, states, new Set(), guessedCounts);
+    // Remembered before the commit: a batch that starts meanwhile folds on top of this one's states
+    // (and its guess fails if this commit does).
+    this.#remember(folded);
+    const [, written, committed] = await Promise.allSettled(
+      inOneWrite(client, () => [
+        client.query('BEGIN'),
+        client.query(write.sql, write.params),
+        client.query('COMMIT'),
+      ]),
+    );
+    for (const result of [written, committed]) {
+      if (result?.status !== 'rejected') continue;
+      this.#forget(keys.objectIds);
+      if (isStaleGuess(result.reason)) {
+        this.paths.staleGuesses++;
+        return undefined;
+      }
+      throw result.reason;
+    }
+    this.paths.guessed++;
+    return outcomes;
+  }
+
+  /**
+   * The locked path, in two round trips on a connection in pipeline mode with no transaction open
+   * (`transaction(…, { ownStatements: true })`): BEGIN with the two reads (the objects' locks and
+   * states, then which keys are stored), the fold in memory, then the one write statement with COMMIT.
+   * The reads write nothing, so a BEGIN that failed cannot leave half a batch committed: its error
+   * stops the batch before the write is sent.
+   */
+  async #commitLocked(
+    client: PoolClient,
+    events: readonly IncomingEvent[],
+    keys: BatchKeys,
+    end: CommitEnd,
+  ): Promise<CommitOutcome[]> {
     const [, locked, stored] = await Promise.all(
       inOneWrite(client, () => [
         client.query('BEGIN'),
-        client.query<ObjectStateRow & QueryResultRow>(LOCK_OBJECTS_SQL, [objectIds]),
-        client.query<{ delivery_key: string }>(STORED_KEYS_SQL, [[...firstIndex.keys()]]),
+        client.query<ObjectStateRow & QueryResultRow>(LOCK_OBJECTS_SQL, [keys.objectIds]),
+        client.query<{ delivery_key: string }>(STORED_KEYS_SQL, [[...keys.firstIndex.keys()]]),
       ]),
     );
     const storedKeys = new Set(stored.rows.map((r) => r.delivery_key));
     const states = new Map(locked.rows.map((row) => [row.id, objectStateFromRow(row)]));
-    const existing = new Set(states.keys());
     const isNew = (event: IncomingEvent, i: number) =>
-      !storedKeys.has(event.key) && firstIndex.get(event.key) === i;
+      !storedKeys.has(event.key) && keys.firstIndex.get(event.key) === i;
+    const { outcomes, write, folded } = this.#fold(events, keys, isNew, states, storedKeys, undefined);
+    this.paths.locked++;
+    if (end === 'commit') {
+      try {
+        // If the write fails, PostgreSQL ends the aborted transaction at this COMMIT by rolling back.
+        await Promise.all(
+          inOneWrite(client, () => [client.query(write.sql, write.params), client.query('COMMIT')]),
+        );
+      } catch (error) {
+        this.#forget(keys.objectIds);
+        throw error;
+      }
+      this.#remember(folded);
+    } else {
+      await client.query(write.sql, write.params);
+    }
+    return outcomes;
+  }
 
+  /** Folds the batch over `states` (updated in place) and builds its write statement. */
+  #fold(
+    events: readonly IncomingEvent[],
+    { occurrences }: BatchKeys,
+    isNew: (event: IncomingEvent, i: number) => boolean,
+    states: Map<string, ObjectState>,
+    storedKeys: ReadonlySet<string>,
+    guessedCounts: ReadonlyMap<string, number> | undefined,
+  ): { outcomes: CommitOutcome[]; write: { sql: string; params: unknown[] }; folded: ObjectState[] } {
+    const existing = new Set(states.keys());
     const { outcomes, summaries, conflicts, transitions } = foldBatch(events, isNew, states);
     const newEvents = events.filter(isNew);
-    const folded = [...new Set(newEvents.map((e) => e.object.id))].map((id) => states.get(id));
+    // In id order: a guessed write takes its row locks as it updates, in the order of its rows.
+    const folded = [...new Set(newEvents.map((e) => e.object.id))]
+      .sort()
+      .map((id) => states.get(id))
+      .filter((s): s is ObjectState => s !== undefined);
     const write = writeBatchQuery(
       {
         events: newEvents,
         repeats: new Map(newEvents.map((e) => [e.key, (occurrences.get(e.key) ?? 1) - 1])),
         conflicts: new Set(conflicts),
         duplicates: new Map([...storedKeys].map((key) => [key, occurrences.get(key) ?? 1])),
-        created: folded.filter((s): s is ObjectState => s !== undefined && !existing.has(s.id)),
-        updated: folded.filter((s): s is ObjectState => s !== undefined && existing.has(s.id)),
+        created: folded.filter((s) => !existing.has(s.id)),
+        updated: folded.filter((s) => existing.has(s.id)),
         summaries,
         transitions,
         recordedAtMs: Date.now(),
+        ...(guessedCounts === undefined ? {} : { guessedCounts }),
       },
       this.#sequence,
     );
-    if (end === 'commit') {
-      // If the write fails, PostgreSQL ends the aborted transaction at this COMMIT by rolling back.
-      await Promise.all(
-        inOneWrite(client, () => [client.query(write.sql, write.params), client.query('COMMIT')]),
-      );
-    } else {
-      await client.query(write.sql, write.params);
+    return { outcomes, write, folded };
+  }
+
+  #remember(states: readonly ObjectState[]): void {
+    for (const state of states) {
+      this.#known.delete(state.id);
+      this.#known.set(state.id, state);
     }
-    return outcomes;
+    for (const id of this.#known.keys()) {
+      if (this.#known.size <= KNOWN_STATES) break;
+      this.#known.delete(id);
+    }
+  }
+
+  #forget(ids: readonly string[]): void {
+    for (const id of ids) this.#known.delete(id);
   }
 
   /** Appends the rejections in one statement, then trims the log to its limits. */

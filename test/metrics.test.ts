@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openStore } from '../src/store/index.js';
+import { createTestDatabase, probePostgres } from './pg-helpers.js';
 import {
   createTestInlet,
   flakyStore,
@@ -155,6 +156,39 @@ describe('GET /metrics', () => {
     expect((await post(retried, signedHeaders(retried))).statusCode).toBe(200);
     expect((await scrape()).get('inlet_store_healthy')).toBe(1);
     tmp.cleanup();
+  });
+
+  it('counts PostgreSQL commits by path, and none on SQLite', async () => {
+    inlet = await createTestInlet();
+    const body = JSON.stringify(prediction());
+    expect((await post(body, signedHeaders(body))).statusCode).toBe(200);
+    const onSqlite = await scrape();
+    expect([...onSqlite.keys()].filter((k) => k.startsWith('inlet_store_commits_total'))).toEqual([]);
+    expect(onSqlite.get('inlet_store_guess_misses_total')).toBe(0);
+    await inlet.close();
+    inlet = undefined;
+
+    const probe = await probePostgres();
+    if (!probe.ok) return;
+    const db = await createTestDatabase(probe.adminUrl, 'inlet_test_metrics');
+    try {
+      const store = await openStore(await db.freshSchema(), { mode: 'serve' });
+      inlet = await createTestInlet({}, {}, store);
+      const first = prediction({ status: 'starting' });
+      for (const status of ['starting', 'processing', 'succeeded']) {
+        const next = JSON.stringify({ ...first, status });
+        expect((await post(next, signedHeaders(next))).statusCode).toBe(200);
+      }
+      const m = await scrape();
+      // One batch each, all guessed: this instance wrote the prediction's state itself.
+      expect(m.get('inlet_store_commits_total{path="guessed"}')).toBe(3);
+      expect(m.get('inlet_store_commits_total{path="locked"}')).toBe(0);
+      expect(m.get('inlet_store_guess_misses_total')).toBe(0);
+      await inlet.close();
+      inlet = undefined;
+    } finally {
+      await db.drop();
+    }
   });
 
   it('counts each app on its own registry', async () => {

@@ -7,7 +7,7 @@ import { StoreUnavailableError } from '../store/errors.js';
 import type { CommitOutcome, IncomingEvent, IngestStore, StoreLifecycle } from '../store/types.js';
 
 /** What the batcher needs of a store: its commit path and how many commits may run at once. */
-export type CommitStore = Pick<IngestStore, 'commitEvents' | 'probeWrite'> &
+export type CommitStore = Pick<IngestStore, 'commitEvents' | 'probeWrite' | 'commitPaths'> &
   Pick<StoreLifecycle, 'capabilities'>;
 
 export type CommitResult = { ok: true; outcome: CommitOutcome } | { ok: false; reason: 'timeout' | 'error' };
@@ -115,6 +115,7 @@ export class CommitBatcher {
     this.#clock = options.clock ?? HOLDING_CLOCK;
     this.#readiness = { ...DEFAULT_READINESS, now: () => this.#clock.now(), ...options.readiness };
     this.#metrics?.watchCommitQueue(this);
+    this.#metrics?.watchCommitPaths(() => store.commitPaths);
   }
 
   /** False while the last write (a commit or a readiness probe) failed. */

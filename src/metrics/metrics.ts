@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { type ErrorCode, ERROR_STATUS, WEBHOOK_ERROR_CODES } from '../errors.js';
+import type { CommitPaths } from '../store/types.js';
 
 /** What became of one webhook delivery (the `outcome` label). */
 export const DELIVERY_OUTCOMES = ['accepted', 'duplicate', 'rejected', 'unavailable'] as const;
@@ -82,6 +83,7 @@ export class InletMetrics {
   readonly #attemptDuration: Histogram;
   readonly #reconcilePolls: Counter;
   #consumers: (() => Promise<readonly ConsumerGaugeState[]>) | undefined;
+  #commitPaths: (() => CommitPaths | undefined) | undefined;
 
   constructor(options: { processMetrics?: boolean } = {}) {
     const registers = [new Registry()];
@@ -194,6 +196,30 @@ export class InletMetrics {
         this.set(queue()?.pending ?? 0);
       },
     });
+    const commitPaths = () => this.#commitPaths?.();
+    new Counter({
+      name: 'inlet_store_commits_total',
+      help: 'PostgreSQL group commits by path: guessed (one round trip, on the states this instance last wrote) or locked (rows locked and read first).',
+      labelNames: ['path'],
+      registers,
+      collect() {
+        const paths = commitPaths();
+        this.reset();
+        if (paths === undefined) return;
+        this.inc({ path: 'guessed' }, paths.guessed);
+        this.inc({ path: 'locked' }, paths.locked);
+      },
+    });
+    new Counter({
+      name: 'inlet_store_guess_misses_total',
+      help: 'PostgreSQL group commits whose guessed states were wrong: rolled back, then committed the locked way.',
+      registers,
+      collect() {
+        const paths = commitPaths();
+        this.reset();
+        if (paths !== undefined) this.inc(paths.staleGuesses);
+      },
+    });
     new Gauge({
       name: 'inlet_store_healthy',
       help: '1 while commits succeed, 0 while the store is failing to commit.',
@@ -256,6 +282,11 @@ export class InletMetrics {
   /** The gauges read the batcher's queue at scrape time. */
   watchCommitQueue(state: CommitQueueState): void {
     this.#queue = state;
+  }
+
+  /** The commit-path counters read the store's own counts at scrape time (PostgreSQL only). */
+  watchCommitPaths(read: () => CommitPaths | undefined): void {
+    this.#commitPaths = read;
   }
 
   /** The gauge reads the request body bytes held at scrape time. */

@@ -6,10 +6,17 @@ import type { JobStore } from './job-types.js';
 import type { RecoverStore } from './recover-types.js';
 import type { RetentionStore } from './retention-types.js';
 import type { TransitionLog } from './transition-types.js';
-import type { IngestStore, ReadStore, Store, StoreCapabilities, StoreLifecycle } from './types.js';
+import type {
+  CommitPaths,
+  IngestStore,
+  ReadStore,
+  Store,
+  StoreCapabilities,
+  StoreLifecycle,
+} from './types.js';
 
 /** The store's own methods that go to the connected store (`close` and the facts are its own). */
-type ForwardedMethods = IngestStore & ReadStore & Pick<StoreLifecycle, 'ping'>;
+type ForwardedMethods = Omit<IngestStore, 'commitPaths'> & ReadStore & Pick<StoreLifecycle, 'ping'>;
 /** Every forwarded method, once: the compiler finds one missing when a role gains a method. */
 const FORWARDED_METHODS = {
   commitEvents: true,
@@ -101,6 +108,11 @@ export class DeferredStore implements Store {
 
   get connected(): boolean {
     return this.#inner !== undefined;
+  }
+
+  /** The open store's commit paths (PostgreSQL's), or none before it opens. */
+  get commitPaths(): CommitPaths | undefined {
+    return this.#inner?.commitPaths;
   }
 
   /** Why opening failed for good, once it has. */

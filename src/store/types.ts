@@ -191,6 +191,19 @@ export interface IngestStore {
    * delivery was committed lately); throws what a commit would throw otherwise.
    */
   probeWrite(): Promise<void>;
+  /** How batches were committed so far, on a store with more than one way (PostgreSQL's). */
+  readonly commitPaths?: CommitPaths;
+}
+
+/**
+ * PostgreSQL's group commits by path: `guessed` (one round trip, folded on the states this instance
+ * last wrote), `locked` (the objects' rows locked and read first), and `staleGuesses`, guesses that
+ * were wrong (rolled back, then committed the locked way, so counted in `locked` too).
+ */
+export interface CommitPaths {
+  readonly guessed: number;
+  readonly locked: number;
+  readonly staleGuesses: number;
 }
 
 /** What the API, the dashboard and the CLI read. */

@@ -15,7 +15,14 @@ import {
   warnIfSchemaOlder,
 } from '../schema-setup.js';
 import { SqlReadStore } from '../sql-read-store.js';
-import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits, Store } from '../types.js';
+import type {
+  CommitOutcome,
+  CommitPaths,
+  IncomingEvent,
+  NewRejection,
+  RejectionLimits,
+  Store,
+} from '../types.js';
 import {
   describePostgresError,
   isPostgresUnavailable,
@@ -282,8 +289,7 @@ export class PostgresStore extends SqlReadStore implements Store {
     });
   }
 
-  /** Batches committed with guessed states (one round trip) and locked ones, and the guesses that missed. */
-  get commitPaths(): Readonly<{ guessed: number; locked: number; staleGuesses: number }> {
+  get commitPaths(): CommitPaths {
     return { ...(this.#writer?.paths ?? { guessed: 0, locked: 0, staleGuesses: 0 }) };
   }
 

@@ -336,7 +336,7 @@ export class PostgresWriter {
   /** Batches left to take the locked path before the next guess, and the pause after the next miss. */
   #pauseLeft = 0;
   #nextPause = 1;
-  /** Batches committed by each path, and guesses that missed (`PostgresStore.commitPaths`). */
+  /** Batches committed by each path (readiness probes, rolled back, not counted), and guesses that missed. */
   readonly paths = { guessed: 0, locked: 0, staleGuesses: 0 };
 
   constructor(eventSequence: string) {
@@ -434,7 +434,6 @@ export class PostgresWriter {
     const isNew = (event: IncomingEvent, i: number) =>
       !storedKeys.has(event.key) && keys.firstIndex.get(event.key) === i;
     const { outcomes, write, folded } = this.#fold(events, keys, isNew, states, storedKeys, undefined);
-    this.paths.locked++;
     if (end === 'commit') {
       try {
         // If the write fails, PostgreSQL ends the aborted transaction at this COMMIT by rolling back.
@@ -446,6 +445,7 @@ export class PostgresWriter {
         throw error;
       }
       this.#remember(folded);
+      this.paths.locked++;
     } else {
       await client.query(write.sql, write.params);
     }

@@ -57,6 +57,6 @@ const at = (p: number) => commitMs[Math.min(commitMs.length - 1, Math.floor(p * 
 console.log(
   `${N} deliveries: ${((used.user + used.system) / N).toFixed(1)} µs CPU each, ${Math.round(N / seconds)} deliveries/s, one commit p50 ${at(0.5).toFixed(2)} ms, p99 ${at(0.99).toFixed(2)} ms`,
 );
-if ('commitPaths' in store) console.log(JSON.stringify((store as { commitPaths: unknown }).commitPaths));
+if (store.commitPaths !== undefined) console.log(JSON.stringify(store.commitPaths));
 await store.close();
 rmSync(dir, { recursive: true, force: true });

@@ -54,9 +54,8 @@ export class LogBatch {
   #handOver(): void {
     this.#scheduled = false;
     if (this.#lines.length === 0) return;
-    const text = this.#lines.length === 1 ? this.#lines[0] : this.#lines.join('');
+    const text = this.#lines.join('');
     this.#lines = [];
-    if (text === undefined) return;
     try {
       this.#sink.write(text);
     } catch {

@@ -62,6 +62,18 @@ function errorCode(error: unknown): string | undefined {
  */
 const COMMIT_RACE_CONSTRAINTS = new Set(['events_delivery_key_key', 'objects_pkey']);
 
+/**
+ * In the error a guessed write statement raises (a string cast to `bigint`, `22P02`) when its guessed
+ * states were not the stored ones (`PostgresWriter`'s one-round-trip commit).
+ */
+export const STALE_GUESS = 'inlet: stale guess';
+
+/** Whether `error` is a write statement's failed guess (the transaction is rolled back; nothing was written). */
+export function isStaleGuess(error: unknown): boolean {
+  const message = (error as PgErrorLike | null)?.message;
+  return errorCode(error) === '22P02' && typeof message === 'string' && message.includes(STALE_GUESS);
+}
+
 /** Serialization failures, deadlocks and lost commit races: the transaction may simply be run again. */
 export function isRetryableConflict(error: unknown): boolean {
   const code = errorCode(error);

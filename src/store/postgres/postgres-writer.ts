@@ -23,7 +23,13 @@ import {
 } from '../statements.js';
 import { orderedId } from '../random-id.js';
 import type { CommitOutcome, IncomingEvent, NewRejection, RejectionLimits } from '../types.js';
-import { isPostgresUnavailable, isRetryableConflict, toStoreError } from './postgres-errors.js';
+import {
+  isPostgresUnavailable,
+  isRetryableConflict,
+  isStaleGuess,
+  STALE_GUESS,
+  toStoreError,
+} from './postgres-errors.js';
 import { TRANSITIONS_CHANNEL } from './postgres-jobs.js';
 
 /** Tries of one transaction when PostgreSQL reports a deadlock or serialization failure. */
@@ -137,15 +143,6 @@ interface BatchWrites {
    * event, new object and guessed object was written as guessed.
    */
   guessedCounts?: ReadonlyMap<string, number>;
-}
-
-/** In the error a write statement raises when its guessed states were not the stored ones. */
-const STALE_GUESS = 'inlet: stale guess';
-
-/** Whether `error` is a write statement's failed guess (the transaction is rolled back; nothing was written). */
-export function isStaleGuess(error: unknown): boolean {
-  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
-  return code === '22P02' && typeof message === 'string' && message.includes(STALE_GUESS);
 }
 
 /**

@@ -190,9 +190,20 @@ function writeBatchQuery(writes: BatchWrites, sequence: string): { sql: string; 
       ];
       return `(${values.map((value, i) => param(value, EVENT_COLUMNS[i]?.[1] ?? 'text')).join(', ')})`;
     });
+    // A guess takes its objects' row locks first, in id order, as the locked path's first read does: a
+    // statement that inserted events first and locked objects after could deadlock with a locked-path
+    // commit holding those objects and inserting the same events (`incoming` waits on the locks).
+    let afterLocks = '';
+    if (guessed !== undefined) {
+      const ids = [...writes.created, ...writes.updated].map((state) => state.id).sort();
+      ctes.push(`locked AS (
+  SELECT id FROM objects WHERE id = ANY(${param(ids, 'text[]')}) ORDER BY id FOR UPDATE
+)`);
+      afterLocks = ' WHERE (SELECT count(*) FROM locked) >= 0';
+    }
     // `incoming` is read once, and its nextval drawn in the VALUES' (arrival) order before sorting.
     ctes.push(`incoming AS (
-  SELECT nextval(${sequence}::regclass) AS seq, v.* FROM (VALUES ${rows.join(',\n  ')}) AS v (${EVENT_COLUMN_LIST})
+  SELECT nextval(${sequence}::regclass) AS seq, v.* FROM (VALUES ${rows.join(',\n  ')}) AS v (${EVENT_COLUMN_LIST})${afterLocks}
 )`);
     ctes.push(`stored AS (
   INSERT INTO events (seq, ${EVENT_COLUMN_LIST})

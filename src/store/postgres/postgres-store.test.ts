@@ -346,6 +346,19 @@ describe.skipIf(!probe.ok)('PostgresStore specifics', () => {
       // Batches 1, 3 and 6 guessed and missed; 2, 4–5 and 7–8 waited out the pauses (1, then 2, then 4).
       expect(b.commitPaths).toEqual({ guessed: 0, locked: 8, staleGuesses: 3 });
     });
+
+    it('does not count readiness probes against a pause', async () => {
+      url = await db.freshSchema();
+      const [a, b] = [await serve(), await serve()];
+      for (const i of [0, 1]) await a.commitEvents([makeEvent(`s${i}`, started(`p${i}`))]);
+      await b.commitEvents([makeEvent('x0', processing('p0', 'a'))]);
+      expect(b.commitPaths).toEqual({ guessed: 0, locked: 1, staleGuesses: 1 });
+      // The miss left a pause of one batch: probes meanwhile leave it for the next real batch.
+      await b.probeWrite();
+      await b.probeWrite();
+      await b.commitEvents([makeEvent('x1', processing('p1', 'a'))]);
+      expect(b.commitPaths).toEqual({ guessed: 0, locked: 2, staleGuesses: 1 });
+    });
   });
 
   it('keeps events in arrival order inside a batch, whatever their keys', async () => {

@@ -374,7 +374,8 @@ export class PostgresWriter {
       }
       this.#pauseLeft = this.#nextPause;
       this.#nextPause = Math.min(this.#nextPause * 2, MAX_GUESS_PAUSE);
-    } else if (this.#pauseLeft > 0) {
+    } else if (end === 'commit' && this.#pauseLeft > 0) {
+      // Only batches that commit count down the pause: a readiness probe (rolled back) never guesses.
       this.#pauseLeft--;
     }
     return this.#commitLocked(client, events, keys, end);

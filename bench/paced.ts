@@ -21,7 +21,15 @@ export interface PacedOptions {
   secret: string;
   /** Deliveries per second. */
   rate: number;
+  /**
+   * The warm-up, at least: the window opens once the server has kept up with the load for KEPT_UP_MS
+   * (all that time, no request due more than CAUGHT_UP_MS before was still unanswered), or at
+   * `maxWarmupSeconds` (10 unless set) whether it has or not. A fixed warm-up measured a cold server's backlog on a slow machine: started
+   * together, the first 2 s of a 2,000/s load left Inlet ≈ 0.5 s behind, and the window's first 1.5 s
+   * were that backlog draining (the whole p99).
+   */
   warmupSeconds: number;
+  maxWarmupSeconds?: number;
   seconds: number;
   /** Sockets at most; requests due beyond them wait in the Agent (and that wait counts). */
   connections: number;
@@ -51,6 +59,10 @@ export interface PacedResult {
   errors: number;
   /** Answered ÷ the time from the window's start to the last answer of it. */
   achievedRps: number;
+  /** The warm-up it took: when the window opened, from the first request. */
+  warmedUpSeconds: number;
+  /** Whether the server had caught up by then (false: the window opened at the longest warm-up). */
+  caughtUp: boolean;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
@@ -64,33 +76,50 @@ export interface PacedRun {
 
 const TICK_MS = 1;
 const TIMEOUT_MS = 10_000;
+/** Keeping up: no request due longer ago than CAUGHT_UP_MS is unanswered, for KEPT_UP_MS on end. */
+export const CAUGHT_UP_MS = 25;
+export const KEPT_UP_MS = 1000;
 
 export function startPaced(o: PacedOptions): PacedRun {
   const agent = new Agent({ keepAlive: true, maxSockets: o.connections });
-  const warmup = Math.round(o.rate * o.warmupSeconds);
-  const total = warmup + Math.round(o.rate * o.seconds);
-  // Every request is built and signed before the clock starts: the sender shares the machine's cores
-  // with the server it measures, so the less it does while measuring, the less of its own time is
-  // charged to the server. The timestamps stay well inside the five minutes' tolerance.
+  const minWarmup = Math.round(o.rate * o.warmupSeconds);
+  const maxWarmup = Math.max(minWarmup, Math.round(o.rate * (o.maxWarmupSeconds ?? 10)));
+  const measured = Math.round(o.rate * o.seconds);
+  // Every request the window can send is built and signed before the clock starts: the sender shares
+  // the machine's cores with the server it measures, so the less it does while measuring, the less of
+  // its own time is charged to the server. A longer warm-up builds one more for each it sends past the
+  // shortest, so the window's are always built before it opens. The timestamps stay well inside the
+  // five minutes' tolerance.
   const timestampSec = Math.floor(Date.now() / 1000);
   // Each is dropped once sent.
-  const requests: ({ body: Buffer; headers: Record<string, string> } | undefined)[] = Array.from(
-    { length: total },
-    (_, n) => {
-      const body = Buffer.from(predictionBody(o.tag, interleaved(n, o.streams ?? 1000)));
-      const headers = {
+  const requests: ({ body: Buffer; headers: Record<string, string> } | undefined)[] = [];
+  const build = () => {
+    const n = requests.length;
+    const body = Buffer.from(predictionBody(o.tag, interleaved(n, o.streams ?? 1000)));
+    requests.push({
+      body,
+      headers: {
         'content-type': 'application/json',
         'content-length': String(body.length),
         ...signWebhook(body, { secret: o.secret, id: `msg_${o.tag}${n}`, timestampSec }),
-      };
-      return { body, headers };
-    },
-  );
+      },
+    });
+    answered.push(false);
+  };
+  const answered: boolean[] = [];
+  while (requests.length < minWarmup + measured) build();
   const started = performance.now();
   const dueAt = (n: number) => started + (n * 1000) / o.rate;
   const latencies: number[] = [];
   let errors = 0;
-  let lastAnswer = dueAt(warmup);
+  /** The window's first request, once it is open; its last is `warmup + measured - 1`. */
+  let warmup = Number.POSITIVE_INFINITY;
+  let caughtUp = false;
+  /** Since when no request due more than CAUGHT_UP_MS before is unanswered (undefined: it is behind). */
+  let keptUpSince: number | undefined;
+  let lastAnswer = 0;
+  /** The oldest request not answered yet (or failed). */
+  let oldest = 0;
   const pending: Promise<void>[] = [];
 
   function send(n: number): Promise<void> {
@@ -101,6 +130,8 @@ export function startPaced(o: PacedOptions): PacedRun {
       const settle = (ok: boolean) => {
         if (settled) return;
         settled = true;
+        answered[n] = true;
+        while (answered[oldest] === true) oldest++;
         if (n >= warmup) {
           lastAnswer = performance.now();
           if (ok) latencies.push(lastAnswer - dueAt(n));
@@ -123,14 +154,27 @@ export function startPaced(o: PacedOptions): PacedRun {
   const done = new Promise<PacedResult>((resolve) => {
     let next = 0;
     const tick = () => {
-      const due = Math.min(total, Math.floor(((performance.now() - started) * o.rate) / 1000) + 1);
-      while (next < due) {
-        if (next === warmup) opened();
-        const p = send(next++);
+      const now = performance.now();
+      const due = Math.floor(((now - started) * o.rate) / 1000) + 1;
+      const behind = oldest < next && dueAt(oldest) < now - CAUGHT_UP_MS;
+      keptUpSince = behind ? undefined : (keptUpSince ?? now);
+      while (next < Math.min(due, warmup + measured)) {
+        if (warmup === Number.POSITIVE_INFINITY && next >= minWarmup) {
+          caughtUp = keptUpSince !== undefined && now - keptUpSince >= KEPT_UP_MS;
+          if (caughtUp || next >= maxWarmup) {
+            warmup = next;
+            lastAnswer = dueAt(warmup);
+            opened();
+          } else {
+            build();
+          }
+        }
+        const n = next++;
+        const p = send(n);
         // Only the measured window's answers are awaited at the end; the warm-up's settle on their own.
-        if (next > warmup) pending.push(p);
+        if (n >= warmup) pending.push(p);
       }
-      if (next < total) setTimeout(tick, TICK_MS);
+      if (next < warmup + measured) setTimeout(tick, TICK_MS);
       else void Promise.all(pending).then(() => resolve(summary()));
     };
     tick();
@@ -141,10 +185,12 @@ export function startPaced(o: PacedOptions): PacedRun {
     const sorted = latencies.sort((a, b) => a - b);
     const pct = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
     return {
-      sent: total - warmup,
+      sent: measured,
       answered: sorted.length,
       errors,
       achievedRps: sorted.length / ((lastAnswer - dueAt(warmup)) / 1000),
+      warmedUpSeconds: (dueAt(warmup) - started) / 1000,
+      caughtUp,
       p50Ms: pct(0.5),
       p99Ms: pct(0.99),
       maxMs: sorted.at(-1) ?? NaN,

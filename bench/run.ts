@@ -22,6 +22,7 @@ import { openStore } from '../src/store/index.js';
 import { type BigBodyResult, sendBigBodies } from './big-bodies.js';
 import { incomingEvent, MODELS, writeSignedDeliveries } from './deliveries.js';
 import { type PacedResult } from './paced.js';
+import { CAUGHT_UP_MS, KEPT_UP_MS } from './paced.js';
 import { startPacedProcess } from './paced-process.js';
 import { serveArgs } from './serve-command.js';
 
@@ -50,7 +51,9 @@ const WRITE_DOCS = env.INLET_BENCH_WRITE_DOCS !== '0';
 /** The paced (open-loop) load: deliveries per second (0 skips it) and seconds measured after a warm-up. */
 const PACED_RATE = Number(env.INLET_BENCH_PACED_RATE ?? 2000);
 const PACED_SECONDS = Number(env.INLET_BENCH_PACED_SECONDS ?? 10);
+/** The paced warm-up: at least this, then until the server has caught up, at most the longest. */
 const PACED_WARMUP_SECONDS = 2;
+const PACED_MAX_WARMUP_SECONDS = 10;
 /** 50 clients POSTing bodies near Inlet's size limit at once (0 skips it). */
 const BIG_BODIES = env.INLET_BENCH_BIG_BODIES !== '0';
 const BIG_BODY_CLIENTS = 50;
@@ -687,6 +690,7 @@ async function measurePaced(server: Started): Promise<PacedMeasurement> {
     secret: SECRET,
     rate: PACED_RATE,
     warmupSeconds: PACED_WARMUP_SECONDS,
+    maxWarmupSeconds: PACED_MAX_WARMUP_SECONDS,
     seconds: PACED_SECONDS,
     // At 2,000/s a server answering within 10 ms needs about 20 sockets: this cap binds only on one
     // that misses the target anyway, and the wait for a socket is counted.
@@ -957,7 +961,7 @@ async function main(): Promise<void> {
         try {
           const p = await measurePaced(server);
           log(
-            `  ${p.sent} due, ${fmt(p.achievedRps)}/s answered, p50 ${fmt(p.p50Ms, 2)} ms, p99 ${fmt(p.p99Ms, 2)} ms, max ${fmt(p.maxMs, 1)} ms, Inlet-side p99 ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : '—'} ms, peak RSS ${fmt(p.rssMiB)} MiB, errors ${p.errors}`,
+            `  warmed up in ${fmt(p.warmedUpSeconds, 1)} s${p.caughtUp ? '' : ' (not caught up)'}; ${p.sent} due, ${fmt(p.achievedRps)}/s answered, p50 ${fmt(p.p50Ms, 2)} ms, p99 ${fmt(p.p99Ms, 2)} ms, max ${fmt(p.maxMs, 1)} ms, Inlet-side p99 ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : '—'} ms, peak RSS ${fmt(p.rssMiB)} MiB, errors ${p.errors}`,
           );
           if (p.errors > 0) notes.push(`${spec.name}, paced: ${p.errors} errors or non-2xx answers.`);
           paced.set(spec.name, p);
@@ -1035,13 +1039,13 @@ async function main(): Promise<void> {
   }
   if (paced.size > 0) {
     report.push(
-      `Paced: each line started fresh again, then ${PACED_WARMUP_SECONDS} s warm-up and ${PACED_SECONDS} s measured at a steady ${PACED_RATE} deliveries/s, open-loop (\`bench/paced.ts\`, in a process of its own: \`node:http\` with keep-alive, at most ${CONNECTIONS} sockets; every 1 ms it sends the requests due by the clock, never waiting for answers, and each latency runs from when its request was due, so a stall is charged to every request queued behind it). Deliveries of the same kind as above, each distinct, all signed before the clock starts, from 1,000 predictions at once (each sends its next delivery half a second after its last, as ~1,000 streaming predictions would). The sender runs on the same two cores as the server: the bare node:http line (no verify, no database) is what the sender and the machine alone add to every line. "answered/s": 2xx answers of the window ÷ the time to the last of them.`,
+      `Paced: each line started fresh again, then a warm-up of at least ${PACED_WARMUP_SECONDS} s that lasts until the server has kept up with the load for ${KEPT_UP_MS / 1000} s on end (all that time, no request due more than ${CAUGHT_UP_MS} ms before still unanswered; at most ${PACED_MAX_WARMUP_SECONDS} s, "not caught up" if it ended there), then ${PACED_SECONDS} s measured at a steady ${PACED_RATE} deliveries/s, open-loop (\`bench/paced.ts\`, in a process of its own: \`node:http\` with keep-alive, at most ${CONNECTIONS} sockets; every 1 ms it sends the requests due by the clock, never waiting for answers, and each latency runs from when its request was due, so a stall is charged to every request queued behind it). Deliveries of the same kind as above, each distinct, all signed before the clock starts, from 1,000 predictions at once (each sends its next delivery half a second after its last, as ~1,000 streaming predictions would). The sender runs on the same two cores as the server: the bare node:http line (no verify, no database) is what the sender and the machine alone add to every line. "answered/s": 2xx answers of the window ÷ the time to the last of them.`,
       '',
-      '| server | requests | answered/s | p50 ms | p99 ms | max ms | Inlet-side p99 ms | peak RSS MiB | errors |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| server | warm-up s | requests | answered/s | p50 ms | p99 ms | max ms | Inlet-side p99 ms | peak RSS MiB | errors |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...[...paced.entries()].map(
         ([name, p]) =>
-          `| ${name} | ${p.sent} | ${fmt(p.achievedRps)} | ${fmt(p.p50Ms, 2)} | ${fmt(p.p99Ms, 2)} | ${fmt(p.maxMs, 1)} | ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : '—'} | ${fmt(p.rssMiB)} | ${p.errors} |`,
+          `| ${name} | ${fmt(p.warmedUpSeconds, 1)}${p.caughtUp ? '' : ' (not caught up)'} | ${p.sent} | ${fmt(p.achievedRps)} | ${fmt(p.p50Ms, 2)} | ${fmt(p.p99Ms, 2)} | ${fmt(p.maxMs, 1)} | ${Number.isFinite(p.serverP99Ms) ? `≤ ${p.serverP99Ms}` : '—'} | ${fmt(p.rssMiB)} | ${p.errors} |`,
       ),
       '',
     );

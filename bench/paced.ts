@@ -24,9 +24,9 @@ export interface PacedOptions {
   /**
    * The warm-up, at least: the window opens once the server has kept up with the load for KEPT_UP_MS
    * (all that time, no request due more than CAUGHT_UP_MS before was still unanswered), or at
-   * `maxWarmupSeconds` (10 unless set) whether it has or not. A fixed warm-up measured a cold server's backlog on a slow machine: started
-   * together, the first 2 s of a 2,000/s load left Inlet ≈ 0.5 s behind, and the window's first 1.5 s
-   * were that backlog draining (the whole p99).
+   * `maxWarmupSeconds` (10 unless set) whether it has or not. A fixed warm-up measured a cold server's
+   * backlog on a slow machine: started together, the first 2 s of a 2,000/s load left Inlet ≈ 0.5 s
+   * behind, and the window's first 1.75 s were that backlog draining (the whole p99).
    */
   warmupSeconds: number;
   maxWarmupSeconds?: number;
@@ -93,6 +93,8 @@ export function startPaced(o: PacedOptions): PacedRun {
   const timestampSec = Math.floor(Date.now() / 1000);
   // Each is dropped once sent.
   const requests: ({ body: Buffer; headers: Record<string, string> } | undefined)[] = [];
+  /** Whether each request has settled (answered or failed). */
+  const answered: boolean[] = [];
   const build = () => {
     const n = requests.length;
     const body = Buffer.from(predictionBody(o.tag, interleaved(n, o.streams ?? 1000)));
@@ -106,7 +108,6 @@ export function startPaced(o: PacedOptions): PacedRun {
     });
     answered.push(false);
   };
-  const answered: boolean[] = [];
   while (requests.length < minWarmup + measured) build();
   const started = performance.now();
   const dueAt = (n: number) => started + (n * 1000) / o.rate;

@@ -366,17 +366,19 @@ export class PostgresWriter {
     end: CommitEnd = 'commit',
   ): Promise<CommitOutcome[]> {
     const keys = batchKeys(events);
-    if (end === 'commit' && this.#pauseLeft === 0) {
-      const outcomes = await this.#commitGuessed(client, events, keys);
-      if (outcomes !== undefined) {
-        this.#nextPause = 1;
-        return outcomes;
+    // A readiness probe (rolled back) never guesses, and does not count down a pause either.
+    if (end === 'commit') {
+      if (this.#pauseLeft > 0) {
+        this.#pauseLeft--;
+      } else {
+        const outcomes = await this.#commitGuessed(client, events, keys);
+        if (outcomes !== undefined) {
+          this.#nextPause = 1;
+          return outcomes;
+        }
+        this.#pauseLeft = this.#nextPause;
+        this.#nextPause = Math.min(this.#nextPause * 2, MAX_GUESS_PAUSE);
       }
-      this.#pauseLeft = this.#nextPause;
-      this.#nextPause = Math.min(this.#nextPause * 2, MAX_GUESS_PAUSE);
-    } else if (end === 'commit' && this.#pauseLeft > 0) {
-      // Only batches that commit count down the pause: a readiness probe (rolled back) never guesses.
-      this.#pauseLeft--;
     }
     return this.#commitLocked(client, events, keys, end);
   }

@@ -24,12 +24,12 @@ export interface PacedOptions {
   /**
    * The warm-up, at least: the window opens once the server has kept up with the load for KEPT_UP_MS
    * (all that time, no request due more than CAUGHT_UP_MS before was still unanswered), or at
-   * `maxWarmupSeconds` (10 unless set) whether it has or not. A fixed warm-up measured a cold server's
-   * backlog on a slow machine: started together, the first 2 s of a 2,000/s load left Inlet ≈ 0.5 s
-   * behind, and the window's first 1.75 s were that backlog draining (the whole p99).
+   * `maxWarmupSeconds` whether it has or not. A fixed warm-up measured a cold server's backlog on a
+   * slow machine: started together, the first 2 s of a 2,000/s load left Inlet ≈ 0.5 s behind, and the
+   * window's first 1.75 s were that backlog draining (the whole p99).
    */
   warmupSeconds: number;
-  maxWarmupSeconds?: number;
+  maxWarmupSeconds: number;
   seconds: number;
   /** Sockets at most; requests due beyond them wait in the Agent (and that wait counts). */
   connections: number;
@@ -83,7 +83,7 @@ export const KEPT_UP_MS = 1000;
 export function startPaced(o: PacedOptions): PacedRun {
   const agent = new Agent({ keepAlive: true, maxSockets: o.connections });
   const minWarmup = Math.round(o.rate * o.warmupSeconds);
-  const maxWarmup = Math.max(minWarmup, Math.round(o.rate * (o.maxWarmupSeconds ?? 10)));
+  const maxWarmup = Math.max(minWarmup, Math.round(o.rate * o.maxWarmupSeconds));
   const measured = Math.round(o.rate * o.seconds);
   // Every request the window can send is built and signed before the clock starts: the sender shares
   // the machine's cores with the server it measures, so the less it does while measuring, the less of

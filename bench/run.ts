@@ -21,8 +21,7 @@ import { SETTING_DEFAULTS } from '../src/config.js';
 import { openStore } from '../src/store/index.js';
 import { type BigBodyResult, sendBigBodies } from './big-bodies.js';
 import { incomingEvent, MODELS, writeSignedDeliveries } from './deliveries.js';
-import { type PacedResult } from './paced.js';
-import { CAUGHT_UP_MS, KEPT_UP_MS } from './paced.js';
+import { CAUGHT_UP_MS, KEPT_UP_MS, type PacedResult } from './paced.js';
 import { startPacedProcess } from './paced-process.js';
 import { serveArgs } from './serve-command.js';
 

@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { LogBatch, type LineSink } from './log-batch.js';
+import { LogBatch, openLogBatches, type LineSink } from './log-batch.js';
 
 const LOGGER_MODULE = fileURLToPath(new URL('../dist/logger.js', import.meta.url));
 
@@ -32,6 +32,16 @@ describe('LogBatch', () => {
     batch.write('later\n');
     await nextTurn();
     expect(sink.writes).toEqual([sink.writes[0], 'later\n']);
+  });
+
+  it('keeps a batch for the exit flush only while it holds lines', async () => {
+    const before = openLogBatches();
+    const batches = Array.from({ length: 5 }, () => new LogBatch(recordingSink()));
+    expect(openLogBatches()).toBe(before);
+    for (const batch of batches) batch.write('x\n');
+    expect(openLogBatches()).toBe(before + 5);
+    await nextTurn();
+    expect(openLogBatches()).toBe(before);
   });
 
   it('hands over what waits before a synchronous flush, and nothing twice', async () => {

@@ -8,9 +8,18 @@ export interface LineSink {
   flushSync?(): void;
 }
 
-/** This process's batches: the one `exit` listener writes out what each still holds. */
+/**
+ * The batches holding lines not yet handed over: the one `exit` listener writes them out. A batch is
+ * here only between its first line of a turn and the hand-over, so loggers made and dropped (tests,
+ * an embedding application) are not kept alive by it.
+ */
 const open = new Set<LogBatch>();
 let exitListener = false;
+
+/** How many batches hold lines not yet handed over (for tests). */
+export function openLogBatches(): number {
+  return open.size;
+}
 
 /**
  * Joins the log lines of one event-loop turn and hands them to `sink` in one write. Pino's
@@ -32,10 +41,10 @@ export class LogBatch {
 
   constructor(sink: LineSink) {
     this.#sink = sink;
-    open.add(this);
     if (!exitListener) {
       exitListener = true;
-      // Before pino's own exit flush, which would otherwise run first and find nothing of these.
+      // Before pino's own exit flush, which would otherwise run first and find nothing of these. A batch
+      // with nothing waiting needs nothing here: pino flushes its sink at exit itself.
       process.prependListener('exit', () => {
         for (const batch of open) batch.flushSync();
       });
@@ -46,6 +55,7 @@ export class LogBatch {
     this.#lines.push(line);
     if (!this.#scheduled) {
       this.#scheduled = true;
+      open.add(this);
       setImmediate(() => this.#handOver());
     }
     return true;
@@ -53,6 +63,7 @@ export class LogBatch {
 
   #handOver(): void {
     this.#scheduled = false;
+    open.delete(this);
     if (this.#lines.length === 0) return;
     const text = this.#lines.join('');
     this.#lines = [];

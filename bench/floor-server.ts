@@ -1,9 +1,6 @@
 import { createServer } from 'node:http';
-import Database from 'better-sqlite3';
-import pg from 'pg';
-import { WalCheckpointer } from '../src/store/sqlite/wal-checkpoint.js';
-import { WalSync } from '../src/store/sqlite/wal-sync.js';
 import { createVerifier } from '../src/verify/index.js';
+import { postgresBackend, sqliteBackend, type Row } from './floor-backends.js';
 
 /**
  * The floor under Inlet (docs/benchmarks.md): the "plain prototype that only verifies and inserts"
@@ -22,88 +19,6 @@ const url = process.env.FLOOR_DATABASE_URL;
 const secret = process.env.REPLICATE_WEBHOOK_SECRET;
 if ((path === undefined) === (url === undefined) || secret === undefined)
   throw new Error('FLOOR_DATABASE or FLOOR_DATABASE_URL, and REPLICATE_WEBHOOK_SECRET');
-
-interface Row {
-  id: string;
-  prediction: string;
-  status: string;
-  body: Buffer;
-  done(duplicate: boolean | undefined): void;
-}
-
-interface Backend {
-  /** Batches that may be committing at once. */
-  overlap: number;
-  /** A wait before the next batch may start (a SQLite checkpoint holding writes), or undefined. */
-  hold(): Promise<void> | undefined;
-  /** Commits the rows; resolves once that is durable, with whether each was a duplicate. */
-  commit(rows: Row[]): Promise<boolean[]>;
-  close(): Promise<void>;
-}
-
-function sqliteBackend(file: string): Backend {
-  const db = new Database(file);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY);
-  CREATE TABLE IF NOT EXISTS deliveries (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,
-    prediction TEXT NOT NULL, status TEXT NOT NULL, received_at INTEGER NOT NULL, body BLOB NOT NULL)`);
-  const insert = db.prepare(
-    'INSERT OR IGNORE INTO deliveries (id, prediction, status, received_at, body) VALUES (?, ?, ?, ?, ?)',
-  );
-  const wal = new WalSync(file);
-  const checkpoints = new WalCheckpointer(db, file, wal);
-  const transaction = db.transaction((rows: Row[]) => {
-    const now = Date.now();
-    return rows.map((r) => insert.run(r.id, r.prediction, r.status, now, r.body).changes === 0);
-  });
-  return {
-    // The commit itself is synchronous; only the WAL sync after it overlaps the next batches.
-    overlap: Infinity,
-    hold: () => checkpoints.writeHold(),
-    async commit(rows) {
-      const duplicates = transaction(rows);
-      checkpoints.committed();
-      await wal.durable();
-      return duplicates;
-    },
-    async close() {
-      await checkpoints.idle();
-      await wal.settled();
-      checkpoints.close();
-      wal.close();
-      db.close();
-    },
-  };
-}
-
-/** Connections, hence batches in flight: while one batch waits for its commit, the next is sent. */
-const POSTGRES_POOL = 4;
-
-async function postgresBackend(connectionString: string): Promise<Backend> {
-  const pool = new pg.Pool({ connectionString, max: POSTGRES_POOL });
-  await pool.query(`CREATE TABLE IF NOT EXISTS deliveries (seq BIGSERIAL PRIMARY KEY, id TEXT NOT NULL UNIQUE,
-    prediction TEXT NOT NULL, status TEXT NOT NULL, received_at BIGINT NOT NULL, body BYTEA NOT NULL)`);
-  return {
-    overlap: POSTGRES_POOL,
-    hold: () => undefined,
-    async commit(rows) {
-      const now = Date.now();
-      const values = rows.map(
-        (_, i) => `($${5 * i + 1}, $${5 * i + 2}, $${5 * i + 3}, $${5 * i + 4}, $${5 * i + 5})`,
-      );
-      const inserted = await pool.query<{ id: string }>(
-        `INSERT INTO deliveries (id, prediction, status, received_at, body) VALUES ${values.join(', ')}
-         ON CONFLICT (id) DO NOTHING RETURNING id`,
-        rows.flatMap((r) => [r.id, r.prediction, r.status, now, r.body]),
-      );
-      // Returned once per id: a second row of the same id in this batch is a duplicate too.
-      const fresh = new Set(inserted.rows.map((r) => r.id));
-      return rows.map((r) => !fresh.delete(r.id));
-    },
-    close: () => pool.end(),
-  };
-}
 
 const backend = url !== undefined ? await postgresBackend(url) : sqliteBackend(path!);
 const verify = createVerifier({ secrets: [secret], toleranceSec: 300, acceptHex: false });

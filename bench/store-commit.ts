@@ -8,6 +8,9 @@
  * prediction split over two batches committing at once makes the second one's guess miss, which
  * `serve`'s batcher never lets happen (one commit per object at a time).
  *
+ * `BENCH_FLOOR=1` commits the same batches through the floor's storage instead (`floor-backends.ts`:
+ * one row a delivery, the same WAL sync and checkpoints on SQLite), so the two stores compare alone.
+ *
  *   npm run build && npx tsc -p bench/tsconfig.json && node dist/.bench/bench/store-commit.js [N]
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { join } from 'node:path';
 import { openStore } from '../src/store/index.js';
 import type { IncomingEvent } from '../src/store/types.js';
 import { incomingEvent } from './deliveries.js';
+import { postgresBackend, sqliteBackend } from './floor-backends.js';
 
 const N = Number(process.argv[2] ?? 60_000);
 const WARMUP = 10_000;
@@ -23,9 +27,46 @@ const BATCH = Number(process.env.BENCH_BATCH ?? 18);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 8);
 
 const dir = mkdtempSync(join(tmpdir(), 'inlet-store-bench-'));
-const store = await openStore(process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'inlet.db')}`, {
-  mode: 'serve',
-});
+const url = process.env.BENCH_DATABASE_URL ?? `sqlite:${join(dir, 'inlet.db')}`;
+
+interface Committer {
+  commit(batch: IncomingEvent[]): Promise<unknown>;
+  commitPaths?: unknown;
+  close(): Promise<void>;
+}
+
+async function floorStore(): Promise<Committer> {
+  const backend = url.startsWith('sqlite:')
+    ? sqliteBackend(url.slice('sqlite:'.length))
+    : await postgresBackend(url);
+  return {
+    async commit(batch) {
+      await backend.hold();
+      const rows = batch.map((event) => ({
+        id: event.key,
+        prediction: event.object.id,
+        status: event.object.status,
+        body: event.body,
+        done() {},
+      }));
+      return backend.commit(rows);
+    },
+    close: () => backend.close(),
+  };
+}
+
+async function inletStore(): Promise<Committer> {
+  const store = await openStore(url, { mode: 'serve' });
+  return {
+    commit: (batch) => store.commitEvents(batch),
+    get commitPaths() {
+      return store.commitPaths;
+    },
+    close: () => store.close(),
+  };
+}
+
+const store = process.env.BENCH_FLOOR === '1' ? await floorStore() : await inletStore();
 const tag = `sc${Date.now().toString(36)}`;
 const startMs = Date.now();
 const events: IncomingEvent[] = Array.from({ length: WARMUP + N }, (_, i) =>
@@ -39,7 +80,7 @@ async function committer(until: number): Promise<void> {
     const batch = events.slice(next, Math.min(until, next + BATCH));
     next += batch.length;
     const begun = performance.now();
-    await store.commitEvents(batch);
+    await store.commit(batch);
     commitMs.push(performance.now() - begun);
   }
 }

@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
  * it collects against how fast the program allocates. Under steady webhook load on PostgreSQL it chose
  * a large one: 5 full collections a run instead of 14–15, and a peak RSS of 150–192 MiB instead of
  * 126–132, for the same time spent collecting on the event loop (fewer, shorter scavenges make up for
- * the full collections) and the same throughput (docs/benchmarks.md, "Peak RSS").
+ * the full collections) and the same throughput (docs/benchmarks.md, "What was changed").
  */
 export const HEAP_GROWING_PERCENT = 50;
 

@@ -1,13 +1,14 @@
-import Database from 'better-sqlite3';
-import pg from 'pg';
-import { WalCheckpointer } from '../src/store/sqlite/wal-checkpoint.js';
-import { WalSync } from '../src/store/sqlite/wal-sync.js';
-
 /**
  * The floor's storage (docs/benchmarks.md): one deduplicated row a delivery, committed a batch at a
  * time. `bench/floor-server.ts` serves it over HTTP; `bench/store-commit.ts` (`BENCH_FLOOR=1`) commits
  * through it alone, beside Inlet's store.
  */
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { WalCheckpointer } from '../src/store/sqlite/wal-checkpoint.js';
+import { WalSync } from '../src/store/sqlite/wal-sync.js';
+
+/** One delivery to store, and whom to tell once it is durable (with whether it was a duplicate). */
 export interface Row {
   id: string;
   prediction: string;

@@ -41,7 +41,8 @@ async function floorStore(): Promise<Committer> {
     : await postgresBackend(url);
   return {
     async commit(batch) {
-      await backend.hold();
+      // As Inlet's store does: a checkpoint that ends may hand over to another before writes resume.
+      for (let hold = backend.hold(); hold !== undefined; hold = backend.hold()) await hold;
       const rows = batch.map((event) => ({
         id: event.key,
         prediction: event.object.id,
